@@ -1,0 +1,5 @@
+"""``python -m engine`` is ``llm-policy``."""
+
+from engine.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""The ``llm-policy`` command line.
+
+Each command lives in its own module of this package and exposes
+``register(subparsers)``, which adds its parser and sets ``handler`` (a function
+of the parsed arguments returning the exit code). Handlers import what they need
+when they run, so ``llm-policy --help`` stays fast.
+
+Exit codes shared by every command: 0 done, 1 invalid input or a refused change,
+2 usage error, 3 conflict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+#: Command modules, in the order ``--help`` lists them.
+COMMANDS: tuple[str, ...] = (
+    "validate",
+    "explain",
+    "schema",
+)
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llm-policy",
+        description="Decide, per LLM call site, when Claude calls use prompt caching and batches.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"engine.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    code: int = handler(args)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Provider strategies: how a decision becomes a change on the wire."""

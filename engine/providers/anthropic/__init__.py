@@ -1,0 +1,1 @@
+"""Anthropic: capabilities, the breakpoint allocator, Message Batches."""

@@ -1,0 +1,225 @@
+"""A request's content in cache-prefix order: the positions prompt caching works on.
+
+The API caches prefixes ordered ``tools`` -> ``system`` -> ``messages``. Each
+position here is one block that a ``cache_control`` marker could end a prefix at:
+a tool definition, a system block, a message content block, or a block nested in
+a ``tool_result`` (the nested blocks come first, then the ``tool_result`` itself,
+whose prefix includes them all).
+
+Both the emulator (to read and write its cache) and the breakpoint allocator (to
+decide where markers pay) walk requests with :func:`iter_blocks` and hash prefixes
+with :func:`prefix_hashes`, so they always agree on what a prefix is.
+
+Settings that invalidate part of the cache without changing a block are mixed into
+the chain where the docs say they take effect: ``speed`` and citation toggles at
+the start of ``system``; ``tool_choice``, thinking settings and whether images are
+present at the start of ``messages``. Changing a tool definition changes the
+first positions, so it invalidates everything, as documented.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from engine.providers.anthropic.tokens import block_tokens, canonical_json, text_tokens
+
+__all__ = ["Block", "Section", "iter_blocks", "prefix_hashes", "request_tokens"]
+
+Section = Literal["tools", "system", "messages"]
+
+#: Block types that may carry ``cache_control`` (thinking blocks and empty text may not).
+MARKABLE_TYPES = frozenset({"tool", "text", "image", "document", "tool_use", "tool_result", "search_result"})
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One position of the cacheable prefix.
+
+    ``path`` addresses the block in the payload, e.g. ``("messages", 3, "content", 1)``;
+    ``string_form`` means the container is a plain string (``system="..."`` or
+    ``content="..."``) that must become a one-block list before a marker fits.
+    ``tokens`` counts this position alone; ``digest`` identifies its content (the
+    marker itself left out) so equal content hashes equally in either form.
+    """
+
+    path: tuple[str | int, ...]
+    section: Section
+    role: str | None
+    type: str
+    tokens: int
+    markable: bool
+    cache_control: dict[str, Any] | None
+    digest: bytes
+    string_form: bool = False
+
+    @property
+    def dotted(self) -> str:
+        """The path as the API writes it in errors: ``messages.0.content.11.content.0``."""
+        return ".".join(str(p) for p in self.path)
+
+
+def _digest(value: Any) -> bytes:
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).digest()
+
+
+def _strip(block: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in block.items() if k != "cache_control"}
+
+
+def _markable(block: dict[str, Any]) -> bool:
+    kind = block.get("type", "")
+    if kind == "text" and not block.get("text"):
+        return False
+    return kind in MARKABLE_TYPES
+
+
+def _content_blocks(
+    path: tuple[str | int, ...], section: Section, role: str | None, content: Any
+) -> Iterator[Block]:
+    if isinstance(content, str):
+        text = {"type": "text", "text": content}
+        yield Block(
+            path=(*path, 0),
+            section=section,
+            role=role,
+            type="text",
+            tokens=text_tokens(content),
+            markable=bool(content),
+            cache_control=None,
+            digest=_digest({"role": role, "block": text}),
+            string_form=True,
+        )
+        return
+    for i, block in enumerate(content or []):
+        if not isinstance(block, dict):
+            continue
+        yield from _one_block((*path, i), section, role, block)
+
+
+def _one_block(
+    path: tuple[str | int, ...], section: Section, role: str | None, block: dict[str, Any]
+) -> Iterator[Block]:
+    marker = block.get("cache_control")
+    marker = marker if isinstance(marker, dict) else None
+    if block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+        header = {k: v for k, v in block.items() if k not in ("content", "cache_control")}
+        header_tokens = text_tokens(canonical_json(header))
+        nested = [b for b in block["content"] if isinstance(b, dict)]
+        for j, inner in enumerate(block["content"]):
+            if not isinstance(inner, dict):
+                continue
+            first = inner is nested[0]
+            inner_marker = inner.get("cache_control")
+            yield Block(
+                path=(*path, "content", j),
+                section=section,
+                role=role,
+                type=str(inner.get("type", "")),
+                tokens=block_tokens(inner) + (header_tokens if first else 0),
+                markable=_markable(inner),
+                cache_control=inner_marker if isinstance(inner_marker, dict) else None,
+                digest=_digest({"role": role, "header": header if first else None, "block": _strip(inner)}),
+            )
+        yield Block(
+            path=path,
+            section=section,
+            role=role,
+            type="tool_result",
+            tokens=0 if nested else header_tokens,
+            markable=True,
+            cache_control=marker,
+            digest=_digest({"role": role, "end": header}),
+        )
+        return
+    yield Block(
+        path=path,
+        section=section,
+        role=role,
+        type=str(block.get("type", "")),
+        tokens=block_tokens(block),
+        markable=_markable(block),
+        cache_control=marker,
+        digest=_digest({"role": role, "block": _strip(block)}),
+    )
+
+
+def iter_blocks(params: dict[str, Any]) -> list[Block]:
+    """Every cacheable position of ``params`` (a ``messages.create`` body) in prefix order."""
+    out: list[Block] = []
+    for i, tool in enumerate(params.get("tools") or []):
+        if isinstance(tool, dict):
+            marker = tool.get("cache_control")
+            out.append(
+                Block(
+                    path=("tools", i),
+                    section="tools",
+                    role=None,
+                    type="tool",
+                    tokens=block_tokens({**_strip(tool), "type": tool.get("type", "custom")}),
+                    markable=True,
+                    cache_control=marker if isinstance(marker, dict) else None,
+                    digest=_digest({"tool": _strip(tool)}),
+                )
+            )
+    system = params.get("system")
+    if system:
+        out.extend(_content_blocks(("system",), "system", None, system))
+    for m, message in enumerate(params.get("messages") or []):
+        if isinstance(message, dict):
+            out.extend(
+                _content_blocks(
+                    ("messages", m, "content"), "messages", message.get("role"), message.get("content")
+                )
+            )
+    return out
+
+
+def request_tokens(params: dict[str, Any]) -> int:
+    """Total input tokens of a request, cache aside (what ``count_tokens`` answers)."""
+    return sum(b.tokens for b in iter_blocks(params))
+
+
+def _system_salt(params: dict[str, Any]) -> dict[str, Any]:
+    citations = any(
+        isinstance(b, dict) and (b.get("citations") or {}).get("enabled")
+        for msg in params.get("messages") or []
+        if isinstance(msg, dict) and isinstance(msg.get("content"), list)
+        for b in msg["content"]
+    )
+    return {"speed": params.get("speed"), "citations": citations}
+
+
+def _messages_salt(params: dict[str, Any], has_images: bool) -> dict[str, Any]:
+    return {
+        "tool_choice": params.get("tool_choice"),
+        "thinking": params.get("thinking"),
+        "images": has_images,
+    }
+
+
+def prefix_hashes(params: dict[str, Any], blocks: list[Block] | None = None) -> list[bytes]:
+    """``hashes[i]`` identifies the prefix that ends with ``blocks[i]`` (model included).
+
+    Two requests share ``hashes[i]`` exactly when a cache entry written at position
+    ``i`` by one may be read by the other (same model, same content up to there,
+    same invalidating settings).
+    """
+    blocks = iter_blocks(params) if blocks is None else blocks
+    h = hashlib.sha256(("model:" + str(params.get("model", ""))).encode("utf-8"))
+    hashes: list[bytes] = []
+    section: str = "tools"
+    has_images = any(b.type == "image" for b in blocks)
+    for block in blocks:
+        if block.section != section:
+            if section == "tools":
+                h.update(_digest(_system_salt(params)))
+                section = "system"
+            if block.section == "messages" and section == "system":
+                h.update(_digest(_messages_salt(params, has_images)))
+            section = block.section
+        h.update(block.digest)
+        hashes.append(h.copy().digest())
+    return hashes

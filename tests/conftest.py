@@ -1,0 +1,1 @@
+"""Shared fixtures. Each area's own fixtures live in its folder's conftest."""
