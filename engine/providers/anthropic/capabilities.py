@@ -109,6 +109,8 @@ class ModelInfo:
     prices: Prices
     known: bool = True
     verified: bool = True
+    ttl_1h: bool = True
+    batches: bool = True
 
     def cost(self, usage: Usage, *, batch_multiplier: float = 0.5) -> float:
         """The USD price of ``usage`` on this model (batch tier if ``usage.batch``)."""
@@ -146,6 +148,7 @@ class Capabilities:
         }
         unknown = data["unknown_model"]
         self._unknown = (int(unknown["min_cache_tokens"]), _prices(unknown["prices"]))
+        self._unknown_features = (bool(unknown.get("ttl_1h", True)), bool(unknown.get("batches", True)))
         self._families: list[tuple[tuple[str, ...], ModelInfo]] = [
             (
                 tuple(m["match"]),
@@ -154,6 +157,8 @@ class Capabilities:
                     min_cache_tokens=int(m["min_cache_tokens"]),
                     prices=_prices(m["prices"]),
                     verified=bool(m.get("verified", True)),
+                    ttl_1h=bool(m.get("ttl_1h", True)),
+                    batches=bool(m.get("batches", True)),
                 ),
             )
             for m in data["models"]
@@ -197,6 +202,8 @@ class Capabilities:
             prices=self._unknown[1],
             known=False,
             verified=False,
+            ttl_1h=self._unknown_features[0],
+            batches=self._unknown_features[1],
         )
 
 
