@@ -1,0 +1,162 @@
+"""The emulator's ASGI app: the Anthropic routes plus the ``/_emulator`` controls.
+
+``build_app(state)`` wires routes to one :class:`EmulatorState`. The Message
+Batches routes live in ``engine.emulator.batches`` and are mounted when that
+module is present (it provides ``routes(state)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from engine.emulator.errors import ERROR_TYPES, ApiError, invalid_request
+from engine.emulator.faults import DROP, draw_fault
+from engine.emulator.sse import sse_events
+from engine.emulator.state import EmulatorState
+from engine.emulator.web import RequestIdMiddleware, api_key, error_response, read_json
+from engine.providers.anthropic.capabilities import capabilities
+
+__all__ = ["build_app"]
+
+
+class _DroppedResponse(Response):
+    """Headers promise a body that never fully arrives: the client sees a cut connection."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4096")]})
+        await send({"type": "http.response.body", "body": b'{"type":"message",', "more_body": True})
+
+
+def _messages_limit() -> int:
+    return int(capabilities().limits["messages_max_bytes"])
+
+
+def _message_routes(state: EmulatorState) -> list[BaseRoute]:
+    async def create(request: Request) -> Response:
+        key = api_key(request)
+        body = await read_json(request, _messages_limit())
+        fault = draw_fault(state)
+        try:
+            if isinstance(fault, ApiError):
+                raise fault
+            message = state.run_message(key, body)
+        except ApiError as err:
+            state.log_request("standard", body, None, api_key=key, status=err.status)
+            raise
+        if state.config.latency_s > 0:
+            await asyncio.sleep(state.config.latency_s)
+        if fault == DROP:
+            return _DroppedResponse()
+        if isinstance(body, dict) and body.get("stream"):
+            return StreamingResponse(sse_events(message), media_type="text/event-stream")
+        return JSONResponse(message)
+
+    async def count_tokens(request: Request) -> Response:
+        api_key(request)
+        body = await read_json(request, _messages_limit())
+        return JSONResponse(state.count_tokens(body))
+
+    return [
+        Route("/v1/messages", create, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+    ]
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    body = await read_json(request, 1 << 20)
+    if not isinstance(body, dict):
+        raise invalid_request("body: Input should be a JSON object")
+    return body
+
+
+def _control_routes(state: EmulatorState) -> list[BaseRoute]:
+    async def billing(request: Request) -> Response:
+        return JSONResponse(state.billing.snapshot(request.query_params.get("api_key")))
+
+    async def requests(request: Request) -> Response:
+        raw = request.query_params.get("last", "100")
+        if not raw.isdigit():
+            raise invalid_request(f"last: expected a non-negative integer, got {raw!r}")
+        return JSONResponse({"data": state.recent_requests(int(raw))})
+
+    async def reset(request: Request) -> Response:
+        state.reset()
+        return JSONResponse({"reset": True, "now": state.clock.now()})
+
+    async def clock(request: Request) -> Response:
+        if request.method == "POST":
+            body = await _json_object(request)
+            step = body.get("advance_s")
+            if isinstance(step, bool) or not isinstance(step, int | float) or step < 0:
+                raise invalid_request(f"advance_s: expected a number of seconds >= 0, got {step!r}")
+            state.clock.advance(float(step))
+        return JSONResponse({"now": state.clock.now(), "offset_s": state.clock.offset})
+
+    async def faults(request: Request) -> Response:
+        if request.method == "POST":
+            body = await _json_object(request)
+            try:
+                with state.lock:
+                    state.config.update(body)
+                    if "seed" in body:
+                        state.reseed(int(body["seed"]))
+            except ValueError as exc:
+                raise invalid_request(str(exc)) from exc
+        return JSONResponse(state.config.as_dict())
+
+    return [
+        Route("/_emulator/billing", billing, methods=["GET"]),
+        Route("/_emulator/requests", requests, methods=["GET"]),
+        Route("/_emulator/reset", reset, methods=["POST"]),
+        Route("/_emulator/clock", clock, methods=["GET", "POST"]),
+        Route("/_emulator/faults", faults, methods=["GET", "POST"]),
+    ]
+
+
+def _batch_routes(state: EmulatorState) -> list[BaseRoute]:
+    try:
+        module = importlib.import_module("engine.emulator.batches")
+    except ModuleNotFoundError as exc:
+        if exc.name != "engine.emulator.batches":
+            raise
+        return []
+    routes: list[BaseRoute] = module.routes(state)
+    return routes
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc, request)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = ERROR_TYPES.get(exc.status_code, "invalid_request_error")
+    message = "Not found" if exc.status_code == 404 else str(exc.detail)
+    if exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}"
+    return error_response(ApiError(exc.status_code, kind, message, headers=exc.headers), request)
+
+
+def build_app(state: EmulatorState) -> Starlette:
+    """The ASGI app serving ``state``."""
+    app = Starlette(
+        routes=[*_message_routes(state), *_batch_routes(state), *_control_routes(state)],
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+    )
+    app.state.emulator = state
+    return app

@@ -1,0 +1,73 @@
+"""The emulator's settings: seed, fault rates, latencies, log size.
+
+One mutable dataclass, so ``POST /_emulator/faults`` can change rates at run time
+and every reader sees the new values on its next request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["RUNTIME_SETTABLE", "EmulatorConfig"]
+
+
+@dataclass
+class EmulatorConfig:
+    """Settings of one emulator instance.
+
+    ``fault_rate`` is the share of ``/v1/messages`` requests answered with a fault
+    (429 with ``retry-after``, 529, 500 or a dropped connection, drawn from the
+    seeded generator). ``batch_error_rate`` / ``batch_expire_rate`` are the shares
+    of batch items that end errored / expired. ``latency_s`` is added to every
+    message request before its response starts; ``batch_latency_s`` is the wall
+    time a batch stays ``in_progress``.
+    """
+
+    seed: int = 0
+    fault_rate: float = 0.0
+    batch_error_rate: float = 0.0
+    batch_expire_rate: float = 0.0
+    latency_s: float = 0.0
+    batch_latency_s: float = 1.0
+    requests_log_size: int = 1000
+    retry_after_s: int = 1
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Refuse values that make no sense, naming the setting."""
+        for name in ("fault_rate", "batch_error_rate", "batch_expire_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+        for name in ("latency_s", "batch_latency_s"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if int(self.requests_log_size) < 1:
+            raise ValueError(f"requests_log_size must be >= 1, got {self.requests_log_size!r}")
+        if self.batch_error_rate + self.batch_expire_rate > 1.0:
+            raise ValueError("batch_error_rate + batch_expire_rate must not exceed 1")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply ``changes`` (only :data:`RUNTIME_SETTABLE` keys); all or nothing."""
+        unknown = sorted(set(changes) - RUNTIME_SETTABLE)
+        if unknown:
+            raise ValueError(f"unknown fault setting(s): {', '.join(unknown)}; settable: {sorted(RUNTIME_SETTABLE)}")
+        types = {f.name: f.type for f in fields(self)}
+        trial = EmulatorConfig(**{**self.as_dict(), **changes})
+        for key in changes:
+            value = getattr(trial, key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{key} must be a number, got {value!r}")
+            setattr(self, key, int(value) if types[key] in ("int", int) else float(value))
+
+
+#: What ``POST /_emulator/faults`` may change while the server runs.
+RUNTIME_SETTABLE = frozenset(
+    {"seed", "fault_rate", "batch_error_rate", "batch_expire_rate", "latency_s", "batch_latency_s", "retry_after_s"}
+)

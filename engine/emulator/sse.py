@@ -1,0 +1,64 @@
+"""A finished ``Message`` replayed as the API's server-sent event sequence.
+
+Order, as the API sends it: ``message_start`` (usage with the cache fields and
+``output_tokens`` 1), per block ``content_block_start`` / ``content_block_delta``
+(``text_delta`` or ``input_json_delta``) / ``content_block_stop``, one ``ping``
+after the first block opens, ``message_delta`` (stop reason and the final usage,
+input and cache fields included), ``message_stop``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["sse_events"]
+
+_CHUNK = 24  # characters per delta: several deltas even for short replies
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def _chunks(text: str) -> Iterator[str]:
+    for start in range(0, len(text), _CHUNK):
+        yield text[start : start + _CHUNK]
+
+
+def _block_events(index: int, block: dict[str, Any]) -> Iterator[bytes]:
+    if block["type"] == "tool_use":
+        yield _event(
+            "content_block_start",
+            {"type": "content_block_start", "index": index, "content_block": {**block, "input": {}}},
+        )
+        for part in _chunks(json.dumps(block["input"], ensure_ascii=False)):
+            delta = {"type": "input_json_delta", "partial_json": part}
+            yield _event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+    else:
+        start = {"type": "text", "text": ""}
+        yield _event("content_block_start", {"type": "content_block_start", "index": index, "content_block": start})
+        for part in _chunks(block.get("text", "")):
+            delta = {"type": "text_delta", "text": part}
+            yield _event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+    yield _event("content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+def sse_events(message: dict[str, Any]) -> Iterator[bytes]:
+    """Every event of ``message``'s stream, encoded for the wire."""
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}
+    yield _event("message_start", {"type": "message_start", "message": start})
+    for index, block in enumerate(message["content"]):
+        events = _block_events(index, block)
+        yield next(events)
+        if index == 0:
+            yield _event("ping", {"type": "ping"})
+        yield from events
+    if not message["content"]:
+        yield _event("ping", {"type": "ping"})
+    final_usage = {k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")}
+    delta = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
+    yield _event("message_delta", {"type": "message_delta", "delta": delta, "usage": final_usage})
+    yield _event("message_stop", {"type": "message_stop"})
