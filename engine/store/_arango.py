@@ -1,0 +1,382 @@
+"""Policies in PipesHub's ArangoDB: the ``aiconfigs`` collection, camelCase documents.
+
+Layout (docs/store.md has the full picture), one policy ``NAME``::
+
+    llmPolicyHead_NAME              {kind: "llmPolicyHead", name, latestVersion, latestRevision,
+                                     activeVersion, activeRevision, eventCount, updatedAt}
+    llmPolicyVersion_NAME_000001    {kind: "llmPolicyVersion", name, version, revision, document,
+                                     author, comment, createdAt}           (immutable)
+    llmPolicyEvent_NAME_000001      {kind: "llmPolicyEvent", name, seq, event, targetVersion,
+                                     fromVersion, toVersion, author, comment, at}  (append-only)
+    llmPolicyMigration_0001         {kind: "llmPolicyMigration", migrationId, description, appliedAt}
+
+Every write is one stream transaction: read the head, insert the version and the
+event (their keys are derived from name and number, so a duplicate is refused by
+the primary index), then update the head with a compare-and-set on its ``_rev``.
+Whoever commits second gets a revision or write-write conflict and starts over on
+fresh state, so versions stay contiguous with exactly one active. Policy names
+match ``^[a-z0-9][a-z0-9-]{0,62}$``, so ``_`` separates the parts of a key
+unambiguously.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar, cast
+
+from arango.client import ArangoClient
+from arango.collection import StandardCollection
+from arango.database import StandardDatabase, TransactionDatabase
+from arango.exceptions import ArangoError, ArangoServerError, DocumentRevisionError
+
+from engine.store._core import BaseStore, Change, Head, Raced
+from engine.store._errors import NotFoundError, StoreError, StoreUnavailableError
+from engine.store._model import History, HistoryEvent, StoredVersion, utc_now
+from engine.store._url import ArangoLocation, redact
+
+__all__ = ["COLLECTION", "ArangoStore"]
+
+log = logging.getLogger("engine.store")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+COLLECTION = "aiconfigs"
+HEAD, VERSION, EVENT, MIGRATION = "llmPolicyHead", "llmPolicyVersion", "llmPolicyEvent", "llmPolicyMigration"
+_CONFLICT, _NOT_FOUND_COLLECTION, _DUPLICATE_NAME, _UNIQUE = 1200, 1203, 1207, 1210
+INDEXES: tuple[dict[str, Any], ...] = (
+    {
+        "type": "persistent",
+        "name": "llmPolicyVersions",
+        "fields": ["kind", "name", "version"],
+        "unique": True,
+        "sparse": True,
+    },
+    {
+        "type": "persistent",
+        "name": "llmPolicyEvents",
+        "fields": ["kind", "name", "seq"],
+        "unique": True,
+        "sparse": True,
+    },
+)
+_MIGRATE_HINT = f"the {COLLECTION!r} collection does not exist yet: run `llm-policy migrate`"
+
+
+def head_key(name: str) -> str:
+    return f"{HEAD}_{name}"
+
+
+def version_key(name: str, version: int) -> str:
+    return f"{VERSION}_{name}_{version:06d}"
+
+
+def event_key(name: str, seq: int) -> str:
+    return f"{EVENT}_{name}_{seq:06d}"
+
+
+def _guarded(method: Callable[P, T]) -> Callable[P, T]:
+    """Driver and network failures become :class:`StoreUnavailableError`, password masked."""
+
+    @wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        store = cast("ArangoStore", args[0])
+        try:
+            return method(*args, **kwargs)
+        except (StoreError, Raced):
+            raise
+        except (ArangoError, OSError) as exc:  # requests' errors are OSErrors
+            raise store.unavailable(exc) from exc
+
+    return wrapper
+
+
+def _is_missing_collection(exc: ArangoError) -> bool:
+    return isinstance(exc, ArangoServerError) and exc.error_code == _NOT_FOUND_COLLECTION
+
+
+class ArangoStore(BaseStore):
+    """The PipesHub store. Nothing is created on open: ``llm-policy migrate`` (0001)
+    creates the collection and its indexes, so a read-only service can use it too."""
+
+    def __init__(
+        self, location: ArangoLocation, *, collection: str = COLLECTION, request_timeout: float = 10.0
+    ) -> None:
+        self.location = location
+        self.url = location.masked
+        self.collection_name = collection
+        self._client = ArangoClient(hosts=location.endpoint, request_timeout=request_timeout)
+        self._db: StandardDatabase = self._client.db(
+            location.database, username=location.username, password=location.password
+        )
+
+    def unavailable(self, exc: BaseException) -> StoreUnavailableError:
+        detail = redact(str(exc), self.location.password)
+        return StoreUnavailableError(f"policy store {self.url}: {type(exc).__name__}: {detail}")
+
+    @property
+    def _col(self) -> StandardCollection:
+        return self._db.collection(self.collection_name)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- schema and migrations -------------------------------------------------------
+
+    @_guarded
+    def ensure_schema(self) -> None:
+        if not self._db.has_collection(self.collection_name):
+            try:
+                self._db.create_collection(self.collection_name)
+            except ArangoServerError as exc:
+                if exc.error_code != _DUPLICATE_NAME:  # created meanwhile by someone else: fine
+                    raise
+        for index in INDEXES:
+            try:
+                self._col.add_index(dict(index))  # idempotent: an identical index is returned as is
+            except ArangoServerError as exc:
+                # A cluster refuses unique indexes on non-shard keys; the derived _keys still
+                # make (name, version) and (name, seq) unique, so the store stays correct.
+                log.warning(
+                    "policy store %s: index %s not created (%s); relying on document keys",
+                    self.url,
+                    index["name"],
+                    redact(str(exc), self.location.password),
+                )
+
+    @_guarded
+    def applied_migrations(self) -> dict[str, str]:
+        rows = self._query(
+            "FOR d IN @@col FILTER d.kind == @kind SORT d.migrationId RETURN [d.migrationId, d.appliedAt]",
+            kind=MIGRATION,
+            missing=[],
+        )
+        return {str(mid): str(at) for mid, at in rows}
+
+    @_guarded
+    def record_migration(self, migration_id: str, description: str) -> bool:
+        doc = {
+            "_key": f"{MIGRATION}_{migration_id}",
+            "kind": MIGRATION,
+            "migrationId": migration_id,
+            "description": description,
+            "appliedAt": utc_now(),
+        }
+        try:
+            self._col.insert(doc, sync=True)
+        except ArangoServerError as exc:
+            if exc.error_code == _UNIQUE:
+                return False
+            raise
+        return True
+
+    # -- reads ------------------------------------------------------------------------
+
+    def _get(self, key: str, *, col: StandardCollection | None = None) -> dict[str, Any] | None:
+        try:
+            return cast("dict[str, Any] | None", (col or self._col).get(key))
+        except ArangoServerError as exc:
+            if _is_missing_collection(exc):
+                return None
+            raise
+
+    def _query(self, aql: str, *, missing: list[Any], **bind: Any) -> list[Any]:
+        try:
+            cursor = self._db.aql.execute(aql, bind_vars={"@col": self.collection_name, **bind})
+        except ArangoServerError as exc:
+            if _is_missing_collection(exc):
+                return missing
+            raise
+        return list(cast("Iterator[Any]", cursor))
+
+    @_guarded
+    def active_revision(self, name: str) -> tuple[int, str] | None:
+        head = self._get(head_key(name))
+        return (int(head["activeVersion"]), str(head["activeRevision"])) if head else None
+
+    @_guarded
+    def get(self, name: str, version: int | None = None) -> StoredVersion:
+        head = self._get(head_key(name))
+        if head is None:
+            raise NotFoundError(name)
+        wanted = int(head["activeVersion"]) if version is None else version
+        doc = self._get(version_key(name, wanted)) if wanted >= 1 else None
+        if doc is None:
+            raise NotFoundError(name, wanted, hint=f"it has versions 1..{head['latestVersion']}")
+        return _version(doc, int(head["activeVersion"]))
+
+    @_guarded
+    def history(self, name: str) -> History:
+        head = self._get(head_key(name))
+        if head is None:
+            raise NotFoundError(name)
+        # Versions and events are immutable and the head only ever points at committed
+        # ones, so bounding both by the head gives one consistent picture.
+        versions = self._query(
+            "FOR d IN @@col FILTER d.kind == @kind AND d.name == @name AND d.version <= @upto "
+            "SORT d.version RETURN d",
+            kind=VERSION,
+            name=name,
+            upto=int(head["latestVersion"]),
+            missing=[],
+        )
+        events = self._query(
+            "FOR d IN @@col FILTER d.kind == @kind AND d.name == @name AND d.seq <= @upto "
+            "SORT d.seq RETURN d",
+            kind=EVENT,
+            name=name,
+            upto=int(head["eventCount"]),
+            missing=[],
+        )
+        return History(
+            name=name,
+            versions=[_version(doc, int(head["activeVersion"])) for doc in versions],
+            events=[_event(doc) for doc in events],
+        )
+
+    @_guarded
+    def names(self) -> list[str]:
+        rows = self._query(
+            "FOR d IN @@col FILTER d.kind == @kind SORT d.name RETURN d.name", kind=HEAD, missing=[]
+        )
+        return [str(n) for n in rows]
+
+    # -- writes -----------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, name: str) -> Iterator[_ArangoTxn]:
+        try:
+            txn_db = self._db.begin_transaction(write=self.collection_name, sync=True, lock_timeout=10)
+        except ArangoServerError as exc:
+            if _is_missing_collection(exc):
+                raise StoreUnavailableError(f"policy store {self.url}: {_MIGRATE_HINT}") from exc
+            raise self.unavailable(exc) from exc
+        except (ArangoError, OSError) as exc:
+            raise self.unavailable(exc) from exc
+        txn = _ArangoTxn(self, txn_db, name)
+        try:
+            yield txn
+            txn_db.commit_transaction()
+        except BaseException as exc:
+            _abort_quietly(txn_db)
+            if isinstance(exc, ArangoServerError) and _is_race(exc):
+                raise Raced(txn.seen_latest) from exc
+            if isinstance(exc, (ArangoError, OSError)):
+                raise self.unavailable(exc) from exc
+            raise
+
+
+def _is_race(exc: ArangoServerError) -> bool:
+    return (
+        isinstance(exc, DocumentRevisionError)
+        or exc.error_code in (_CONFLICT, _UNIQUE)
+        or exc.http_code == 409
+    )
+
+
+def _abort_quietly(txn_db: TransactionDatabase) -> None:
+    # Already aborted by the server, or unreachable (the server expires it): either way, done.
+    with contextlib.suppress(ArangoError, OSError):
+        txn_db.abort_transaction()
+
+
+class _ArangoTxn:
+    def __init__(self, store: ArangoStore, txn_db: TransactionDatabase, name: str) -> None:
+        self.store = store
+        self.col = txn_db.collection(store.collection_name)
+        self.name = name
+        self.seen_latest = 0
+
+    def head(self) -> Head | None:
+        doc = self.store._get(head_key(self.name), col=self.col)
+        if doc is None:
+            return None
+        self.seen_latest = int(doc["latestVersion"])
+        return Head(
+            name=self.name,
+            latest_version=int(doc["latestVersion"]),
+            latest_revision=str(doc["latestRevision"]),
+            active_version=int(doc["activeVersion"]),
+            active_revision=str(doc["activeRevision"]),
+            event_count=int(doc["eventCount"]),
+            token=doc["_rev"],
+        )
+
+    def load(self, version: int) -> StoredVersion | None:
+        doc = self.store._get(version_key(self.name, version), col=self.col) if version >= 1 else None
+        return _version(doc, active_version=-1) if doc else None
+
+    def commit(self, change: Change) -> None:
+        new, event, head = change.new_version, change.event, change.head
+        if new is not None:
+            self.col.insert(
+                {
+                    "_key": version_key(new.name, new.version),
+                    "kind": VERSION,
+                    "name": new.name,
+                    "version": new.version,
+                    "revision": new.revision,
+                    "document": new.document,
+                    "author": new.author,
+                    "comment": new.comment,
+                    "createdAt": new.created_at,
+                }
+            )
+        self.col.insert(
+            {
+                "_key": event_key(self.name, head.event_count),
+                "kind": EVENT,
+                "name": self.name,
+                "seq": head.event_count,
+                "event": event.event,
+                "targetVersion": event.version,
+                "fromVersion": event.from_version,
+                "toVersion": event.to_version,
+                "author": event.author,
+                "comment": event.comment,
+                "at": event.at,
+            }
+        )
+        body = {
+            "_key": head_key(self.name),
+            "kind": HEAD,
+            "name": self.name,
+            "latestVersion": head.latest_version,
+            "latestRevision": head.latest_revision,
+            "activeVersion": head.active_version,
+            "activeRevision": head.active_revision,
+            "eventCount": head.event_count,
+            "updatedAt": event.at,
+        }
+        if head.token is None:
+            self.col.insert(body)  # a concurrent first publish collides on the _key
+        else:
+            self.col.update({**body, "_rev": head.token}, check_rev=True, merge=False)
+
+
+def _version(doc: dict[str, Any], active_version: int) -> StoredVersion:
+    return StoredVersion(
+        name=str(doc["name"]),
+        version=int(doc["version"]),
+        revision=str(doc["revision"]),
+        document=dict(doc["document"]),
+        author=str(doc["author"]),
+        comment=str(doc.get("comment", "")),
+        created_at=str(doc["createdAt"]),
+        active=int(doc["version"]) == active_version,
+    )
+
+
+def _event(doc: dict[str, Any]) -> HistoryEvent:
+    return HistoryEvent(
+        event=doc["event"],
+        version=int(doc["targetVersion"]),
+        author=str(doc["author"]),
+        at=str(doc["at"]),
+        comment=str(doc.get("comment", "")),
+        from_version=doc.get("fromVersion"),
+        to_version=doc.get("toVersion"),
+    )
