@@ -1,0 +1,246 @@
+"""The breakpoint allocator's decisions, case by case (reasons asserted where they matter)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from engine.decision import CachePlan
+from engine.providers.anthropic.caching import BreakpointAllocator, CacheResult, prefix_payload
+from engine.providers.anthropic.capabilities import load_capabilities
+
+AUTO = CachePlan("auto", "auto")
+SYSTEM = "You extract metadata from documents. " * 150  # ~1400 tokens: above the 1024 minimum
+TOOLS = [{"name": "record", "description": "Record the answer", "input_schema": {"type": "object"}}]
+
+
+def request(*turns: Any, system: Any = SYSTEM, **extra: Any) -> dict[str, Any]:
+    roles = ["user", "assistant"]
+    messages = [{"role": roles[i % 2], "content": t} for i, t in enumerate(turns)]
+    payload = {"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": messages, **extra}
+    if system is not None:
+        payload["system"] = system
+    return payload
+
+
+def engine_marks(result: CacheResult) -> list[tuple[str, str, str]]:
+    return [(p.path, p.ttl, p.action) for p in result.placements if p.source == "engine"]
+
+
+def test_one_off_prompt_gets_no_marker() -> None:
+    result = BreakpointAllocator().apply(request("x " * 5000, system=None), AUTO, call_site="a", now=1.0)
+    assert result.placements == ()
+    assert result.payload == request("x " * 5000, system=None)
+
+
+def test_shared_system_is_marked_by_construction_and_converted_to_block_form() -> None:
+    result = BreakpointAllocator().apply(request("doc 1"), AUTO, call_site="a", now=1.0)
+    assert engine_marks(result) == [("system.0", "5m", "placed")]
+    assert result.payload["system"] == [
+        {"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral", "ttl": "5m"}}
+    ]
+    assert result.payload["messages"][0]["content"] == "doc 1", "no marker there, so no conversion"
+
+
+def test_short_prefix_is_dropped_with_the_model_minimum_named() -> None:
+    result = BreakpointAllocator().apply(request("q", system="be brief"), AUTO, call_site="a", now=1.0)
+    [placement] = result.placements
+    assert placement.action == "dropped"
+    assert "below the 1024-token minimum of claude-sonnet-4-5" in placement.reason
+    assert "cache_control" not in str(result.payload)
+
+
+def test_a_repeated_prompt_within_the_ttl_is_written_then_read() -> None:
+    allocator = BreakpointAllocator()
+    doc = "d " * 3000
+    first = allocator.apply(request(doc, system=None), AUTO, call_site="s", now=0.0)
+    again = allocator.apply(request(doc, system=None), AUTO, call_site="s", now=60.0)
+    late = allocator.apply(request(doc, system=None), AUTO, call_site="t", now=0.0)
+    assert first.placements == ()
+    assert engine_marks(again) == [("messages.0.content.0", "5m", "placed")]
+    assert "sent at this call site 60s ago" in again.placements[0].reason
+    assert late.placements == (), "evidence is per call site"
+
+
+def test_evidence_outside_the_ttl_does_not_count() -> None:
+    allocator = BreakpointAllocator()
+    doc = "d " * 3000
+    allocator.apply(request(doc, system=None), CachePlan("auto", "5m"), call_site="s", now=0.0)
+    result = allocator.apply(request(doc, system=None), CachePlan("auto", "5m"), call_site="s", now=301.0)
+    assert result.placements == ()
+
+
+def test_growing_conversation_marks_the_last_block() -> None:
+    result = BreakpointAllocator().apply(request("hi", "hello", "more"), AUTO, call_site="c", now=1.0)
+    assert engine_marks(result) == [("system.0", "5m", "placed"), ("messages.2.content.0", "5m", "placed")]
+    assert "growing conversation" in result.placements[1].reason
+
+
+def test_long_turn_keeps_a_marker_within_the_lookback_of_the_previous_entry() -> None:
+    results = [{"type": "tool_result", "tool_use_id": f"t{i}", "content": "r" * 40} for i in range(25)]
+    call = [{"type": "tool_use", "id": "t0", "name": "record", "input": {}}]
+    result = BreakpointAllocator().apply(request("q", call, results), AUTO, call_site="c", now=1.0)
+    marks = engine_marks(result)
+    assert ("messages.0.content.0", "5m", "placed") in marks
+    assert ("messages.2.content.24", "5m", "placed") in marks
+    reason = next(p.reason for p in result.placements if p.path == "messages.0.content.0")
+    assert "20-position lookback" in reason
+
+
+def test_ttl_auto_picks_1h_when_reuse_gaps_sit_between_5_minutes_and_an_hour() -> None:
+    allocator = BreakpointAllocator()
+    for k in range(4):
+        result = allocator.apply(request(f"doc {k}"), AUTO, call_site="slow", now=k * 900.0)
+    assert engine_marks(result) == [("system.0", "1h", "placed")]
+    assert "~900s" in result.notes[-1]
+
+
+def test_ttl_auto_keeps_5m_for_frequent_reuse_and_1h_for_batches() -> None:
+    allocator = BreakpointAllocator()
+    for k in range(4):
+        result = allocator.apply(request(f"doc {k}"), AUTO, call_site="fast", now=k * 30.0)
+    assert engine_marks(result) == [("system.0", "5m", "placed")]
+    batch = BreakpointAllocator().apply(request("doc"), AUTO, call_site="b", now=1.0, batch=True)
+    assert engine_marks(batch) == [("system.0", "1h", "placed")]
+
+
+def test_explicit_anchors_and_missing_ones_are_noted() -> None:
+    plan = CachePlan("explicit", "1h", ("tools", "system", "history", "last"))
+    payload = request("q " * 10, "a", "next", tools=TOOLS)
+    result = BreakpointAllocator().apply(payload, plan, call_site="e", now=1.0)
+    assert engine_marks(result) == [
+        ("tools.0", "1h", "dropped"),
+        ("system.0", "1h", "placed"),
+        ("messages.1.content.0", "1h", "placed"),
+        ("messages.2.content.0", "1h", "placed"),
+    ]
+    no_tools = BreakpointAllocator().apply(request("q"), plan, call_site="e", now=1.0)
+    assert "anchor 'tools': the request has no such block" in no_tools.notes
+    assert "anchor 'history': the request has no such block" in no_tools.notes
+
+
+def test_caller_markers_are_kept_counted_and_ours_yield() -> None:
+    marked = {"type": "ephemeral"}
+    blocks = [{"type": "text", "text": f"part {i} " * 300, "cache_control": marked} for i in range(4)]
+    plan = CachePlan("explicit", "5m", ("system", "last"))
+    result = BreakpointAllocator().apply(request("q", system=blocks), plan, call_site="k", now=1.0)
+    assert [p.action for p in result.placements if p.source == "caller"] == ["kept"] * 4
+    assert engine_marks(result) == [("messages.0.content.0", "5m", "dropped")]
+    assert "4-marker limit is reached (4 caller, 0 engine)" in result.placements[-1].reason
+
+
+def test_never_1h_after_a_callers_5m_and_never_5m_before_a_callers_1h() -> None:
+    system = [{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral", "ttl": "5m"}}]
+    plan = CachePlan("explicit", "1h", ("last",))
+    later = BreakpointAllocator().apply(request("q", "a", "b", system=system), plan, call_site="k", now=1.0)
+    assert engine_marks(later) == [("messages.2.content.0", "5m", "downgraded")]
+    assert "may not follow the 5m marker at system.0" in later.placements[-1].reason
+    tail = [{"type": "text", "text": "end", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    plan5 = CachePlan("explicit", "5m", ("system",))
+    before = BreakpointAllocator().apply(request(tail), plan5, call_site="k", now=1.0)
+    assert engine_marks(before) == [("system.0", "5m", "dropped")]
+    assert "may not precede the 1h marker at messages.0.content.0" in before.placements[-1].reason
+
+
+def test_caller_markers_the_api_would_refuse_are_repaired() -> None:
+    one_h, five_m = {"type": "ephemeral", "ttl": "1h"}, {"type": "ephemeral", "ttl": "5m"}
+    turn = [
+        {"type": "thinking", "thinking": "hmm", "signature": "s", "cache_control": five_m},
+        {"type": "text", "text": "", "cache_control": five_m},
+        {"type": "text", "text": "a", "cache_control": five_m},
+        {"type": "text", "text": "b", "cache_control": one_h},
+    ]
+    result = BreakpointAllocator().apply(request("q", turn, "z"), CachePlan("off"), call_site="k", now=1.0)
+    actions = [(p.path, p.action) for p in result.placements]
+    assert actions == [
+        ("messages.1.content.0", "dropped"),
+        ("messages.1.content.1", "dropped"),
+        ("messages.1.content.2", "kept"),
+        ("messages.1.content.3", "downgraded"),
+    ]
+    assert "a thinking block cannot carry cache_control" in result.placements[0].reason
+    assert "an empty text block cannot carry cache_control" in result.placements[1].reason
+    content = result.payload["messages"][1]["content"]
+    assert "cache_control" not in content[0] and "cache_control" not in content[1]
+    assert content[3]["cache_control"] == five_m
+
+
+def test_top_level_automatic_caching_becomes_a_block_marker() -> None:
+    payload = request("q", cache_control={"type": "ephemeral", "ttl": "1h"})
+    result = BreakpointAllocator(transport="bedrock").apply(payload, CachePlan("off"), call_site="k", now=1.0)
+    assert "cache_control" not in result.payload
+    assert result.payload["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert "top-level automatic caching" in result.placements[0].reason
+
+
+def test_a_model_without_1h_gets_5m(tmp_path: Any) -> None:
+    override = tmp_path / "models.yaml"
+    override.write_text(
+        "models:\n  - family: old\n    match: [claude-old]\n    min_cache_tokens: 1024\n    ttl_1h: false\n"
+        "    prices: {input: 1, cache_write_5m: 1.25, cache_write_1h: 2, cache_read: 0.1, output: 5}\n"
+    )
+    caps = load_capabilities(override=override)
+    payload = request("q", model="claude-old-20240101")
+    result = BreakpointAllocator(caps).apply(payload, CachePlan("auto", "1h"), call_site="k", now=1.0)
+    assert engine_marks(result) == [("system.0", "5m", "placed")]
+    assert "takes no 1h TTL" in result.notes[-1]
+
+
+def test_exact_mode_asks_count_tokens_once_per_prefix_and_only_above_the_estimate() -> None:
+    asked: list[dict[str, Any]] = []
+
+    def counter(prefix: dict[str, Any]) -> int:
+        asked.append(prefix)
+        return 900  # the API says: shorter than the estimate, below the minimum
+
+    allocator = BreakpointAllocator(exact_counter=counter)
+    first = allocator.apply(request("one"), AUTO, call_site="x", now=1.0)
+    allocator.apply(request("two"), AUTO, call_site="x", now=2.0)
+    allocator.apply(request("q", system="short"), AUTO, call_site="x", now=3.0)
+    assert len(asked) == 1, "same system prefix: counted once; short prefix: never asked"
+    assert asked[0]["system"] == SYSTEM and asked[0]["messages"] == [{"role": "user", "content": "."}]
+    assert engine_marks(first) == [("system.0", "5m", "dropped")]
+    assert "900 tokens (counted)" in first.placements[0].reason
+
+
+def test_prefix_payload_cuts_inside_messages() -> None:
+    from engine.providers.anthropic.blocks import iter_blocks
+
+    payload = request("q", [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], "z")
+    blocks = iter_blocks(payload)
+    cut = prefix_payload(payload, blocks, 2)
+    assert cut["messages"] == [
+        payload["messages"][0],
+        {"role": "assistant", "content": [{"type": "text", "text": "a"}]},
+    ]
+
+
+@pytest.mark.parametrize("transport", ["custom", "bedrock"])
+def test_other_transports_take_block_markers(transport: str) -> None:
+    result = BreakpointAllocator(transport=transport).apply(request("q"), AUTO, call_site="t", now=1.0)  # type: ignore[arg-type]
+    assert engine_marks(result) == [("system.0", "5m", "placed")]
+
+
+def test_concurrent_use_from_threads() -> None:
+    allocator = BreakpointAllocator()
+    errors: list[BaseException] = []
+    outputs: list[dict[str, Any]] = []
+
+    def work(k: int) -> None:
+        try:
+            for j in range(30):
+                outputs.append(
+                    allocator.apply(request(f"q{j}", "a", "b"), AUTO, call_site=f"s{k % 3}", now=j).payload
+                )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(o["messages"][2]["content"][0]["cache_control"] for o in outputs)
