@@ -1,1 +1,29 @@
-"""ledger."""
+"""The decision log: one record per call, its cost and what it would have cost unoptimized."""
+
+from engine.ledger._cost import call_costs, usage_fields
+from engine.ledger._record import (
+    SCHEMA_ID,
+    CallShape,
+    DecisionRecord,
+    LatencyTolerance,
+    MarkerRecord,
+    PolicyRef,
+    PrefixBlock,
+)
+from engine.ledger._sinks import DecisionLog, JsonLinesSink, LoggingSink, Sink
+
+__all__ = [
+    "SCHEMA_ID",
+    "CallShape",
+    "DecisionLog",
+    "DecisionRecord",
+    "JsonLinesSink",
+    "LatencyTolerance",
+    "LoggingSink",
+    "MarkerRecord",
+    "PolicyRef",
+    "PrefixBlock",
+    "Sink",
+    "call_costs",
+    "usage_fields",
+]

@@ -1,0 +1,250 @@
+"""Calls that go through the Message Batches API instead of ``messages.create``.
+
+Two routes, both ending in the parent's own output formatting so the caller gets the
+same ``AIMessage`` (``usage_metadata`` included) it would get from a direct call:
+
+- ``accumulate``: a single ``ainvoke`` is handed to the engine's pool and its ``await``
+  resolves with its own result once the pooled batch ends.
+- ``explicit``: ``batch``/``abatch`` first build every item's payload and submit the
+  routed ones as one batch, then let LangChain's own ``batch``/``abatch`` run as usual
+  (callbacks, ``return_exceptions``, input order); each item's ``_generate`` /
+  ``_agenerate`` picks its answer up from the results by the hash of its payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+from collections import defaultdict, deque
+from collections.abc import Mapping
+from typing import Any
+
+import anthropic
+from langchain_anthropic.chat_models import _handle_anthropic_api_error, _handle_anthropic_bad_request
+from langchain_core.outputs import ChatResult
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import get_config_list
+
+from engine.adapter._call import Binding, CallRun, request_key
+from engine.adapter.callsite import code_location
+from engine.decision import BatchPlan
+from engine.ledger import CallShape
+
+__all__ = ["answer_prepared", "caller", "pooled", "prepared", "run_abatch", "run_batch", "shape_for"]
+
+Prepared = dict[str, deque[tuple[Any, CallRun]]]
+
+_IN_BATCH: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "llm_policy_batch_caller", default=None
+)
+_PREPARED: contextvars.ContextVar[Prepared | None] = contextvars.ContextVar(
+    "llm_policy_prepared", default=None
+)
+_TRACING_KWARGS = ("ls_structured_output_format", "structured_output_format")
+
+
+def shape_for(shape: CallShape) -> CallShape:
+    """``invoke``/``ainvoke`` inside ``batch``/``abatch`` are items of that batch."""
+    if _IN_BATCH.get() is None:
+        return shape
+    return "abatch" if shape == "ainvoke" else "batch" if shape == "invoke" else shape
+
+
+def caller() -> str | None:
+    """The code location captured where ``batch``/``abatch`` was called (items run in tasks)."""
+    return _IN_BATCH.get()
+
+
+def prepared() -> Prepared | None:
+    return _PREPARED.get()
+
+
+def batch_id_of(message: Any) -> str | None:
+    value = getattr(message, "batch_id", None) or getattr(message, "_batch_id", None)
+    return value if isinstance(value, str) else None
+
+
+def _raise_as_langchain(error: BaseException) -> None:
+    """Raise an API error the way the parent's direct call would have."""
+    if isinstance(error, anthropic.BadRequestError):
+        _handle_anthropic_bad_request(error)
+    if isinstance(error, anthropic.APIError):
+        _handle_anthropic_api_error(error)
+    raise error
+
+
+def _result(model: Any, message: Any, run: CallRun) -> ChatResult:
+    result: ChatResult = model._format_output(message)
+    usage = getattr(message, "usage", None)
+    run.finish(usage.model_dump() if usage is not None else None, batch_id=batch_id_of(message) or "")
+    return result
+
+
+def answer_prepared(
+    model: Any, parent: type[Any], table: Prepared, messages: Any, stop: Any, kwargs: dict[str, Any]
+) -> ChatResult | None:
+    """This item's answer from the pre-submitted batch, or None if it was not routed there."""
+    key = request_key(parent._get_request_payload(model, messages, stop=stop, **kwargs))
+    queue = table.get(key)
+    if not queue:
+        return None
+    outcome, run = queue.popleft()
+    if isinstance(outcome, BaseException):
+        run.finish(None, error=outcome)
+        _raise_as_langchain(outcome)
+    return _result(model, outcome, run)
+
+
+async def pooled(
+    model: Any, run: CallRun, plan: BatchPlan, messages: Any, stop: Any, kwargs: dict[str, Any]
+) -> ChatResult | None:
+    """Send one call through the engine's pool; None when it must go direct after all."""
+    from engine.adapter._model import active
+
+    with active(run, batch=True):
+        payload = model._get_request_payload(messages, stop=stop, **kwargs)
+    if "betas" in payload:
+        run.note("batch: beta features are sent direct")
+        return None
+    try:
+        service = run.engine.batches()
+    except Exception as exc:
+        run.engine.once.warn(
+            f"batches:{type(exc).__name__}", "batch service unusable, calls go direct: %r", exc
+        )
+        run.note(f"engine error ({type(exc).__name__}): sent direct")
+        return None
+    try:
+        message = await service.submit_one(payload, plan, model._async_client)
+    except Exception as exc:
+        run.finish(None, error=exc)
+        _raise_as_langchain(exc)
+    return _result(model, message, run)
+
+
+def _item_payload(model: Any, parent: type[Any], item: Any, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        payload: dict[str, Any] = parent._get_request_payload(model, item, **kwargs)
+    except Exception:
+        return None  # LangChain's own batch raises it again for this item, as unwrapped
+    return None if "betas" in payload or payload.get("stream") else payload
+
+
+def _plan_items(
+    model: Any,
+    parent: type[Any],
+    binding: Binding,
+    inputs: list[Any],
+    configs: list[RunnableConfig],
+    kwargs: dict[str, Any],
+    where: str,
+    shape: CallShape,
+) -> dict[BatchPlan, list[tuple[str, dict[str, Any], CallRun]]]:
+    """The items an ``explicit`` rule routes to the Batches API, grouped by plan."""
+    clean = {k: v for k, v in kwargs.items() if k not in _TRACING_KWARGS}
+    groups: dict[BatchPlan, list[tuple[str, dict[str, Any], CallRun]]] = defaultdict(list)
+    for item, config in zip(inputs, configs, strict=True):
+        metadata: Mapping[str, Any] | None = config.get("metadata")
+        run = binding.start(str(model.model), shape, metadata, caller=where)
+        if run is None or run.decision.batch is None or run.decision.batch.mode != "explicit":
+            continue
+        base = _item_payload(model, parent, item, clean)
+        if base is None:
+            continue
+        final = run.apply(base, batch=True)
+        plan = run.pool_plan()
+        if plan is not None:
+            groups[plan].append((request_key(base), final, run))
+    return groups
+
+
+async def _submit(
+    groups: dict[BatchPlan, list[tuple[str, dict[str, Any], CallRun]]], client: Any, service: Any
+) -> Prepared:
+    table: Prepared = defaultdict(deque)
+    for plan, items in groups.items():
+        outcomes = await service.submit_many([p for _, p, _ in items], plan, client, return_exceptions=True)
+        for (key, _, run), outcome in zip(items, outcomes, strict=True):
+            table[key].append((outcome, run))
+    return table
+
+
+async def run_abatch(
+    model: Any,
+    parent: type[Any],
+    binding: Binding,
+    inputs: list[Any],
+    config: RunnableConfig | list[RunnableConfig] | None,
+    return_exceptions: bool,
+    kwargs: dict[str, Any],
+) -> list[Any]:
+    where = code_location()
+    token = _IN_BATCH.set(where)
+    try:
+        groups = (
+            _plan_items(
+                model, parent, binding, inputs, get_config_list(config, len(inputs)), kwargs, where, "abatch"
+            )
+            if inputs
+            else {}
+        )
+        table = await _submit(groups, model._async_client, binding.engine.batches()) if groups else None
+        prepared_token = _PREPARED.set(table)
+        try:
+            out: list[Any] = await parent.abatch(
+                model, inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        finally:
+            _PREPARED.reset(prepared_token)
+        return out
+    finally:
+        _IN_BATCH.reset(token)
+
+
+async def _submit_isolated(groups: Any, model: Any, binding: Binding) -> Prepared:
+    """Sync ``batch``: a client and batch service of its own, on a loop of its own."""
+    from engine.providers.anthropic.batches import BatchService, open_journal
+
+    client = anthropic.AsyncAnthropic(**model._client_params)
+    service = BatchService(open_journal(binding.engine.state))
+    try:
+        return await _submit(groups, client, service)
+    finally:
+        await service.aclose()
+        await client.close()
+
+
+def run_batch(
+    model: Any,
+    parent: type[Any],
+    binding: Binding,
+    inputs: list[Any],
+    config: RunnableConfig | list[RunnableConfig] | None,
+    return_exceptions: bool,
+    kwargs: dict[str, Any],
+) -> list[Any]:
+    where = code_location()
+    token = _IN_BATCH.set(where)
+    try:
+        groups = (
+            _plan_items(
+                model, parent, binding, inputs, get_config_list(config, len(inputs)), kwargs, where, "batch"
+            )
+            if inputs
+            else {}
+        )
+        table = None
+        if groups:
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                table = pool.submit(asyncio.run, _submit_isolated(groups, model, binding)).result()
+        prepared_token = _PREPARED.set(table)
+        try:
+            out: list[Any] = parent.batch(
+                model, inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        finally:
+            _PREPARED.reset(prepared_token)
+        return out
+    finally:
+        _IN_BATCH.reset(token)

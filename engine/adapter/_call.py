@@ -1,0 +1,212 @@
+"""One model call under the engine: decide, apply to the wire payload, log.
+
+A :class:`CallRun` lives for one call. It is created once the call's metadata is
+known, turns the payload LangChain built into the payload to send (cache markers,
+or nothing), and writes one decision-log record when the answer (or the error) is
+in. Anything that raises inside the engine leaves the payload as it was: the call
+goes out exactly as the unwrapped model would send it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine.adapter.callsite import resolve_call_site
+from engine.decision import BatchPlan, CallContext, Decision, in_rollout
+from engine.ledger import (
+    CallShape,
+    DecisionRecord,
+    LatencyTolerance,
+    MarkerRecord,
+    PolicyRef,
+    PrefixBlock,
+    call_costs,
+    usage_fields,
+)
+from engine.providers.anthropic.blocks import iter_blocks, prefix_hashes
+from engine.providers.anthropic.tokens import canonical_json
+
+if TYPE_CHECKING:
+    from engine.adapter.engine import PolicyEngine
+
+__all__ = ["Binding", "CallRun", "latency_of"]
+
+_LATENCY: dict[CallShape, LatencyTolerance] = {
+    "invoke": "interactive",
+    "stream": "interactive",
+    "astream": "interactive",
+    "ainvoke": "awaitable",
+    "batch": "batch",
+    "abatch": "batch",
+}
+
+
+def latency_of(shape: CallShape) -> LatencyTolerance:
+    return _LATENCY[shape]
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What a wrapped model knows about where it came from."""
+
+    engine: PolicyEngine
+    provider: str
+    transport: str
+    role: str | None
+
+    def decide(self, model: str, metadata: Mapping[str, Any] | None) -> tuple[CallContext, Decision | None]:
+        site, _source, role = resolve_call_site(metadata, self.role)
+        ctx = CallContext(call_site=site, role=role, provider=self.provider, model=model)
+        return ctx, self.engine.decide(ctx)
+
+    def start(
+        self, model: str, shape: CallShape, metadata: Mapping[str, Any] | None, *, caller: str | None = None
+    ) -> CallRun | None:
+        """A run for this call, or None when the engine is off for it (nothing to do, nothing logged)."""
+        started = time.perf_counter()
+        site, source, role = resolve_call_site(metadata, self.role)
+        if source == "code" and caller is not None:
+            site = caller
+        ctx = CallContext(call_site=site, role=role, provider=self.provider, model=model)
+        decision = self.engine.decide(ctx)
+        if decision is None:
+            return None
+        record = DecisionRecord(
+            call_site=site,
+            call_site_source=source,
+            call=shape,
+            latency_tolerance=latency_of(shape),
+            model=model,
+            provider=self.provider,
+            transport=self.transport,
+            role=role,
+            policy=PolicyRef(
+                decision.policy_name, decision.version, decision.revision, decision.mode, decision.rollout
+            ),
+            rule=decision.rule,
+            strategy=decision.strategy,
+            cache=asdict(decision.cache) if decision.cache else None,
+            batch=asdict(decision.batch) if decision.batch else None,
+        )
+        return CallRun(self, decision, record, started)
+
+
+def request_key(payload: Mapping[str, Any]) -> str:
+    """A stable hash of the request: the rollout bucket and the batch journal key derive from it."""
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+class CallRun:
+    """Decision, payload edits and the record of one call."""
+
+    __slots__ = ("_started", "binding", "decision", "in_rollout", "record")
+
+    def __init__(self, binding: Binding, decision: Decision, record: DecisionRecord, started: float) -> None:
+        self.binding, self.decision, self.record = binding, decision, record
+        self._started = started
+        self.in_rollout = True
+        record.evaluation_ms = (time.perf_counter() - started) * 1000.0
+
+    @property
+    def engine(self) -> PolicyEngine:
+        return self.binding.engine
+
+    def note(self, reason: str) -> None:
+        self.record.reasons.append(reason)
+
+    def pool_plan(self) -> BatchPlan | None:
+        """The batch plan if this call goes through the Message Batches API, else None (and why)."""
+        plan = self.decision.batch
+        if plan is None or plan.mode == "off":
+            return None
+        shape = self.record.call
+        if plan.mode == "accumulate" and self.record.latency_tolerance == "interactive":
+            self.note(f"batch: {shape} calls never wait on a batch, sent direct")
+            return None
+        if plan.mode == "explicit" and shape not in ("batch", "abatch"):
+            return None
+        if self.decision.mode == "shadow":
+            self.note(f"shadow: would go through the Message Batches API ({plan.mode}), sent direct")
+            return None
+        if not self.in_rollout:
+            return None
+        if not self.engine.transport_info(self.binding.transport).batches:
+            self.note(f"batch: the {self.binding.transport} transport takes no Message Batches, sent direct")
+            return None
+        return plan
+
+    def apply(self, payload: dict[str, Any], *, batch: bool = False) -> dict[str, Any]:
+        """The payload to send: ``payload`` itself, or a copy with cache markers (fail open)."""
+        started = time.perf_counter()
+        try:
+            out = self._apply(payload, batch=batch)
+        except Exception as exc:
+            self.engine.once.warn(
+                f"apply:{type(exc).__name__}:{exc}",
+                "placing cache markers failed, calls go out unchanged: %r",
+                exc,
+            )
+            self.note(f"engine error ({type(exc).__name__}): sent unchanged")
+            out = payload
+        self.record.evaluation_ms += (time.perf_counter() - started) * 1000.0
+        return out
+
+    def _apply(self, payload: dict[str, Any], *, batch: bool) -> dict[str, Any]:
+        record = self.record
+        blocks = iter_blocks(payload)
+        hashes = prefix_hashes(payload, blocks)
+        record.prefix = [
+            PrefixBlock(h.hex(), b.tokens, b.section) for b, h in zip(blocks, hashes, strict=True)
+        ]
+        record.input_tokens_estimate = sum(b.tokens for b in blocks)
+        max_tokens = payload.get("max_tokens")
+        record.max_tokens = max_tokens if isinstance(max_tokens, int) else None
+        record.model = str(payload.get("model") or record.model)
+        if self.decision.rollout < 100 and not in_rollout(self.decision.rollout, request_key(payload)):
+            self.in_rollout = False
+            self.note(f"outside the {self.decision.rollout}% rollout: sent unchanged")
+            return payload
+        plan = self.decision.cache
+        if plan is None or plan.mode == "off":
+            return payload
+        if not self.engine.supports(self, payload):
+            return payload
+        result = self.engine.allocator(self.binding.transport).apply(
+            payload, plan, call_site=record.call_site, now=time.time(), batch=batch
+        )
+        record.markers = [
+            MarkerRecord(p.path, p.ttl, p.prefix_tokens, p.source, p.action, p.reason, p.prefix_hash)
+            for p in result.placements
+        ]
+        record.reasons.extend(result.notes)
+        if self.decision.mode == "shadow":
+            self.note("shadow: markers computed, request sent unchanged")
+            return payload
+        record.applied = result.payload != payload
+        return result.payload
+
+    def finish(
+        self,
+        usage: Mapping[str, Any] | None,
+        *,
+        error: BaseException | None = None,
+        batch_id: str | None = None,
+    ) -> None:
+        """Complete the record with what came back and emit it."""
+        record = self.record
+        record.latency_ms = (time.perf_counter() - self._started) * 1000.0
+        if batch_id is not None:
+            record.batch_id = batch_id
+            record.applied = True
+        if error is not None:
+            record.error = type(error).__name__
+        if usage:
+            raw = dict(usage)
+            record.usage = usage_fields(raw)
+            record.output_tokens = record.usage["output_tokens"]
+            record.cost = call_costs(record.model, raw)
+        self.engine.log.emit(record)

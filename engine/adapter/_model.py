@@ -1,0 +1,260 @@
+"""The wrapped model: a subclass of the factory's own class, hooked at the thinnest points.
+
+The subclass carries the parent's name, module, qualname and LangChain namespace, so
+``isinstance`` checks, ``repr``, ``to_json``/``dumpd`` ids and pydantic fields are the
+parent's. It overrides only:
+
+- ``_get_request_payload``: where the payload LangChain built becomes the one sent
+  (cache markers placed by the run in progress, if any);
+- ``_generate`` / ``_agenerate`` / ``_stream`` / ``_astream``: open a run (decide)
+  around the parent's method, then log what came back; ``_agenerate`` hands a
+  pooled (``accumulate``) or pre-submitted (``abatch``) call to the batch path;
+- ``_should_stream``: an ``ainvoke`` that a pool will hold must not stream;
+- ``batch`` / ``abatch``: an ``explicit`` batch rule sends them as one Message Batch.
+
+Everything else (``bind_tools``, ``with_structured_output``, callbacks, retries) is
+the parent's code running unchanged on top of these hooks.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.messages import BaseMessage
+from langchain_core.messages.ai import UsageMetadata, add_usage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import RunnableConfig
+
+from engine.adapter import _batch
+from engine.adapter._call import Binding, CallRun
+from engine.ledger import CallShape
+
+__all__ = ["active", "policied_class", "wrap_model"]
+
+#: The run whose payload ``_get_request_payload`` is building, set around the parent's methods.
+_RUN: contextvars.ContextVar[tuple[CallRun, bool] | None] = contextvars.ContextVar(
+    "llm_policy_run", default=None
+)
+
+_classes: dict[tuple[type[Any], Binding], type[Any]] = {}
+_classes_lock = threading.Lock()
+
+
+def _metadata(run_manager: Any) -> Mapping[str, Any] | None:
+    return getattr(run_manager, "metadata", None) if run_manager is not None else None
+
+
+def _stream_usage(total: UsageMetadata | None) -> dict[str, Any] | None:
+    """An API-shaped ``usage`` rebuilt from the summed stream chunks' ``usage_metadata``."""
+    if total is None:
+        return None
+    details: Mapping[str, Any] = total.get("input_token_details") or {}
+    read = int(details.get("cache_read") or 0)
+    w5m = int(details.get("ephemeral_5m_input_tokens") or 0)
+    w1h = int(details.get("ephemeral_1h_input_tokens") or 0)
+    written = (w5m + w1h) or int(details.get("cache_creation") or 0)
+    return {
+        "input_tokens": max(0, total["input_tokens"] - read - written),
+        "cache_read_input_tokens": read,
+        "cache_creation_input_tokens": written,
+        "cache_creation": {"ephemeral_5m_input_tokens": written - w1h, "ephemeral_1h_input_tokens": w1h},
+        "output_tokens": total["output_tokens"],
+    }
+
+
+class active:
+    """Sets the current run for the parent's payload building; logs an error if one escapes."""
+
+    __slots__ = ("batch", "run", "token")
+
+    def __init__(self, run: CallRun, *, batch: bool = False) -> None:
+        self.run, self.batch = run, batch
+
+    def __enter__(self) -> CallRun:
+        self.token = _RUN.set((self.run, self.batch))
+        return self.run
+
+    def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
+        _RUN.reset(self.token)
+        if error is not None and not isinstance(error, GeneratorExit):
+            self.run.finish(None, error=error)
+
+
+def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
+    def start(self: Any, shape: CallShape, run_manager: Any) -> CallRun | None:
+        return binding.start(
+            str(self.model), _batch.shape_for(shape), _metadata(run_manager), caller=_batch.caller()
+        )
+
+    def _get_request_payload(
+        self: Any, input_: Any, *, stop: list[str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = parent._get_request_payload(self, input_, stop=stop, **kwargs)
+        current = _RUN.get()
+        if current is None:
+            return payload
+        run, batch = current
+        return run.apply(payload, batch=batch)
+
+    def _should_stream(self: Any, *, async_api: bool, run_manager: Any = None, **kwargs: Any) -> bool:
+        streams: bool = parent._should_stream(self, async_api=async_api, run_manager=run_manager, **kwargs)
+        if not streams or run_manager is None:
+            return streams
+        if _batch.prepared() is not None:
+            return False
+        if not async_api:
+            return streams
+        _ctx, decision = binding.decide(str(self.model), _metadata(run_manager))
+        return not (
+            decision is not None and decision.batch is not None and decision.batch.mode == "accumulate"
+        )
+
+    def _generate(
+        self: Any,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        run = start(self, "invoke", run_manager)
+        if run is None:
+            result: ChatResult = parent._generate(self, messages, stop, run_manager, **kwargs)
+            return result
+        table = _batch.prepared()
+        if table is not None:
+            answered = _batch.answer_prepared(self, parent, table, messages, stop, kwargs)
+            if answered is not None:
+                return answered
+        run.pool_plan()
+        with active(run):
+            result = parent._generate(self, messages, stop, run_manager, **kwargs)
+        run.finish((result.llm_output or {}).get("usage"))
+        return result
+
+    async def _agenerate(
+        self: Any,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        run = start(self, "ainvoke", run_manager)
+        if run is None:
+            result: ChatResult = await parent._agenerate(self, messages, stop, run_manager, **kwargs)
+            return result
+        table = _batch.prepared()
+        if table is not None:
+            answered = _batch.answer_prepared(self, parent, table, messages, stop, kwargs)
+            if answered is not None:
+                return answered
+        plan = run.pool_plan()
+        if plan is not None and plan.mode == "accumulate":
+            pooled = await _batch.pooled(self, run, plan, messages, stop, kwargs)
+            if pooled is not None:
+                return pooled
+        with active(run):
+            result = await parent._agenerate(self, messages, stop, run_manager, **kwargs)
+        run.finish((result.llm_output or {}).get("usage"))
+        return result
+
+    def _stream(
+        self: Any,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        run = start(self, "stream", run_manager)
+        if run is None:
+            yield from parent._stream(self, messages, stop, run_manager, **kwargs)
+            return
+        run.pool_plan()
+        total: UsageMetadata | None = None
+        with active(run):
+            for chunk in parent._stream(self, messages, stop, run_manager, **kwargs):
+                usage = getattr(chunk.message, "usage_metadata", None)
+                if usage:
+                    total = add_usage(total, usage)
+                yield chunk
+        run.finish(_stream_usage(total))
+
+    async def _astream(
+        self: Any,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        run = start(self, "astream", run_manager)
+        if run is None:
+            async for chunk in parent._astream(self, messages, stop, run_manager, **kwargs):
+                yield chunk
+            return
+        run.pool_plan()
+        total: UsageMetadata | None = None
+        with active(run):
+            async for chunk in parent._astream(self, messages, stop, run_manager, **kwargs):
+                usage = getattr(chunk.message, "usage_metadata", None)
+                if usage:
+                    total = add_usage(total, usage)
+                yield chunk
+        run.finish(_stream_usage(total))
+
+    def batch(
+        self: Any,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        return _batch.run_batch(self, parent, binding, inputs, config, return_exceptions, kwargs)
+
+    async def abatch(
+        self: Any,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        return await _batch.run_abatch(self, parent, binding, inputs, config, return_exceptions, kwargs)
+
+    return {
+        "_get_request_payload": _get_request_payload,
+        "_should_stream": _should_stream,
+        "_generate": _generate,
+        "_agenerate": _agenerate,
+        "_stream": _stream,
+        "_astream": _astream,
+        "batch": batch,
+        "abatch": abatch,
+    }
+
+
+def policied_class(parent: type[Any], binding: Binding) -> type[Any]:
+    """The subclass of ``parent`` hooked to ``binding`` (built once per pair)."""
+    key = (parent, binding)
+    with _classes_lock:
+        cls = _classes.get(key)
+        if cls is None:
+            namespace = {
+                "__module__": parent.__module__,
+                "__qualname__": parent.__qualname__,
+                "__doc__": parent.__doc__,
+                **_hooks(parent, binding),
+            }
+            cls = type(parent.__name__, (parent,), namespace)
+            _classes[key] = cls
+    return cls
+
+
+def wrap_model(model: Any, binding: Binding) -> Any:
+    """A copy of ``model`` whose class is the hooked subclass (the factory's object is untouched)."""
+    twin = model.model_copy()
+    object.__setattr__(twin, "__class__", policied_class(type(model), binding))
+    return twin

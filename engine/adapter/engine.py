@@ -1,0 +1,331 @@
+"""PolicyEngine: the policy in force, kept fresh, and what it decides per call.
+
+The engine holds one compiled policy at a time and swaps it whole when a newer one
+compiles, so a call always sees one consistent version. Every failure on the way
+(store unreachable, a policy that does not compile, an evaluation that raises) leaves
+the last good policy in force, or none, which means "off": calls go out as if the
+engine were not there. Each distinct cause is logged once, not once per call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from engine.decision import CallContext, Decision
+from engine.ledger import DecisionLog
+from engine.providers.anthropic.capabilities import TransportInfo, capabilities
+
+if TYPE_CHECKING:
+    from engine.adapter._call import CallRun
+    from engine.compile import CompiledPolicy
+    from engine.policy import Policy
+
+__all__ = ["DECISION_LOG_ENV", "DEFAULT_STATE", "PolicyEngine"]
+
+logger = logging.getLogger("llm_policy.engine")
+
+DEFAULT_STATE = "sqlite:///./.llm-policy/state.db"
+#: A JSON-lines file the decision log is appended to, when ``decision_log`` is not given.
+DECISION_LOG_ENV = "LLM_POLICY_DECISION_LOG"
+_DECISION_CACHE_MAX = 4096
+
+
+class _Source(Protocol):
+    """Where policy versions come from: a fingerprint to poll, and a loader."""
+
+    def fingerprint(self) -> str: ...
+
+    def load(self) -> tuple[Policy, int | None]: ...
+
+    def describe(self) -> str: ...
+
+
+class _FileSource:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def fingerprint(self) -> str:
+        stat = self.path.stat()
+        return f"{stat.st_mtime_ns}:{stat.st_size}"
+
+    def load(self) -> tuple[Policy, int | None]:
+        from engine.policy import load_policy
+
+        return load_policy(self.path), None
+
+    def describe(self) -> str:
+        return str(self.path)
+
+
+class _StoreSource:
+    def __init__(self, url: str, name: str) -> None:
+        from engine.store import open_store
+
+        self.url, self.name = url, name
+        self._open: Callable[[str], Any] = open_store
+        self._store: Any = None
+
+    def _connected(self) -> Any:
+        if self._store is None:
+            self._store = self._open(self.url)
+        return self._store
+
+    def fingerprint(self) -> str:
+        active = self._connected().active_revision(self.name)
+        return "none" if active is None else f"{active[0]}:{active[1]}"
+
+    def load(self) -> tuple[Policy, int | None]:
+        from engine.policy import load_policy_text
+
+        stored = self._connected().get(self.name)
+        document = stored.document
+        text = document if isinstance(document, str) else json.dumps(document)
+        return load_policy_text(text, source=f"{self.url}#{self.name}@{stored.version}"), stored.version
+
+    def describe(self) -> str:
+        return f"store {self.name!r}"
+
+
+def _spec_enabled(policy: Policy) -> bool:
+    spec = policy.document.get("spec") or {}
+    return bool(spec.get("enabled", False))
+
+
+class _Once:
+    """Logs each distinct failure cause once per engine."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def warn(self, key: str, message: str, *args: Any) -> None:
+        with self._lock:
+            if key in self._seen:
+                return
+            self._seen.add(key)
+        logger.warning(message, *args)
+
+
+class PolicyEngine:
+    """The policy in force for a process. Build one with a ``from_*`` constructor."""
+
+    def __init__(
+        self,
+        source: _Source | None,
+        *,
+        state: str | None = None,
+        decision_log: DecisionLog | str | Path | None = None,
+        poll_interval: float | None = None,
+    ) -> None:
+        self._source = source
+        self.state = state or DEFAULT_STATE
+        if not isinstance(decision_log, DecisionLog):
+            decision_log = DecisionLog.to(decision_log or os.environ.get(DECISION_LOG_ENV) or None)
+        self.log = decision_log
+        self.once = _Once()
+        self._compiled: CompiledPolicy | None = None
+        self._policy: Policy | None = None
+        self._version: int | None = None
+        self._fingerprint: str | None = None
+        self._failed: str | None = None
+        self._decisions: dict[CallContext, Decision] = {}
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._batches: Any = None
+        self._allocators: dict[str, Any] = {}
+        if source is not None:
+            self.reload()
+            if poll_interval:
+                self._start_polling(poll_interval)
+
+    # ---- constructors -------------------------------------------------------------
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        state: str | None = None,
+        *,
+        decision_log: DecisionLog | str | Path | None = None,
+        poll_interval: float | None = None,
+    ) -> PolicyEngine:
+        """A policy YAML file; ``poll_interval`` (seconds) re-reads it when it changes."""
+        return cls(_FileSource(path), state=state, decision_log=decision_log, poll_interval=poll_interval)
+
+    @classmethod
+    def from_store(
+        cls,
+        url: str,
+        name: str = "pipeshub-default",
+        state: str | None = None,
+        *,
+        poll_interval: float | None = 30.0,
+        decision_log: DecisionLog | str | Path | None = None,
+    ) -> PolicyEngine:
+        """The active version of ``name`` in the policy store at ``url``, polled every ``poll_interval`` s.
+
+        An unreachable store does not raise: the engine starts off and keeps trying.
+        """
+        try:
+            source: _Source = _StoreSource(url, name)
+        except Exception as exc:  # the store module itself failed to open the url
+            engine = cls(None, state=state, decision_log=decision_log)
+            engine.once.warn(
+                f"store:{type(exc).__name__}", "policy store %s unusable, engine off: %s", url, exc
+            )
+            return engine
+        return cls(source, state=state, decision_log=decision_log, poll_interval=poll_interval)
+
+    @classmethod
+    def disabled(cls) -> PolicyEngine:
+        """An engine with no policy: every wrapped factory returns its own models untouched."""
+        return cls(None, decision_log=DecisionLog([]))
+
+    # ---- the policy in force -------------------------------------------------------
+    @property
+    def policy(self) -> Policy | None:
+        return self._policy
+
+    @property
+    def version(self) -> int | None:
+        return self._version
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a policy is in force and switched on (``spec.enabled: true``)."""
+        policy = self._policy
+        return policy is not None and _spec_enabled(policy)
+
+    def reload(self) -> bool:
+        """Apply the source's newest version if it changed and compiles; True if one was applied.
+
+        For the host's ``llmConfigured`` handler: call it, then rebuild the model.
+        A version that fails to load or compile never applies; the last good one stays.
+        """
+        source = self._source
+        if source is None:
+            return False
+        with self._reload_lock:
+            try:
+                fingerprint = source.fingerprint()
+            except Exception as exc:
+                self.once.warn(
+                    f"source:{type(exc).__name__}:{exc}",
+                    "policy source %s unreachable, keeping %s: %s",
+                    source.describe(),
+                    self._describe_current(),
+                    exc,
+                )
+                return False
+            if fingerprint in (self._fingerprint, self._failed):
+                return False
+            return self._apply(source, fingerprint)
+
+    def _apply(self, source: _Source, fingerprint: str) -> bool:
+        from engine.compile import compile_policy
+
+        try:
+            policy, version = source.load()
+            compiled = compile_policy(policy, version=version)
+        except Exception as exc:
+            self._failed = fingerprint
+            self.once.warn(
+                f"compile:{fingerprint}",
+                "policy from %s (%s) not applied, keeping %s: %s",
+                source.describe(),
+                fingerprint,
+                self._describe_current(),
+                exc,
+            )
+            return False
+        self._compiled, self._policy, self._version = compiled, policy, version
+        self._fingerprint, self._failed = fingerprint, None
+        self._decisions = {}
+        logger.info("policy %s applied (version %s, revision %s)", policy.name, version, policy.revision)
+        return True
+
+    def _describe_current(self) -> str:
+        if self._policy is None:
+            return "no policy (engine off)"
+        return f"policy {self._policy.name} version {self._version} revision {self._policy.revision[:12]}"
+
+    # ---- per call --------------------------------------------------------------------
+    def decide(self, ctx: CallContext) -> Decision | None:
+        """The decision for ``ctx``, or None when the engine is off for it (fail open)."""
+        compiled = self._compiled
+        if compiled is None or not self.enabled:
+            return None
+        decisions = self._decisions
+        decision = decisions.get(ctx)
+        if decision is None:
+            from engine.evaluate import evaluate
+
+            try:
+                decision = evaluate(compiled, ctx)
+            except Exception as exc:
+                self.once.warn(
+                    f"evaluate:{type(exc).__name__}:{exc}",
+                    "evaluation failed, call goes out unchanged: %r",
+                    exc,
+                )
+                return None
+            if len(decisions) >= _DECISION_CACHE_MAX:
+                decisions.clear()
+            decisions[ctx] = decision
+        return decision if decision.enabled else None
+
+    def allocator(self, transport: str) -> Any:
+        """The breakpoint allocator for ``transport`` (one per engine: it learns reuse per call site)."""
+        allocator = self._allocators.get(transport)
+        if allocator is None:
+            from engine.providers.anthropic.caching import BreakpointAllocator
+
+            allocator = self._allocators[transport] = BreakpointAllocator(transport=transport)
+        return allocator
+
+    def transport_info(self, transport: str) -> TransportInfo:
+        return capabilities().transport(transport)
+
+    def supports(self, run: CallRun, payload: dict[str, Any]) -> bool:
+        """Whether the cache plan may be applied on this transport and model (``onUnsupported``)."""
+        return True
+
+    def batches(self) -> Any:
+        """The batch service on the ``state`` journal, opened on first use."""
+        if self._batches is None:
+            from engine.providers.anthropic.batches import BatchService, open_journal
+
+            self._batches = BatchService(open_journal(self.state))
+        return self._batches
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def _start_polling(self, interval: float) -> None:
+        def poll() -> None:
+            while not self._stop.wait(interval):
+                self.reload()
+
+        self._poller = threading.Thread(target=poll, name="llm-policy-poll", daemon=True)
+        self._poller.start()
+
+    def close_polling(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+            self._poller = None
+
+    async def aclose(self) -> None:
+        """Stop polling, flush pooled batch requests, close clients and the log."""
+        self.close_polling()
+        if self._batches is not None:
+            batches, self._batches = self._batches, None
+            await batches.aclose()
+        self.log.close()
+
+    def __repr__(self) -> str:
+        return f"PolicyEngine({self._describe_current()}, enabled={self.enabled})"

@@ -1,0 +1,49 @@
+"""What a call cost, and what the same call would have cost without the policy.
+
+Both figures come from the capabilities' price table. The counterfactual is the same
+tokens billed as if no policy had touched the call: every input token (read, written
+or plain) as plain input, the output as output, at the standard tier. The difference
+is what the policy saved (negative when a cache write was never read back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from engine.providers.anthropic.capabilities import Usage, capabilities
+
+__all__ = ["call_costs", "usage_fields"]
+
+
+def usage_fields(usage: dict[str, Any]) -> dict[str, Any]:
+    """The API ``usage`` reduced to the fields the log keeps (all counts, tier)."""
+    parsed = Usage.from_api(usage)
+    return {
+        "input_tokens": parsed.input_tokens,
+        "cache_creation_input_tokens": parsed.cache_write_tokens,
+        "cache_write_5m_tokens": parsed.cache_write_5m_tokens,
+        "cache_write_1h_tokens": parsed.cache_write_1h_tokens,
+        "cache_read_input_tokens": parsed.cache_read_tokens,
+        "output_tokens": parsed.output_tokens,
+        "service_tier": "batch" if parsed.batch else str(usage.get("service_tier") or "standard"),
+    }
+
+
+def call_costs(model: str, usage: dict[str, Any]) -> dict[str, float]:
+    """``realized_usd``, ``counterfactual_usd`` and ``saved_usd`` of one response's usage."""
+    caps = capabilities()
+    info = caps.model(model)
+    parsed = Usage.from_api(usage)
+    realized = info.cost(parsed, batch_multiplier=caps.multipliers["batch"])
+    plain = replace(
+        Usage(),
+        input_tokens=parsed.input_tokens + parsed.cache_write_tokens + parsed.cache_read_tokens,
+        output_tokens=parsed.output_tokens,
+    )
+    counterfactual = info.cost(plain)
+    return {
+        "realized_usd": round(realized, 8),
+        "counterfactual_usd": round(counterfactual, 8),
+        "saved_usd": round(counterfactual - realized, 8),
+    }

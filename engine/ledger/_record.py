@@ -1,0 +1,117 @@
+"""One decision-log record: what the engine decided for one call, and what it cost.
+
+A record holds no prompt text and no credentials. The request's content appears only
+as prefix hashes with token counts (``prefix``), which is what a planner needs to
+replay traffic under another policy: two calls that share ``prefix[i].hash`` could
+have shared a cache entry written at position ``i``.
+
+``to_dict`` is the wire form (schemas/decision-log.v1.json validates it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+__all__ = [
+    "SCHEMA_ID",
+    "CallShape",
+    "DecisionRecord",
+    "LatencyTolerance",
+    "MarkerRecord",
+    "PolicyRef",
+    "PrefixBlock",
+    "new_decision_id",
+    "utc_now",
+]
+
+SCHEMA_ID = "llm-policy/decision-log/v1"
+
+CallShape = Literal["invoke", "ainvoke", "stream", "astream", "batch", "abatch"]
+#: How long the caller can wait for its answer: ``interactive`` (streaming or a
+#: synchronous call: never waits on a batch), ``awaitable`` (a single async call that
+#: a pool may hold up to ``maxWait``), ``batch`` (an explicit ``batch``/``abatch``).
+LatencyTolerance = Literal["interactive", "awaitable", "batch"]
+
+
+def new_decision_id() -> str:
+    return "dec_" + uuid.uuid4().hex
+
+
+def utc_now() -> str:
+    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-25T05:01:02.123Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRef:
+    name: str
+    version: int | None
+    revision: str | None
+    mode: Literal["enforce", "shadow"]
+    rollout: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarkerRecord:
+    """A ``cache_control`` marker in the request sent (or, in shadow mode, that would be)."""
+
+    path: str
+    ttl: str
+    prefix_tokens: int
+    source: str
+    action: str
+    reason: str
+    prefix_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixBlock:
+    """One cacheable position: the hash of the prefix ending there, and its own tokens."""
+
+    hash: str
+    tokens: int
+    section: str
+
+
+@dataclass(slots=True)
+class DecisionRecord:
+    """Filled in as the call goes: decided, applied, then answered (or failed)."""
+
+    call_site: str
+    call_site_source: Literal["metadata", "role", "code"]
+    call: CallShape
+    latency_tolerance: LatencyTolerance
+    model: str
+    provider: str
+    transport: str
+    role: str | None = None
+    id: str = field(default_factory=new_decision_id)
+    time: str = field(default_factory=utc_now)
+    policy: PolicyRef | None = None
+    rule: str | None = None
+    strategy: str = "direct"
+    applied: bool = False
+    reasons: list[str] = field(default_factory=list)
+    cache: dict[str, Any] | None = None
+    batch: dict[str, Any] | None = None
+    markers: list[MarkerRecord] = field(default_factory=list)
+    prefix: list[PrefixBlock] = field(default_factory=list)
+    input_tokens_estimate: int | None = None
+    max_tokens: int | None = None
+    output_tokens: int | None = None
+    batch_id: str | None = None
+    evaluation_ms: float = 0.0
+    latency_ms: float | None = None
+    usage: dict[str, Any] | None = None
+    cost: dict[str, float] | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"schema": SCHEMA_ID, **asdict(self)}
+        out["evaluation_ms"] = round(self.evaluation_ms, 4)
+        if self.latency_ms is not None:
+            out["latency_ms"] = round(self.latency_ms, 3)
+        return out

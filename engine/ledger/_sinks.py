@@ -1,0 +1,107 @@
+"""Where decision records go: a JSON-lines file and Python logging.
+
+Writing the log must never break a call: a sink that fails is reported once (per
+sink and error type) on the ``llm_policy.ledger`` logger and the call goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from engine.ledger._record import DecisionRecord
+
+__all__ = ["DecisionLog", "JsonLinesSink", "LoggingSink", "Sink"]
+
+logger = logging.getLogger("llm_policy.ledger")
+
+
+class Sink(Protocol):
+    def write(self, record: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class JsonLinesSink:
+    """Appends one JSON object per line; the file and its folder are created on first write."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._file: Any = None
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+        with self._lock:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a", encoding="utf-8")
+            self._file.write(line)
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+class LoggingSink:
+    """One INFO line per record on ``llm_policy.decisions``; the record rides in ``extra``."""
+
+    def __init__(self, name: str = "llm_policy.decisions") -> None:
+        self.logger = logging.getLogger(name)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        cost = record.get("cost") or {}
+        self.logger.info(
+            "%s call_site=%s rule=%s strategy=%s applied=%s realized_usd=%s counterfactual_usd=%s",
+            record["id"],
+            record["call_site"],
+            record["rule"],
+            record["strategy"],
+            record["applied"],
+            cost.get("realized_usd"),
+            cost.get("counterfactual_usd"),
+            extra={"llm_policy_decision": record},
+        )
+
+    def close(self) -> None:
+        return None
+
+
+class DecisionLog:
+    """Fans each record out to its sinks; a failing sink is reported once, not per call."""
+
+    def __init__(self, sinks: Iterable[Sink]) -> None:
+        self.sinks = list(sinks)
+        self._reported: set[tuple[int, str]] = set()
+
+    @classmethod
+    def to(cls, path: str | Path | None) -> DecisionLog:
+        """Python logging always; a JSON-lines file too when ``path`` is given."""
+        sinks: list[Sink] = [LoggingSink()]
+        if path is not None:
+            sinks.append(JsonLinesSink(path))
+        return cls(sinks)
+
+    def emit(self, record: DecisionRecord) -> None:
+        data = record.to_dict()
+        for sink in self.sinks:
+            try:
+                sink.write(data)
+            except Exception as exc:  # the log must never fail a call
+                key = (id(sink), type(exc).__name__)
+                if key not in self._reported:
+                    self._reported.add(key)
+                    logger.warning("decision log sink %r failed, records are dropped: %s", sink, exc)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
