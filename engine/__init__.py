@@ -59,6 +59,12 @@ _WHERE = {
 }
 
 
+# ``engine.evaluate`` is both a submodule and a function: once the submodule is imported, Python
+# binds the package attribute to the module, shadowing the lazy lookup below. Importing the
+# function eagerly (the module needs only engine.decision) makes ``engine.evaluate`` the function.
+from engine.evaluate import evaluate  # noqa: E402
+
+
 def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:

@@ -1,0 +1,237 @@
+"""Compile once, evaluate many: a :class:`Policy` becomes an immutable, indexed
+:class:`CompiledPolicy` that :func:`engine.evaluate.evaluate` answers from on every call.
+
+The stages run in order and are timed (``CompiledPolicy.stages``)::
+
+    merge defaults     builtin <- spec.defaults, the base every rule merges over
+    compile rules      per rule: one regex per match field, merged cache/batch plans
+    index call sites   literal callSite globs and literal prefixes -> candidate rules
+
+The index is why a never-seen call site does not cost one regex per rule: only rules
+whose ``callSite`` could match (same literal, or a glob whose literal prefix the call
+site starts with) and rules without ``callSite`` are tried. Decisions are memoised per
+:class:`CallContext` in a bounded LRU, so a repeated call costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from engine.decision import BatchPlan, CachePlan, CallContext, Decision, Strategy
+from engine.policy import BUILTIN_DEFAULTS, BatchSettings, CacheSettings, Policy, Rule
+from engine.policy._globs import is_literal, literal_prefix, to_regex
+from engine.policy._model import MATCH_FIELDS, OnUnsupported, PolicyMode
+
+__all__ = ["MEMO_SIZE", "CompiledPolicy", "CompiledRule", "FieldMatcher", "RuleIndex", "compile_policy"]
+
+#: Distinct call contexts remembered per compiled policy (call sites x roles x models).
+MEMO_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMatcher:
+    """One ``match`` field of a rule: its globs, and one regex matching when any glob does."""
+
+    key: str
+    attr: str
+    globs: tuple[str, ...]
+    regex: re.Pattern[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    index: int
+    name: str
+    matchers: tuple[FieldMatcher, ...]
+    cache: CachePlan | None
+    batch: BatchPlan | None
+    strategy: Strategy
+
+    def matches(self, ctx: CallContext) -> bool:
+        """Every given field matches; a field the call lacks is matched as the empty string."""
+        for m in self.matchers:  # noqa: SIM110 - a plain loop; all() over a generator is slower here
+            if m.regex.match(getattr(ctx, m.attr) or "") is None:
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class RuleIndex:
+    """Which rules can match a call site, found with a few dictionary lookups."""
+
+    exact: dict[str, tuple[int, ...]]
+    prefixes: dict[str, tuple[int, ...]]
+    prefix_lengths: tuple[int, ...]
+    always: tuple[int, ...]
+
+    def candidates(self, call_site: str) -> list[int]:
+        """Indices of the rules worth trying for ``call_site``, in policy order."""
+        found: list[int] = list(self.always)
+        found.extend(self.exact.get(call_site, ()))
+        size = len(call_site)
+        for length in self.prefix_lengths:
+            if length > size:
+                break
+            found.extend(self.prefixes.get(call_site[:length], ()))
+        found.sort()
+        return found
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledPolicy:
+    """Everything ``evaluate`` needs, precomputed. Immutable; share it across threads."""
+
+    name: str
+    revision: str
+    version: int | None
+    enabled: bool
+    mode: PolicyMode
+    rollout: int
+    on_unsupported: OnUnsupported
+    rules: tuple[CompiledRule, ...]
+    default_cache: CachePlan | None
+    default_batch: BatchPlan | None
+    index: RuleIndex
+    stages: tuple[tuple[str, float], ...] = ()
+    memo: Callable[[CallContext], Decision] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        from engine.evaluate import decide  # evaluate imports this module for its types
+
+        def uncached(ctx: CallContext) -> Decision:
+            return decide(self, ctx)
+
+        object.__setattr__(self, "memo", lru_cache(maxsize=MEMO_SIZE)(uncached))
+
+    @property
+    def default_strategy(self) -> Strategy:
+        return strategy_of(self.default_cache, self.default_batch)
+
+
+def strategy_of(cache: CachePlan | None, batch: BatchPlan | None) -> Strategy:
+    if cache is not None and batch is not None:
+        return "batch+cache"
+    if batch is not None:
+        return "batch"
+    return "cache" if cache is not None else "direct"
+
+
+def _merged(section: str, *layers: CacheSettings | BatchSettings | None) -> dict[str, Any]:
+    """Field-by-field merge: later layers win where they set a field."""
+    out = dict(BUILTIN_DEFAULTS[section])
+    for layer in layers:
+        if layer is not None:
+            out.update(layer.model_dump(by_alias=True, exclude_unset=True))
+    return out
+
+
+def cache_plan(*layers: CacheSettings | None) -> CachePlan | None:
+    merged = _merged("cache", *layers)
+    if merged["mode"] == "off":
+        return None
+    points = tuple(merged["breakpoints"]) if merged["mode"] == "explicit" else ()
+    return CachePlan(mode=merged["mode"], ttl=merged["ttl"], breakpoints=points)
+
+
+def batch_plan(*layers: BatchSettings | None) -> BatchPlan | None:
+    merged = _merged("batch", *layers)
+    if merged["mode"] == "off":
+        return None
+    return BatchPlan(
+        mode=merged["mode"],
+        max_requests=merged["maxRequests"],
+        max_wait=merged["maxWait"],
+        deadline=merged["deadline"],
+        retries=merged["retries"],
+        on_failure=merged["onFailure"],
+    )
+
+
+@dataclass(slots=True)
+class _Build:
+    policy: Policy
+    default_cache: CachePlan | None = None
+    default_batch: BatchPlan | None = None
+    rules: list[CompiledRule] = field(default_factory=list)
+    index: RuleIndex | None = None
+
+
+def _merge_defaults(build: _Build) -> None:
+    """The plans a call gets when no rule matches: builtin <- spec.defaults."""
+    defaults = build.policy.spec.defaults
+    build.default_cache = cache_plan(defaults.cache)
+    build.default_batch = batch_plan(defaults.batch)
+
+
+def _compile_rule(index: int, rule: Rule, policy: Policy) -> CompiledRule:
+    matchers = []
+    for key, attr in MATCH_FIELDS.items():
+        globs = rule.match.globs(key)
+        if globs is not None:
+            matchers.append(FieldMatcher(key, attr, globs, to_regex(globs)))
+    defaults = policy.spec.defaults
+    cache = cache_plan(defaults.cache, rule.cache)
+    batch = batch_plan(defaults.batch, rule.batch)
+    return CompiledRule(index, rule.name, tuple(matchers), cache, batch, strategy_of(cache, batch))
+
+
+def _compile_rules(build: _Build) -> None:
+    build.rules = [_compile_rule(i, rule, build.policy) for i, rule in enumerate(build.policy.spec.rules)]
+
+
+def _index(build: _Build) -> None:
+    exact: dict[str, list[int]] = {}
+    prefixes: dict[str, list[int]] = {}
+    always: list[int] = []
+    for rule in build.rules:
+        site = next((m for m in rule.matchers if m.key == "callSite"), None)
+        if site is None:
+            always.append(rule.index)
+            continue
+        for glob in site.globs:
+            bucket = exact if is_literal(glob) else prefixes
+            bucket.setdefault(glob if is_literal(glob) else literal_prefix(glob), []).append(rule.index)
+    build.index = RuleIndex(
+        exact={k: tuple(dict.fromkeys(v)) for k, v in exact.items()},
+        prefixes={k: tuple(dict.fromkeys(v)) for k, v in prefixes.items()},
+        prefix_lengths=tuple(sorted({len(k) for k in prefixes})),
+        always=tuple(always),
+    )
+
+
+_STAGES: tuple[tuple[str, Callable[[_Build], None]], ...] = (
+    ("merge defaults", _merge_defaults),
+    ("compile rules", _compile_rules),
+    ("index call sites", _index),
+)
+
+
+def compile_policy(policy: Policy, *, version: int | None = None) -> CompiledPolicy:
+    """Prepare ``policy`` for evaluation; ``version`` is the store's number, if it has one."""
+    build = _Build(policy)
+    timings = []
+    for name, stage in _STAGES:
+        started = time.perf_counter()
+        stage(build)
+        timings.append((name, time.perf_counter() - started))
+    assert build.index is not None
+    spec = policy.spec
+    return CompiledPolicy(
+        name=policy.name,
+        revision=policy.revision,
+        version=version,
+        enabled=spec.enabled,
+        mode=spec.mode,
+        rollout=spec.rollout,
+        on_unsupported=spec.on_unsupported,
+        rules=tuple(build.rules),
+        default_cache=build.default_cache,
+        default_batch=build.default_batch,
+        index=build.index,
+        stages=tuple(timings),
+    )

@@ -1,0 +1,77 @@
+"""Glob semantics for ``match`` fields: shell-style, case-sensitive, ``*`` also crosses dots.
+
+That is :func:`fnmatch.fnmatchcase` exactly (``*``, ``?``, ``[seq]``, ``[!seq]``), never the
+case-folding :func:`fnmatch.fnmatch`. This module also answers, soundly but not completely,
+whether one glob matches every string another does: the validator warns about an
+unreachable rule only when that is certain.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Sequence
+
+__all__ = ["META", "covers", "covers_all", "literal_prefix", "to_regex"]
+
+META = frozenset("*?[")
+
+
+def is_literal(glob: str) -> bool:
+    return not any(ch in META for ch in glob)
+
+
+def literal_prefix(glob: str) -> str:
+    """The characters every match starts with: everything before the first wildcard."""
+    for i, ch in enumerate(glob):
+        if ch in META:
+            return glob[:i]
+    return glob
+
+
+def _literal_suffix(glob: str) -> str:
+    for i in range(len(glob) - 1, -1, -1):
+        if glob[i] in META or glob[i] == "]":
+            return glob[i + 1 :]
+    return glob
+
+
+def to_regex(globs: Sequence[str]) -> re.Pattern[str]:
+    """One compiled regex matching a string when any of ``globs`` does (full match)."""
+    parts = [fnmatch.translate(g) for g in dict.fromkeys(globs)]
+    return re.compile("|".join(f"(?:{p})" for p in parts))
+
+
+def _matches_everything(glob: str) -> bool:
+    return glob != "" and set(glob) == {"*"}
+
+
+def covers(wide: str, narrow: str) -> bool:
+    """True only if every string ``narrow`` matches, ``wide`` matches too.
+
+    Sound, deliberately incomplete: a star-only glob covers all; a glob covers any literal
+    it matches; ``P*`` covers a glob whose literal prefix starts with ``P``; ``*S`` covers
+    one whose literal suffix ends with ``S``. Anything subtler is answered "not sure" (False).
+    """
+    if _matches_everything(wide) or wide == narrow:
+        return True
+    if is_literal(narrow):
+        return fnmatch.fnmatchcase(narrow, wide)
+    if wide.endswith("*") and is_literal(wide.rstrip("*")):
+        return literal_prefix(narrow).startswith(wide.rstrip("*"))
+    if wide.startswith("*") and is_literal(wide.lstrip("*")):
+        return _literal_suffix(narrow).endswith(wide.lstrip("*"))
+    return False
+
+
+def covers_all(wide: Sequence[str] | None, narrow: Sequence[str] | None) -> bool:
+    """Whether a match field ``wide`` accepts every value field ``narrow`` accepts.
+
+    ``None`` is a field left out: it accepts anything, including a call that does not carry
+    the field (matched as the empty string, which only star-only globs match).
+    """
+    if wide is None:
+        return True
+    if narrow is None:
+        return any(_matches_everything(g) for g in wide)
+    return all(any(covers(w, n) for w in wide) for n in narrow)
