@@ -1,0 +1,185 @@
+"""Run a workload under each arm against an emulator and read what each arm was billed.
+
+Arms run one after another, each with its own API key (the emulator caches and
+bills per key). Emulator time follows the workload's script: before each group
+of calls (a burst of documents, one conversation turn) the emulator clock is
+moved forward to the group's time, so gaps of minutes cost no wall time.
+
+The ``no-policy`` arm also records the trace of what was sent (from the
+emulator's request log: the exact bodies, emulator times, output tokens), which
+the planner replays and the lower bound is computed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from engine.bench.arms import ARMS, Caller, litellm_caller, middleware_caller, model_caller
+from engine.bench.factory import model_config, pipeshub_factory
+from engine.bench.workloads import Workload, WorkloadCall
+from engine.plan._trace import TraceRecord, record_from_payload
+
+__all__ = ["ArmResult", "EmulatorControl", "Progress", "run_arms"]
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass(slots=True)
+class ArmResult:
+    arm: str
+    calls: int
+    cost_usd: float
+    input_tokens: int
+    cache_write_tokens: int
+    cache_read_tokens: int
+    output_tokens: int
+    batch_share: float
+    wall_s: float
+    note: str = ""
+    trace: list[TraceRecord] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cost_usd": round(self.cost_usd, 6),
+            "input_tokens": self.input_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "output_tokens": self.output_tokens,
+            "batch_share": round(self.batch_share, 4),
+            "wall_s": round(self.wall_s, 2),
+        }
+
+
+class EmulatorControl:
+    """The emulator's ``/_emulator`` endpoints."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=30.0)
+
+    def now(self) -> float:
+        return float(self._http.get("/_emulator/clock").json()["now"])
+
+    def advance_to(self, target: float) -> None:
+        step = target - self.now()
+        if step > 0:
+            self._http.post("/_emulator/clock", json={"advance_s": step}).raise_for_status()
+
+    def billing(self, api_key: str) -> dict[str, Any]:
+        data: dict[str, Any] = self._http.get("/_emulator/billing").json()
+        return dict(data.get("by_key", {}).get(api_key) or {})
+
+    def requests(self, last: int, api_key: str) -> list[dict[str, Any]]:
+        data = self._http.get("/_emulator/requests", params={"last": str(last)}).json()["data"]
+        return [d for d in data if d.get("api_key") == api_key and d.get("status", 200) == 200]
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _record(entry: dict[str, Any], call: WorkloadCall, tenant: str) -> TraceRecord:
+    return record_from_payload(
+        entry["body"],
+        ts=float(entry["ts"]),
+        call_site=call.call_site,
+        output_tokens=int((entry.get("usage") or {}).get("output_tokens") or 0),
+        latency=call.latency,
+        call=call.shape,
+        role=call.role,
+        tenant=tenant,
+    )
+
+
+async def _drive(
+    caller: Caller, workload: Workload, ctl: EmulatorControl, key: str, *, record: bool, progress: Progress | None
+) -> list[TraceRecord]:
+    start = ctl.now()
+    trace: list[TraceRecord] = []
+    for group in workload.groups():
+        ctl.advance_to(start + group[0].at)
+        await asyncio.gather(*(caller(c) for c in group))
+        if record:
+            trace.extend(_record(e, group[0], "default") for e in ctl.requests(len(group), key))
+        if progress is not None:
+            progress("calls", len(group))
+    return trace
+
+
+async def _policy_caller(base_url: str, key: str, model: str, policy: Path, workdir: Path) -> tuple[Caller, Any]:
+    from engine.adapter import PolicyEngine, wrap_factory
+
+    engine = PolicyEngine.from_file(
+        policy, state=f"sqlite:///{workdir / 'state.db'}", decision_log=workdir / "decisions.jsonl"
+    )
+    wrapped = wrap_factory(pipeshub_factory(base_url), engine)
+    llm = wrapped("anthropic", model_config(key, model))
+    return model_caller(llm, with_call_site=True), engine
+
+
+async def _run_arm(
+    arm: str, workload: Workload, ctl: EmulatorControl, policy: Path, progress: Progress | None
+) -> ArmResult:
+    key = f"sk-bench-{arm}"
+    factory = pipeshub_factory(ctl.base_url)
+    engine: Any = None
+    with tempfile.TemporaryDirectory(prefix="llm-policy-bench-") as tmp:
+        if arm == "policy":
+            caller, engine = await _policy_caller(ctl.base_url, key, workload.model, policy, Path(tmp))
+        elif arm == "langchain-middleware":
+            caller = middleware_caller(factory("anthropic", model_config(key, workload.model)))
+        elif arm == "litellm-system":
+            caller = litellm_caller(ctl.base_url, key, workload.model)
+        else:
+            caller = model_caller(factory("anthropic", model_config(key, workload.model)), with_call_site=False)
+        began = time.perf_counter()
+        try:
+            trace = await _drive(caller, workload, ctl, key, record=arm == "no-policy", progress=progress)
+        finally:
+            if engine is not None:
+                await engine.aclose()
+        wall = time.perf_counter() - began
+    return _result(arm, ctl.billing(key), wall, trace)
+
+
+def _result(arm: str, bill: dict[str, Any], wall: float, trace: list[TraceRecord]) -> ArmResult:
+    standard, batch = int(bill.get("requests_standard", 0)), int(bill.get("requests_batch", 0))
+    calls = standard + batch
+    return ArmResult(
+        arm=arm,
+        calls=calls,
+        cost_usd=float(bill.get("cost_usd", 0.0)),
+        input_tokens=int(bill.get("input_tokens", 0)),
+        cache_write_tokens=int(bill.get("cache_write_tokens", 0)),
+        cache_read_tokens=int(bill.get("cache_read_tokens", 0)),
+        output_tokens=int(bill.get("output_tokens", 0)),
+        batch_share=batch / calls if calls else 0.0,
+        wall_s=wall,
+        trace=trace,
+    )
+
+
+def run_arms(
+    workload: Workload,
+    base_url: str,
+    policy: Path,
+    *,
+    arms: tuple[str, ...] = ARMS,
+    progress: Progress | None = None,
+) -> dict[str, ArmResult]:
+    """Every arm of ``arms`` on ``workload`` against the emulator at ``base_url``."""
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown arm(s) {', '.join(unknown)}; choose among {', '.join(ARMS)}")
+    ctl = EmulatorControl(base_url)
+    try:
+        return {arm: asyncio.run(_run_arm(arm, workload, ctl, policy, progress)) for arm in arms}
+    finally:
+        ctl.close()
