@@ -23,6 +23,13 @@ COMMANDS: tuple[str, ...] = (
     "validate",
     "explain",
     "schema",
+    "publish",
+    "show",
+    "history",
+    "diff",
+    "rollback",
+    "disable",
+    "migrate",
 )
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3

@@ -32,6 +32,7 @@ from arango.client import ArangoClient
 from arango.collection import StandardCollection
 from arango.database import StandardDatabase, TransactionDatabase
 from arango.exceptions import ArangoError, ArangoServerError, DocumentRevisionError
+from arango.http import DefaultHTTPClient
 
 from engine.store._core import BaseStore, Change, Head, Raced
 from engine.store._errors import NotFoundError, StoreError, StoreUnavailableError
@@ -63,7 +64,6 @@ INDEXES: tuple[dict[str, Any], ...] = (
         "sparse": True,
     },
 )
-_MIGRATE_HINT = f"the {COLLECTION!r} collection does not exist yet: run `llm-policy migrate`"
 
 
 def head_key(name: str) -> str:
@@ -102,13 +102,14 @@ class ArangoStore(BaseStore):
     """The PipesHub store. Nothing is created on open: ``llm-policy migrate`` (0001)
     creates the collection and its indexes, so a read-only service can use it too."""
 
-    def __init__(
-        self, location: ArangoLocation, *, collection: str = COLLECTION, request_timeout: float = 10.0
-    ) -> None:
+    def __init__(self, location: ArangoLocation, *, request_timeout: float = 10.0) -> None:
         self.location = location
         self.url = location.masked
-        self.collection_name = collection
-        self._client = ArangoClient(hosts=location.endpoint, request_timeout=request_timeout)
+        self.collection_name = location.collection
+        # One quick retry at the HTTP level: the hot reload polls again anyway, and a CLI
+        # user should hear about an unreachable server in seconds, not after backoffs.
+        http = DefaultHTTPClient(request_timeout=request_timeout, retry_attempts=1, backoff_factor=0.2)
+        self._client = ArangoClient(hosts=location.endpoint, http_client=http)
         self._db: StandardDatabase = self._client.db(
             location.database, username=location.username, password=location.password
         )
@@ -252,7 +253,8 @@ class ArangoStore(BaseStore):
             txn_db = self._db.begin_transaction(write=self.collection_name, sync=True, lock_timeout=10)
         except ArangoServerError as exc:
             if _is_missing_collection(exc):
-                raise StoreUnavailableError(f"policy store {self.url}: {_MIGRATE_HINT}") from exc
+                hint = f"the {self.collection_name!r} collection does not exist: run `llm-policy migrate`"
+                raise StoreUnavailableError(f"policy store {self.url}: {hint}") from exc
             raise self.unavailable(exc) from exc
         except (ArangoError, OSError) as exc:
             raise self.unavailable(exc) from exc

@@ -4,7 +4,8 @@ Forms accepted::
 
     sqlite:///relative/path.db          (three slashes: relative to the working directory)
     sqlite:////absolute/path.db         (four slashes: absolute)
-    arangodb://user:pass@host:8529/db   (http; arangodb+https:// for TLS)
+    arangodb://user:pass@host:8529/db   (http; arangodb+https:// for TLS;
+                                         ?collection=NAME instead of aiconfigs)
     arangodb://                         (every part from ARANGO_URL, ARANGO_USERNAME,
                                          ARANGO_PASSWORD, ARANGO_DB)
 
@@ -19,7 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = [
     "DEFAULT_STORE_URL",
@@ -60,6 +61,7 @@ class ArangoLocation:
     database: str
     username: str
     password: str = field(repr=False)
+    collection: str = "aiconfigs"
 
     @property
     def masked(self) -> str:
@@ -68,7 +70,8 @@ class ArangoLocation:
         auth = (
             f"{self.username}:{_MASK}@" if self.password else (f"{self.username}@" if self.username else "")
         )
-        return f"{scheme}://{auth}{host}/{self.database}"
+        query = f"?collection={self.collection}" if self.collection != "aiconfigs" else ""
+        return f"{scheme}://{auth}{host}/{self.database}{query}"
 
 
 def mask_url(url: str) -> str:
@@ -150,7 +153,10 @@ def _parse_arango(url: str, env: Mapping[str, str]) -> ArangoLocation:
     if "/" in database:
         raise StoreURLError(f"bad database name {database!r} in store URL {mask_url(url)!r}")
     endpoint = f"{'https' if tls else 'http'}://{_bracket(host)}:{port}"
-    return ArangoLocation(endpoint=endpoint, database=database, username=username, password=password)
+    collection = parse_qs(parts.query).get("collection", ["aiconfigs"])[-1]
+    if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9_-]{0,255}", collection):
+        raise StoreURLError(f"bad collection name {collection!r} in store URL {mask_url(url)!r}")
+    return ArangoLocation(endpoint, database, username, password, collection)
 
 
 def _bracket(host: str) -> str:
