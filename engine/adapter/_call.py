@@ -28,7 +28,9 @@ from engine.ledger import (
     usage_fields,
 )
 from engine.providers.anthropic.blocks import iter_blocks, prefix_hashes
+from engine.providers.anthropic.capabilities import Transport
 from engine.providers.anthropic.tokens import canonical_json
+from engine.providers.anthropic.transport import SupportResult, check_support
 
 if TYPE_CHECKING:
     from engine.adapter.engine import PolicyEngine
@@ -55,7 +57,7 @@ class Binding:
 
     engine: PolicyEngine
     provider: str
-    transport: str
+    transport: Transport
     role: str | None
 
     def decide(self, model: str, metadata: Mapping[str, Any] | None) -> tuple[CallContext, Decision | None]:
@@ -75,6 +77,7 @@ class Binding:
         decision = self.engine.decide(ctx)
         if decision is None:
             return None
+        support = check_support(decision, transport=self.transport, model=model)
         record = DecisionRecord(
             call_site=site,
             call_site_source=source,
@@ -91,8 +94,9 @@ class Binding:
             strategy=decision.strategy,
             cache=asdict(decision.cache) if decision.cache else None,
             batch=asdict(decision.batch) if decision.batch else None,
+            reasons=list(support.messages),
         )
-        return CallRun(self, decision, record, started)
+        return CallRun(self, decision, support, record, started)
 
 
 def request_key(payload: Mapping[str, Any]) -> str:
@@ -103,10 +107,18 @@ def request_key(payload: Mapping[str, Any]) -> str:
 class CallRun:
     """Decision, payload edits and the record of one call."""
 
-    __slots__ = ("_started", "binding", "decision", "in_rollout", "record")
+    __slots__ = ("_started", "batch_plan", "binding", "cache_plan", "decision", "in_rollout", "record")
 
-    def __init__(self, binding: Binding, decision: Decision, record: DecisionRecord, started: float) -> None:
+    def __init__(
+        self,
+        binding: Binding,
+        decision: Decision,
+        support: SupportResult,
+        record: DecisionRecord,
+        started: float,
+    ) -> None:
         self.binding, self.decision, self.record = binding, decision, record
+        self.cache_plan, self.batch_plan = support.cache, support.batch
         self._started = started
         self.in_rollout = True
         record.evaluation_ms = (time.perf_counter() - started) * 1000.0
@@ -120,8 +132,8 @@ class CallRun:
 
     def pool_plan(self) -> BatchPlan | None:
         """The batch plan if this call goes through the Message Batches API, else None (and why)."""
-        plan = self.decision.batch
-        if plan is None or plan.mode == "off":
+        plan = self.batch_plan
+        if plan is None:
             return None
         shape = self.record.call
         if plan.mode == "accumulate" and self.record.latency_tolerance == "interactive":
@@ -132,12 +144,7 @@ class CallRun:
         if self.decision.mode == "shadow":
             self.note(f"shadow: would go through the Message Batches API ({plan.mode}), sent direct")
             return None
-        if not self.in_rollout:
-            return None
-        if not self.engine.transport_info(self.binding.transport).batches:
-            self.note(f"batch: the {self.binding.transport} transport takes no Message Batches, sent direct")
-            return None
-        return plan
+        return plan if self.in_rollout else None
 
     def apply(self, payload: dict[str, Any], *, batch: bool = False) -> dict[str, Any]:
         """The payload to send: ``payload`` itself, or a copy with cache markers (fail open)."""
@@ -170,10 +177,8 @@ class CallRun:
             self.in_rollout = False
             self.note(f"outside the {self.decision.rollout}% rollout: sent unchanged")
             return payload
-        plan = self.decision.cache
-        if plan is None or plan.mode == "off":
-            return payload
-        if not self.engine.supports(self, payload):
+        plan = self.cache_plan
+        if plan is None:
             return payload
         result = self.engine.allocator(self.binding.transport).apply(
             payload, plan, call_site=record.call_site, now=time.time(), batch=batch
@@ -186,8 +191,9 @@ class CallRun:
         if self.decision.mode == "shadow":
             self.note("shadow: markers computed, request sent unchanged")
             return payload
-        record.applied = result.payload != payload
-        return result.payload
+        out: dict[str, Any] = result.payload
+        record.applied = out != payload
+        return out
 
     def finish(
         self,

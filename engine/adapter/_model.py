@@ -66,13 +66,18 @@ def _stream_usage(total: UsageMetadata | None) -> dict[str, Any] | None:
     }
 
 
+def _add(total: UsageMetadata | None, chunk: ChatGenerationChunk) -> UsageMetadata | None:
+    usage = getattr(chunk.message, "usage_metadata", None)
+    return add_usage(total, usage) if usage else total
+
+
 class active:
     """Sets the current run for the parent's payload building; logs an error if one escapes."""
 
-    __slots__ = ("batch", "run", "token")
+    __slots__ = ("batch", "finish_on_error", "run", "token")
 
-    def __init__(self, run: CallRun, *, batch: bool = False) -> None:
-        self.run, self.batch = run, batch
+    def __init__(self, run: CallRun, *, batch: bool = False, finish_on_error: bool = True) -> None:
+        self.run, self.batch, self.finish_on_error = run, batch, finish_on_error
 
     def __enter__(self) -> CallRun:
         self.token = _RUN.set((self.run, self.batch))
@@ -80,7 +85,7 @@ class active:
 
     def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
         _RUN.reset(self.token)
-        if error is not None and not isinstance(error, GeneratorExit):
+        if error is not None and self.finish_on_error:
             self.run.finish(None, error=error)
 
 
@@ -173,13 +178,18 @@ def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
             yield from parent._stream(self, messages, stop, run_manager, **kwargs)
             return
         run.pool_plan()
+        chunks = parent._stream(self, messages, stop, run_manager, **kwargs)
         total: UsageMetadata | None = None
-        with active(run):
-            for chunk in parent._stream(self, messages, stop, run_manager, **kwargs):
-                usage = getattr(chunk.message, "usage_metadata", None)
-                if usage:
-                    total = add_usage(total, usage)
+        try:
+            with active(run, finish_on_error=False):  # the payload is built before the first chunk
+                chunk = next(chunks, None)
+            while chunk is not None:
+                total = _add(total, chunk)
                 yield chunk
+                chunk = next(chunks, None)
+        except BaseException as error:
+            run.finish(None, error=error)
+            raise
         run.finish(_stream_usage(total))
 
     async def _astream(
@@ -195,13 +205,18 @@ def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
                 yield chunk
             return
         run.pool_plan()
+        chunks = parent._astream(self, messages, stop, run_manager, **kwargs).__aiter__()
         total: UsageMetadata | None = None
-        with active(run):
-            async for chunk in parent._astream(self, messages, stop, run_manager, **kwargs):
-                usage = getattr(chunk.message, "usage_metadata", None)
-                if usage:
-                    total = add_usage(total, usage)
+        try:
+            with active(run, finish_on_error=False):  # the payload is built before the first chunk
+                chunk = await anext(chunks, None)
+            while chunk is not None:
+                total = _add(total, chunk)
                 yield chunk
+                chunk = await anext(chunks, None)
+        except BaseException as error:
+            run.finish(None, error=error)
+            raise
         run.finish(_stream_usage(total))
 
     def batch(

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.decision import CallContext, Decision
 from engine.ledger import DecisionLog
-from engine.providers.anthropic.capabilities import TransportInfo, capabilities
+from engine.providers.anthropic.capabilities import Transport
 
 if TYPE_CHECKING:
-    from engine.adapter._call import CallRun
     from engine.compile import CompiledPolicy
     from engine.policy import Policy
 
@@ -33,7 +32,6 @@ logger = logging.getLogger("llm_policy.engine")
 DEFAULT_STATE = "sqlite:///./.llm-policy/state.db"
 #: A JSON-lines file the decision log is appended to, when ``decision_log`` is not given.
 DECISION_LOG_ENV = "LLM_POLICY_DECISION_LOG"
-_DECISION_CACHE_MAX = 4096
 
 
 class _Source(Protocol):
@@ -92,11 +90,6 @@ class _StoreSource:
         return f"store {self.name!r}"
 
 
-def _spec_enabled(policy: Policy) -> bool:
-    spec = policy.document.get("spec") or {}
-    return bool(spec.get("enabled", False))
-
-
 class _Once:
     """Logs each distinct failure cause once per engine."""
 
@@ -134,12 +127,12 @@ class PolicyEngine:
         self._version: int | None = None
         self._fingerprint: str | None = None
         self._failed: str | None = None
-        self._decisions: dict[CallContext, Decision] = {}
+        self._enabled = False
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._batches: Any = None
-        self._allocators: dict[str, Any] = {}
+        self._allocators: dict[Transport, Any] = {}
         if source is not None:
             self.reload()
             if poll_interval:
@@ -199,8 +192,7 @@ class PolicyEngine:
     @property
     def enabled(self) -> bool:
         """Whether a policy is in force and switched on (``spec.enabled: true``)."""
-        policy = self._policy
-        return policy is not None and _spec_enabled(policy)
+        return self._enabled
 
     def reload(self) -> bool:
         """Apply the source's newest version if it changed and compiles; True if one was applied.
@@ -245,8 +237,8 @@ class PolicyEngine:
             )
             return False
         self._compiled, self._policy, self._version = compiled, policy, version
+        self._enabled = bool(policy.spec.enabled)
         self._fingerprint, self._failed = fingerprint, None
-        self._decisions = {}
         logger.info("policy %s applied (version %s, revision %s)", policy.name, version, policy.revision)
         return True
 
@@ -259,28 +251,20 @@ class PolicyEngine:
     def decide(self, ctx: CallContext) -> Decision | None:
         """The decision for ``ctx``, or None when the engine is off for it (fail open)."""
         compiled = self._compiled
-        if compiled is None or not self.enabled:
+        if compiled is None or not self._enabled:
             return None
-        decisions = self._decisions
-        decision = decisions.get(ctx)
-        if decision is None:
-            from engine.evaluate import evaluate
+        from engine.evaluate import evaluate
 
-            try:
-                decision = evaluate(compiled, ctx)
-            except Exception as exc:
-                self.once.warn(
-                    f"evaluate:{type(exc).__name__}:{exc}",
-                    "evaluation failed, call goes out unchanged: %r",
-                    exc,
-                )
-                return None
-            if len(decisions) >= _DECISION_CACHE_MAX:
-                decisions.clear()
-            decisions[ctx] = decision
+        try:
+            decision = evaluate(compiled, ctx)  # memoised per context by the compiled policy
+        except Exception as exc:
+            self.once.warn(
+                f"evaluate:{type(exc).__name__}:{exc}", "evaluation failed, call goes out unchanged: %r", exc
+            )
+            return None
         return decision if decision.enabled else None
 
-    def allocator(self, transport: str) -> Any:
+    def allocator(self, transport: Transport) -> Any:
         """The breakpoint allocator for ``transport`` (one per engine: it learns reuse per call site)."""
         allocator = self._allocators.get(transport)
         if allocator is None:
@@ -288,13 +272,6 @@ class PolicyEngine:
 
             allocator = self._allocators[transport] = BreakpointAllocator(transport=transport)
         return allocator
-
-    def transport_info(self, transport: str) -> TransportInfo:
-        return capabilities().transport(transport)
-
-    def supports(self, run: CallRun, payload: dict[str, Any]) -> bool:
-        """Whether the cache plan may be applied on this transport and model (``onUnsupported``)."""
-        return True
 
     def batches(self) -> Any:
         """The batch service on the ``state`` journal, opened on first use."""

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from engine.adapter._call import Binding
 from engine.adapter._model import wrap_model
 from engine.adapter.engine import PolicyEngine
+from engine.providers.anthropic.transport import transport_for_provider
 
-__all__ = ["TRANSPORTS", "wrap_factory"]
+__all__ = ["CLAUDE_PROVIDERS", "wrap_factory"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: The host's provider strings that reach Claude, and the transport each one means.
-TRANSPORTS: Mapping[str, str] = {"anthropic": "direct", "azureAI": "custom", "bedrock": "bedrock"}
+#: The host's provider strings that can reach Claude (``transport_for_provider`` maps them).
+CLAUDE_PROVIDERS = frozenset({"anthropic", "azureAI", "bedrock", "vertexAI"})
 
 
 def _provider_of(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
@@ -41,11 +42,10 @@ def _handles(model: Any) -> bool:
 
 
 def _maybe_wrap(model: Any, engine: PolicyEngine, provider: str | None, role: str | None) -> Any:
-    transport = TRANSPORTS.get(provider or "")
-    if transport is None or not engine.enabled or not _handles(model):
+    if provider not in CLAUDE_PROVIDERS or not engine.enabled or not _handles(model):
         return model
     try:
-        return wrap_model(model, Binding(engine, cast(str, provider), transport, role))
+        return wrap_model(model, Binding(engine, provider, transport_for_provider(provider), role))
     except Exception as exc:  # fail open: the factory's own model
         engine.once.warn(f"wrap:{type(model).__name__}:{type(exc).__name__}", "model not wrapped: %r", exc)
         return model
