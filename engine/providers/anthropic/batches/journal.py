@@ -38,6 +38,7 @@ __all__ = [
     "Journal",
     "JournalEntry",
     "JournalError",
+    "Outcome",
     "SqliteJournal",
     "open_journal",
 ]
@@ -108,7 +109,7 @@ class Journal(Protocol):
         """(batch id, credential fingerprint, base URL) of batches submitted but not collected."""
 
     def items_in_batch(self, batch_id: str) -> list[JournalEntry]:
-        """Non-final items of ``batch_id``."""
+        """Non-final items of ``batch_id``, without ``params`` (fetch those with ``get_many``)."""
 
     def pending(self) -> list[JournalEntry]:
         """Items written but never accepted by the API (a crash before or during submission)."""
@@ -277,7 +278,8 @@ class SqliteJournal:
         return [(r["batch_id"], r["credential"], r["base_url"]) for r in rows]
 
     def items_in_batch(self, batch_id: str) -> list[JournalEntry]:
-        sql = f"SELECT {_COLUMNS} FROM batch_items WHERE batch_id=? AND state='submitted'"
+        light = _COLUMNS.replace("params,", "NULL AS params,")
+        sql = f"SELECT {light} FROM batch_items WHERE batch_id=? AND state='submitted'"
         return self._select(sql, (batch_id,))
 
     def pending(self) -> list[JournalEntry]:
