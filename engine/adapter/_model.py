@@ -27,7 +27,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.messages import BaseMessage
 from langchain_core.messages.ai import UsageMetadata, add_usage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import RunnableConfig, ensure_config
 
 from engine.adapter import _batch
 from engine.adapter._call import Binding, CallRun
@@ -40,12 +40,30 @@ _RUN: contextvars.ContextVar[tuple[CallRun, bool] | None] = contextvars.ContextV
     "llm_policy_run", default=None
 )
 
+#: The metadata of a streamed call: LangChain opens the run but calls ``_stream``/``_astream``
+#: without its run manager, so ``stream``/``astream`` and ``_should_stream`` pass it here.
+_STREAM_METADATA: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "llm_policy_stream_metadata", default=None
+)
+
 _classes: dict[tuple[type[Any], Binding], type[Any]] = {}
 _classes_lock = threading.Lock()
 
 
 def _metadata(run_manager: Any) -> Mapping[str, Any] | None:
     return getattr(run_manager, "metadata", None) if run_manager is not None else None
+
+
+def _stream_metadata(run_manager: Any) -> Mapping[str, Any] | None:
+    if run_manager is not None:
+        return _metadata(run_manager)
+    metadata = _STREAM_METADATA.get()
+    _STREAM_METADATA.set(None)
+    return metadata
+
+
+def _config_metadata(config: RunnableConfig | None) -> Mapping[str, Any] | None:
+    return ensure_config(config).get("metadata")
 
 
 def _stream_usage(total: UsageMetadata | None) -> dict[str, Any] | None:
@@ -91,9 +109,9 @@ class active:
 
 def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
     def start(self: Any, shape: CallShape, run_manager: Any) -> CallRun | None:
-        return binding.start(
-            str(self.model), _batch.shape_for(shape), _metadata(run_manager), caller=_batch.caller()
-        )
+        streamed = shape in ("stream", "astream")
+        metadata = _stream_metadata(run_manager) if streamed else _metadata(run_manager)
+        return binding.start(str(self.model), _batch.shape_for(shape), metadata, caller=_batch.caller())
 
     def _get_request_payload(
         self: Any, input_: Any, *, stop: list[str] | None = None, **kwargs: Any
@@ -111,12 +129,14 @@ def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
             return streams
         if _batch.prepared() is not None:
             return False
-        if not async_api:
-            return streams
-        _ctx, decision = binding.decide(str(self.model), _metadata(run_manager))
-        return not (
-            decision is not None and decision.batch is not None and decision.batch.mode == "accumulate"
-        )
+        if async_api:
+            _ctx, decision = binding.decide(str(self.model), _metadata(run_manager))
+            if decision is not None and decision.batch is not None and decision.batch.mode == "accumulate":
+                return False  # an ainvoke a pool may hold goes through _agenerate
+        _STREAM_METADATA.set(
+            _metadata(run_manager)
+        )  # invoke on a streaming model: _stream gets no run manager
+        return True
 
     def _generate(
         self: Any,
@@ -219,6 +239,46 @@ def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
             raise
         run.finish(_stream_usage(total))
 
+    def stream(
+        self: Any,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        metadata = _config_metadata(config)
+        chunks = parent.stream(self, input, config, stop=stop, **kwargs)
+        while True:
+            token = _STREAM_METADATA.set(metadata)
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            finally:
+                _STREAM_METADATA.reset(token)
+            yield chunk
+
+    async def astream(
+        self: Any,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[Any]:
+        metadata = _config_metadata(config)
+        chunks = parent.astream(self, input, config, stop=stop, **kwargs).__aiter__()
+        while True:
+            token = _STREAM_METADATA.set(metadata)
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            finally:
+                _STREAM_METADATA.reset(token)
+            yield chunk
+
     def batch(
         self: Any,
         inputs: list[Any],
@@ -246,6 +306,8 @@ def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
         "_agenerate": _agenerate,
         "_stream": _stream,
         "_astream": _astream,
+        "stream": stream,
+        "astream": astream,
         "batch": batch,
         "abatch": abatch,
     }

@@ -92,6 +92,10 @@ class TestWrappedChatAnthropicIntegration(ChatModelIntegrationTests):
     def supports_json_mode(self) -> bool:
         return False
 
+    @property
+    def model_override_value(self) -> str:
+        return "claude-haiku-4-5"
+
     # The emulator is not a language model, and the test environment reaches only 127.0.0.1.
     # These standard tests fail identically for the unwrapped ChatAnthropic on the emulator
     # (checked), so they say nothing about the adapter. They still run, as strict xfails.
