@@ -312,51 +312,39 @@ class _ArangoTxn:
         return _version(doc, active_version=-1) if doc else None
 
     def commit(self, change: Change) -> None:
-        new, event, head = change.new_version, change.event, change.head
-        if new is not None:
-            self.col.insert(
-                {
-                    "_key": version_key(new.name, new.version),
-                    "kind": VERSION,
-                    "name": new.name,
-                    "version": new.version,
-                    "revision": new.revision,
-                    "document": new.document,
-                    "author": new.author,
-                    "comment": new.comment,
-                    "createdAt": new.created_at,
-                }
-            )
-        self.col.insert(
-            {
-                "_key": event_key(self.name, head.event_count),
-                "kind": EVENT,
-                "name": self.name,
-                "seq": head.event_count,
-                "event": event.event,
-                "targetVersion": event.version,
-                "fromVersion": event.from_version,
-                "toVersion": event.to_version,
-                "author": event.author,
-                "comment": event.comment,
-                "at": event.at,
-            }
-        )
-        body = {
-            "_key": head_key(self.name),
-            "kind": HEAD,
-            "name": self.name,
-            "latestVersion": head.latest_version,
-            "latestRevision": head.latest_revision,
-            "activeVersion": head.active_version,
-            "activeRevision": head.active_revision,
-            "eventCount": head.event_count,
-            "updatedAt": event.at,
-        }
-        if head.token is None:
+        if change.new_version is not None:
+            self.col.insert(_version_doc(change.new_version))
+        self.col.insert(_event_doc(self.name, change.head.event_count, change.event))
+        body = _head_doc(change.head, change.event.at)
+        if change.head.token is None:
             self.col.insert(body)  # a concurrent first publish collides on the _key
         else:
-            self.col.update({**body, "_rev": head.token}, check_rev=True, merge=False)
+            self.col.update({**body, "_rev": change.head.token}, check_rev=True, merge=False)
+
+
+def _version_doc(new: StoredVersion) -> dict[str, Any]:
+    return {
+        "_key": version_key(new.name, new.version), "kind": VERSION, "name": new.name,
+        "version": new.version, "revision": new.revision, "document": new.document,
+        "author": new.author, "comment": new.comment, "createdAt": new.created_at,
+    }  # fmt: skip
+
+
+def _event_doc(name: str, seq: int, event: HistoryEvent) -> dict[str, Any]:
+    return {
+        "_key": event_key(name, seq), "kind": EVENT, "name": name, "seq": seq, "event": event.event,
+        "targetVersion": event.version, "fromVersion": event.from_version, "toVersion": event.to_version,
+        "author": event.author, "comment": event.comment, "at": event.at,
+    }  # fmt: skip
+
+
+def _head_doc(head: Head, at: str) -> dict[str, Any]:
+    return {
+        "_key": head_key(head.name), "kind": HEAD, "name": head.name,
+        "latestVersion": head.latest_version, "latestRevision": head.latest_revision,
+        "activeVersion": head.active_version, "activeRevision": head.active_revision,
+        "eventCount": head.event_count, "updatedAt": at,
+    }  # fmt: skip
 
 
 def _version(doc: dict[str, Any], active_version: int) -> StoredVersion:

@@ -186,8 +186,27 @@ def _decide_publish(
             head, active_version=latest, active_revision=policy.revision, event_count=head.event_count + 1
         )
         return Change(None, event, new_head), PublishResult(policy.name, latest, policy.revision, False, True)
-    version = latest + 1
-    make_active = activate or head is None  # the first version is always active: one active per policy
+    change = _new_version(head, policy, author, comment, activate or head is None, kind, now)
+    return change, PublishResult(
+        policy.name,
+        change.head.latest_version,
+        policy.revision,
+        True,
+        change.head.active_version == change.head.latest_version,
+    )
+
+
+def _new_version(
+    head: Head | None,
+    policy: ValidPolicy,
+    author: str,
+    comment: str,
+    make_active: bool,
+    kind: EventKind,
+    now: str,
+) -> Change:
+    """The next version; ``make_active`` is forced for the first one (one active per policy)."""
+    version = (head.latest_version if head else 0) + 1
     stored = StoredVersion(
         policy.name, version, policy.revision, policy.document, author, comment, now, make_active
     )
@@ -197,14 +216,12 @@ def _decide_publish(
         name=policy.name,
         latest_version=version,
         latest_revision=policy.revision,
-        active_version=version if make_active else head.active_version if head else version,
+        active_version=version if make_active or head is None else head.active_version,
         active_revision=policy.revision if make_active or head is None else head.active_revision,
         event_count=(head.event_count if head else 0) + 1,
         token=head.token if head else None,
     )
-    return Change(stored, event, new_head), PublishResult(
-        policy.name, version, policy.revision, True, make_active
-    )
+    return Change(stored, event, new_head)
 
 
 def _decide_rollback(
