@@ -488,4 +488,4 @@ def _describe(line: MessageBatchIndividualResponse) -> str:
     if result.type == "errored":
         inner = result.error.error
         return f"{inner.type}: {inner.message}"
-    return result.type
+    return ""  # expired / canceled: the failure name says it all
