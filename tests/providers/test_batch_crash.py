@@ -1,0 +1,62 @@
+"""kill -9 after the batch is submitted: a restarted worker gets every result, paid once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anthropic
+
+from engine.decision import BatchPlan
+from engine.providers.anthropic.batches import BatchService, SqliteJournal, client_identity, open_journal
+
+from .batch_child import prompts
+from .conftest import billing
+
+COUNT = 40
+
+
+def wait_for_submission(db: Path, child: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert child.poll() is None, "the worker exited before it was killed"
+        if db.exists():
+            journal = SqliteJournal(db)
+            counts = journal.counts()
+            journal.close()
+            if counts.get("submitted") == COUNT:
+                return
+        time.sleep(0.05)
+    raise AssertionError("the worker never submitted its batch")
+
+
+async def test_kill_9_after_submission_then_resume(emulator: Any, tmp_path: Path) -> None:
+    emulator.state.config.update({"batch_latency_s": 1.5})
+    url = f"sqlite:///{tmp_path}/state.db"
+    script = Path(__file__).with_name("batch_child.py")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    child = subprocess.Popen([sys.executable, str(script), emulator.base_url, url, str(COUNT)], env=env)
+    try:
+        wait_for_submission(tmp_path / "state.db", child)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+
+    async with anthropic.AsyncAnthropic(api_key="sk-test-crash", base_url=emulator.base_url) as client:
+        me = client_identity(client)
+        service = BatchService(open_journal(url), poll_interval=0.05)
+        resumed = await service.resume(lambda fp, base: client if (fp, base) == me else None)
+        answers = await service.submit_many(prompts(COUNT), BatchPlan("explicit"), client)
+        await service.aclose()
+    assert resumed == 1
+    for i, message in enumerate(answers):
+        assert isinstance(message, anthropic.types.Message)
+        assert message.content[0].text.startswith(f"echo: crash {i} ")  # type: ignore[union-attr]
+    bill = billing(emulator)
+    assert (bill["requests_batch"], bill["requests_standard"]) == (COUNT, 0), "each request paid once"
