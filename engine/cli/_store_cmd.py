@@ -9,6 +9,7 @@ its masked URL, so a password never reaches a terminal or a CI log.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -79,6 +80,9 @@ def run_with_store(args: argparse.Namespace, work: Callable[[PolicyStore], int])
         return fail(command, str(exc), EXIT_INVALID)
     try:
         return work(store)
+    except BrokenPipeError:  # `llm-policy history NAME | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except ConflictError as exc:
         return fail(command, f"conflict: {exc}", EXIT_CONFLICT)
     except InvalidPolicyError as exc:
