@@ -1,0 +1,89 @@
+"""The allocator's markers on the emulator: what it expects to pay off does, in the bill."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+
+from engine.decision import CachePlan
+from engine.providers.anthropic.caching import BreakpointAllocator, sdk_counter
+
+MODEL = "claude-sonnet-4-6"
+AUTO = CachePlan("auto", "auto")
+SYSTEM = "You classify documents for the search index. " * 130
+
+
+@pytest.fixture
+def sdk(emulator: Any) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(api_key="sk-test-cache", base_url=emulator.base_url) as client:
+        yield client
+
+
+def send(
+    sdk: anthropic.Anthropic, allocator: BreakpointAllocator, payload: dict[str, Any], now: float
+) -> Any:
+    result = allocator.apply(payload, AUTO, call_site="chat.agent.complete", now=now)
+    return result, sdk.messages.create(**result.payload)
+
+
+def test_shared_system_prompt_is_written_once_then_read(sdk: anthropic.Anthropic) -> None:
+    allocator = BreakpointAllocator()
+    base = {"model": MODEL, "max_tokens": 8, "system": SYSTEM}
+    first, r1 = send(sdk, allocator, {**base, "messages": [{"role": "user", "content": "doc one"}]}, 1.0)
+    _, r2 = send(sdk, allocator, {**base, "messages": [{"role": "user", "content": "doc two"}]}, 2.0)
+    [placed] = first.placements
+    assert r1.usage.cache_creation_input_tokens == placed.prefix_tokens, "engine and emulator agree on length"
+    assert r2.usage.cache_read_input_tokens == placed.prefix_tokens
+    assert r2.usage.cache_creation_input_tokens == 0
+
+
+def test_a_one_off_prompt_pays_no_write_premium(sdk: anthropic.Anthropic) -> None:
+    payload = {"model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": "one off " * 900}]}
+    result, response = send(sdk, BreakpointAllocator(), payload, 1.0)
+    assert result.placements == ()
+    assert response.usage.cache_creation_input_tokens == 0
+
+
+def test_an_agent_loop_reads_each_previous_turn_even_after_a_long_turn(sdk: anthropic.Anthropic) -> None:
+    allocator = BreakpointAllocator()
+    tools = [{"name": "search", "description": "Search the index", "input_schema": {"type": "object"}}]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "find the contract"}]
+    reads = []
+    for turn in range(4):
+        payload = {
+            "model": MODEL,
+            "max_tokens": 8,
+            "system": SYSTEM,
+            "tools": tools,
+            "messages": list(messages),
+        }
+        _, response = send(sdk, allocator, payload, 1.0 + turn)
+        reads.append(response.usage.cache_read_input_tokens)
+        call = {"type": "tool_use", "id": f"toolu_{turn}", "name": "search", "input": {"q": str(turn)}}
+        messages.append({"role": "assistant", "content": [call]})
+        width = 25 if turn == 1 else 2  # one turn adds more than the 20-position lookback
+        results = [
+            {"type": "tool_result", "tool_use_id": f"toolu_{turn}", "content": f"hit {turn}.{k} " * 40}
+            for k in range(width)
+        ]
+        messages.append({"role": "user", "content": results})
+    assert reads[0] == 0
+    assert reads[1] > 0 and reads[2] > reads[1] and reads[3] > reads[2], reads
+
+
+def test_exact_mode_with_count_tokens(sdk: anthropic.Anthropic) -> None:
+    allocator = BreakpointAllocator(exact_counter=sdk_counter(sdk))
+    payload = {
+        "model": MODEL,
+        "max_tokens": 8,
+        "system": SYSTEM,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    result, response = send(sdk, allocator, payload, 1.0)
+    [placed] = result.placements
+    assert placed.action == "placed"
+    written = response.usage.cache_creation_input_tokens
+    assert 0 <= placed.prefix_tokens - written <= 4, "count_tokens of the prefix plus a one-character turn"
