@@ -224,3 +224,11 @@ def test_watch_reports_a_newly_activated_version(store: PolicyStore) -> None:
         watch.stop()
     assert [v.version for v in seen] == [2]
     assert seen[0].document["spec"]["rollout"] == 20
+
+
+def test_a_policy_without_enabled_is_already_disabled(store: PolicyStore) -> None:
+    doc = policy_doc()
+    del doc["spec"]["enabled"]  # the language's default is false
+    store.publish(doc, author="ana")
+    assert store.disable("demo", author="oncall").created is False
+    assert len(store.history("demo").versions) == 1

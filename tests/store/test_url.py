@@ -10,6 +10,7 @@ from engine.store import (
     DEFAULT_STORE_URL,
     ArangoLocation,
     SqliteLocation,
+    StoreUnavailableError,
     StoreURLError,
     mask_url,
     open_store,
@@ -78,3 +79,10 @@ def test_passwords_are_masked_in_urls_reprs_and_free_text() -> None:
         assert "secret" not in repr(store) and "secret" not in store.url
     finally:
         store.close()
+
+
+def test_a_sqlite_file_that_cannot_be_created_is_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    with pytest.raises(StoreUnavailableError, match="cannot create"):
+        open_store(f"sqlite:///{blocker}/sub/p.db")
