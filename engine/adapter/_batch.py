@@ -30,10 +30,11 @@ from engine.adapter._call import Binding, CallRun, request_key
 from engine.adapter.callsite import code_location
 from engine.decision import BatchPlan
 from engine.ledger import CallShape
+from engine.providers.anthropic.batches import BatchItemError, client_identity, request_hash
 
 __all__ = ["answer_prepared", "caller", "pooled", "prepared", "run_abatch", "run_batch", "shape_for"]
 
-Prepared = dict[str, deque[tuple[Any, CallRun]]]
+Prepared = dict[str, deque[tuple[Any, CallRun, str | None]]]
 
 _IN_BATCH: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "llm_policy_batch_caller", default=None
@@ -60,9 +61,23 @@ def prepared() -> Prepared | None:
     return _PREPARED.get()
 
 
-def batch_id_of(message: Any) -> str | None:
-    value = getattr(message, "batch_id", None) or getattr(message, "_batch_id", None)
-    return value if isinstance(value, str) else None
+def _batch_id(service: Any, params: dict[str, Any], client: Any) -> str | None:
+    """The Message Batch that carried ``params``, from the service's journal (None if unknown)."""
+    try:
+        digest = request_hash(params, *client_identity(client))
+        entry = service.journal.get_many([digest]).get(digest)
+    except Exception:  # the log loses the id, the call loses nothing
+        return None
+    return entry.batch_id if entry is not None else None
+
+
+def _rejected_direct(outcome: Any) -> bool:
+    """A batch item whose direct fallback failed too: the API rejects the request itself.
+
+    The caller must see the very error the unwrapped model raises, so the call is made
+    again the direct way (a rejected request is not billed) and fails there as it would.
+    """
+    return isinstance(outcome, BatchItemError) and outcome.failure == "direct"
 
 
 def _raise_as_langchain(error: BaseException) -> None:
@@ -74,10 +89,11 @@ def _raise_as_langchain(error: BaseException) -> None:
     raise error
 
 
-def _result(model: Any, message: Any, run: CallRun) -> ChatResult:
+def _result(model: Any, message: Any, run: CallRun, batch_id: str | None) -> ChatResult:
     result: ChatResult = model._format_output(message)
+    run.record.applied = True
     usage = getattr(message, "usage", None)
-    run.finish(usage.model_dump() if usage is not None else None, batch_id=batch_id_of(message) or "")
+    run.finish(usage.model_dump() if usage is not None else None, batch_id=batch_id)
     return result
 
 
@@ -89,11 +105,14 @@ def answer_prepared(
     queue = table.get(key)
     if not queue:
         return None
-    outcome, run = queue.popleft()
+    outcome, run, batch_id = queue.popleft()
+    if _rejected_direct(outcome):
+        return None
     if isinstance(outcome, BaseException):
-        run.finish(None, error=outcome)
+        run.record.applied = True
+        run.finish(None, error=outcome, batch_id=batch_id)
         _raise_as_langchain(outcome)
-    return _result(model, outcome, run)
+    return _result(model, outcome, run, batch_id)
 
 
 async def pooled(
@@ -116,11 +135,14 @@ async def pooled(
         run.note(f"engine error ({type(exc).__name__}): sent direct")
         return None
     try:
-        message = await service.submit_one(payload, plan, model._async_client)
+        client = model._async_client
+        message = await service.submit_one(payload, plan, client, call_site=run.record.call_site)
     except Exception as exc:
+        if _rejected_direct(exc):
+            return None
         run.finish(None, error=exc)
         _raise_as_langchain(exc)
-    return _result(model, message, run)
+    return _result(model, message, run, _batch_id(service, payload, client))
 
 
 def _item_payload(model: Any, parent: type[Any], item: Any, kwargs: dict[str, Any]) -> dict[str, Any] | None:
@@ -164,9 +186,15 @@ async def _submit(
 ) -> Prepared:
     table: Prepared = defaultdict(deque)
     for plan, items in groups.items():
-        outcomes = await service.submit_many([p for _, p, _ in items], plan, client, return_exceptions=True)
-        for (key, _, run), outcome in zip(items, outcomes, strict=True):
-            table[key].append((outcome, run))
+        outcomes = await service.submit_many(
+            [p for _, p, _ in items],
+            plan,
+            client,
+            return_exceptions=True,
+            call_site=items[0][2].record.call_site,
+        )
+        for (key, params, run), outcome in zip(items, outcomes, strict=True):
+            table[key].append((outcome, run, _batch_id(service, params, client)))
     return table
 
 

@@ -205,9 +205,7 @@ class CallRun:
         """Complete the record with what came back and emit it."""
         record = self.record
         record.latency_ms = (time.perf_counter() - self._started) * 1000.0
-        if batch_id is not None:
-            record.batch_id = batch_id
-            record.applied = True
+        record.batch_id = batch_id
         if error is not None:
             record.error = type(error).__name__
         if usage:

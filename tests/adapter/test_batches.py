@@ -1,0 +1,118 @@
+"""Batch routes on the emulator: accumulate pools single ainvoke calls; explicit sends batch/abatch.
+
+The answers are the same messages a direct call returns; the batch tier shows in the
+response metadata and in what the emulator billed; interactive shapes never wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.adapter import PolicyEngine, wrap_factory
+from tests.adapter.conftest import decisions, received
+from tests.adapter.pipeshub_factory import ai_model_config, get_generator_model
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+MODEL = "claude-sonnet-4-6"
+RULES = """\
+- name: indexing
+  match: {callSite: "indexing.*"}
+  batch: {mode: accumulate, maxRequests: 3, maxWait: 30s}
+- name: bulk
+  match: {callSite: "bulk.*"}
+  batch: {mode: explicit}
+"""
+
+
+def _models(engine: PolicyEngine) -> tuple[Any, Any]:
+    config = ai_model_config(models=MODEL)
+    return get_generator_model("anthropic", config), wrap_factory(get_generator_model, engine)(
+        "anthropic", config
+    )
+
+
+def _tiers(emulator: Any) -> list[str]:
+    return [e["tier"] for e in received(emulator)]
+
+
+@pytest.fixture
+def engine(make_engine: Callable[..., PolicyEngine], anthropic_env: Any) -> PolicyEngine:
+    return make_engine(rules=RULES)
+
+
+async def test_accumulate_pools_single_ainvoke_calls(
+    engine: PolicyEngine, anthropic_env: Any, tmp_path: Path
+) -> None:
+    plain, llm = _models(engine)
+    prompts = [f"Summarise document {i}" for i in range(3)]
+    direct = [m.content for m in await asyncio.gather(*(plain.ainvoke(p) for p in prompts))]
+    config = {"metadata": {"call_site": "indexing.doc_extraction.fallback_summary"}}
+    pooled = await asyncio.gather(*(llm.ainvoke(p, config=config) for p in prompts))
+    await engine.aclose()
+    assert [m.content for m in pooled] == direct
+    assert all(m.response_metadata["usage"]["service_tier"] == "batch" for m in pooled)
+    assert _tiers(anthropic_env) == ["standard"] * 3 + ["batch"] * 3
+    records = decisions(tmp_path)
+    assert {r["batch_id"] for r in records} != {None} and len({r["batch_id"] for r in records}) == 1
+    assert all(r["applied"] and r["usage"]["service_tier"] == "batch" for r in records)
+    assert all(r["cost"]["realized_usd"] < r["cost"]["counterfactual_usd"] for r in records)
+
+
+async def test_streaming_and_sync_calls_never_wait_on_a_batch(
+    engine: PolicyEngine, anthropic_env: Any, tmp_path: Path
+) -> None:
+    _, llm = _models(engine)
+    config = {"metadata": {"call_site": "indexing.doc_extraction.fallback_summary"}}
+    llm.invoke("one", config=config)
+    [chunk async for chunk in llm.astream("two", config=config)]
+    assert _tiers(anthropic_env) == ["standard", "standard"]
+    reasons = [r["reasons"] for r in decisions(tmp_path)]
+    assert all(any("never wait on a batch" in why for why in r) for r in reasons)
+    await engine.aclose()
+
+
+async def test_explicit_abatch_goes_through_one_batch_in_input_order(
+    engine: PolicyEngine, anthropic_env: Any, tmp_path: Path
+) -> None:
+    plain, llm = _models(engine)
+    prompts = [f"Enrich row {i}" for i in range(4)]
+    direct = [m.content for m in await plain.abatch(prompts)]
+    anthropic_env.state.reset()
+    batched = await llm.abatch(prompts, config={"metadata": {"call_site": "bulk.rows"}})
+    await engine.aclose()
+    assert [m.content for m in batched] == direct
+    assert _tiers(anthropic_env) == ["batch"] * 4
+    assert all(m.response_metadata["usage"]["service_tier"] == "batch" for m in batched)
+    assert len({r["batch_id"] for r in decisions(tmp_path)}) == 1
+
+
+async def test_explicit_abatch_honours_return_exceptions(engine: PolicyEngine, anthropic_env: Any) -> None:
+    plain, llm = _models(engine)
+    rejected = {"tool_choice": {"type": "tool", "name": "no_such_tool"}}  # the API answers 400
+    tools = [{"name": "lookup", "description": "Look up a row.", "input_schema": {"type": "object"}}]
+    with pytest.raises(Exception) as unwrapped:
+        await plain.bind(tools=tools, **rejected).ainvoke("Enrich row 1")
+    config = {"metadata": {"call_site": "bulk.rows"}}
+    bound = llm.bind(tools=tools, **rejected)
+    out = await bound.abatch(["Enrich row 1", "Enrich row 2"], config=config, return_exceptions=True)
+    assert [type(e) for e in out] == [type(unwrapped.value)] * 2
+    with pytest.raises(type(unwrapped.value)):
+        await bound.abatch(["Enrich row 1"], config=config)
+    await engine.aclose()
+
+
+def test_explicit_sync_batch(make_engine: Callable[..., PolicyEngine], anthropic_env: Any) -> None:
+    engine = make_engine(rules=RULES)
+    plain, llm = _models(engine)
+    prompts = ["Enrich row a", "Enrich row b"]
+    direct = [m.content for m in plain.batch(prompts)]
+    anthropic_env.state.reset()
+    batched = llm.batch(prompts, config={"metadata": {"call_site": "bulk.rows"}})
+    assert [m.content for m in batched] == direct
+    assert _tiers(anthropic_env) == ["batch", "batch"]
