@@ -107,6 +107,12 @@ class active:
             self.run.finish(None, error=error)
 
 
+def _as_parent(parent: type[Any], state: Any) -> Any:
+    model = parent.__new__(parent)
+    model.__setstate__(state)
+    return model
+
+
 def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
     def start(self: Any, shape: CallShape, run_manager: Any) -> CallRun | None:
         streamed = shape in ("stream", "astream")
@@ -299,7 +305,12 @@ def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
     ) -> list[Any]:
         return await _batch.run_abatch(self, parent, binding, inputs, config, return_exceptions, kwargs)
 
+    def __reduce_ex__(self: Any, protocol: Any) -> Any:
+        """Pickle as the parent class: a process that unpickles it has no engine to bind."""
+        return _as_parent, (parent, self.__getstate__())
+
     return {
+        "__reduce_ex__": __reduce_ex__,
         "_get_request_payload": _get_request_payload,
         "_should_stream": _should_stream,
         "_generate": _generate,

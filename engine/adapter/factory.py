@@ -26,11 +26,13 @@ CLAUDE_PROVIDERS = frozenset({"anthropic", "azureAI", "bedrock", "vertexAI"})
 
 
 def _provider_of(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """The ``provider`` argument, or else the first positional one (a factory that names it otherwise)."""
     try:
-        bound = signature.bind(*args, **kwargs)
+        provider = signature.bind(*args, **kwargs).arguments.get("provider")
     except TypeError:
-        return None
-    provider = bound.arguments.get("provider")
+        provider = None
+    if provider is None:
+        provider = kwargs.get("provider", args[0] if args else None)
     return provider if isinstance(provider, str) else None
 
 

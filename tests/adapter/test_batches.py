@@ -17,7 +17,7 @@ from engine.adapter import PolicyEngine, wrap_factory
 from tests.adapter.conftest import decisions, received
 from tests.adapter.pipeshub_factory import ai_model_config, get_generator_model
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+session_loop = pytest.mark.asyncio(loop_scope="session")
 
 MODEL = "claude-sonnet-4-6"
 RULES = """\
@@ -46,6 +46,7 @@ def engine(make_engine: Callable[..., PolicyEngine], anthropic_env: Any) -> Poli
     return make_engine(rules=RULES)
 
 
+@session_loop
 async def test_accumulate_pools_single_ainvoke_calls(
     engine: PolicyEngine, anthropic_env: Any, tmp_path: Path
 ) -> None:
@@ -64,6 +65,7 @@ async def test_accumulate_pools_single_ainvoke_calls(
     assert all(r["cost"]["realized_usd"] < r["cost"]["counterfactual_usd"] for r in records)
 
 
+@session_loop
 async def test_streaming_and_sync_calls_never_wait_on_a_batch(
     engine: PolicyEngine, anthropic_env: Any, tmp_path: Path
 ) -> None:
@@ -77,6 +79,7 @@ async def test_streaming_and_sync_calls_never_wait_on_a_batch(
     await engine.aclose()
 
 
+@session_loop
 async def test_explicit_abatch_goes_through_one_batch_in_input_order(
     engine: PolicyEngine, anthropic_env: Any, tmp_path: Path
 ) -> None:
@@ -92,6 +95,7 @@ async def test_explicit_abatch_goes_through_one_batch_in_input_order(
     assert len({r["batch_id"] for r in decisions(tmp_path)}) == 1
 
 
+@session_loop
 async def test_explicit_abatch_honours_return_exceptions(engine: PolicyEngine, anthropic_env: Any) -> None:
     plain, llm = _models(engine)
     rejected = {"tool_choice": {"type": "tool", "name": "no_such_tool"}}  # the API answers 400
