@@ -108,7 +108,7 @@ class active:
 
 
 def _as_parent(parent: type[Any], state: Any) -> Any:
-    model = parent.__new__(parent)
+    model = object.__new__(parent)
     model.__setstate__(state)
     return model
 
