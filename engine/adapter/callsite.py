@@ -86,10 +86,20 @@ def _first_caller(frames: Iterator[FrameType]) -> str | None:
     return None
 
 
-def _stack(frame: FrameType | None) -> Iterator[FrameType]:
+def _stack(frame: FrameType | None, root: FrameType | None) -> Iterator[FrameType]:
+    """``frame`` and its callers, up to ``root`` (a task's own coroutine; past it runs the loop)."""
     while frame is not None:
         yield frame
+        if frame is root:
+            return
         frame = frame.f_back
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running event loop: plain synchronous code
+        return None
 
 
 def _awaiting_frames(task: asyncio.Task[Any]) -> Iterator[FrameType]:
@@ -105,31 +115,26 @@ def _awaiting_frames(task: asyncio.Task[Any]) -> Iterator[FrameType]:
 
 
 def _awaiter_of(task: asyncio.Task[Any]) -> asyncio.Task[Any] | None:
+    """The task waiting on ``task``, directly or through ``asyncio.gather`` (as LangChain's agenerate)."""
     for other in asyncio.all_tasks():
-        if getattr(other, "_fut_waiter", None) is task:
+        waiter = getattr(other, "_fut_waiter", None)
+        if waiter is task or task in getattr(waiter, "_children", ()):
             return other
     return None
 
 
 def code_location(frame: FrameType | None = None) -> str:
     """The innermost non-library ``module.function`` calling from here, else ``"unknown"``."""
-    found = _first_caller(_stack(frame or sys._getframe(1)))
-    if found is not None:
-        return found
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:
-        return UNKNOWN
+    task = _current_task()
+    root = getattr(task.get_coro(), "cr_frame", None) if task is not None else None
+    found = _first_caller(_stack(frame or sys._getframe(1), root))
     for _ in range(_MAX_TASK_HOPS):
-        if task is None:
+        if found is not None or task is None:
             break
         task = _awaiter_of(task)
-        if task is None:
-            break
-        found = _first_caller(_awaiting_frames(task))
-        if found is not None:
-            return found
-    return UNKNOWN
+        if task is not None:
+            found = _first_caller(_awaiting_frames(task))
+    return found or UNKNOWN
 
 
 def resolve_call_site(metadata: Mapping[str, Any] | None, role: str | None) -> CallSite:
