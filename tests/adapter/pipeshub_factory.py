@@ -91,7 +91,7 @@ async def get_generator_model_async(
 
 
 def ai_model_config(
-    provider: str = "anthropic", models: str = "claude-sonnet-4-5", **configuration: Any
+    provider: str = "anthropic", models: str = "claude-sonnet-4-6", **configuration: Any
 ) -> dict[str, Any]:
     """One entry of the AI-models config, as PipesHub stores it."""
     return {

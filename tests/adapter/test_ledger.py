@@ -1,0 +1,122 @@
+"""The decision log: one schema-valid record per call, costs from the price table, nothing secret."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from engine._resources import resource_path
+from engine.adapter import PolicyEngine, wrap_factory
+from engine.ledger import DecisionLog, DecisionRecord, JsonLinesSink, call_costs
+from engine.providers.anthropic.capabilities import capabilities
+from tests.adapter.conftest import decisions
+from tests.adapter.pipeshub_factory import ai_model_config, get_generator_model
+
+SCHEMA = json.loads(resource_path("schemas/decision-log.v1.json").read_text(encoding="utf-8"))
+SECRET_DOC = "Confidential merger memo: Falcon acquires Osprey. " * 100
+API_KEY = "sk-ant-very-secret-key"
+RULES = """\
+- name: chat
+  match: {callSite: "chat.*"}
+  cache: {mode: explicit, ttl: 5m, breakpoints: [system]}
+"""
+
+
+def test_schema_names_exactly_the_record_fields() -> None:
+    fields = {f.name for f in dataclasses.fields(DecisionRecord)}
+    assert set(SCHEMA["properties"]) == fields | {"schema"} == set(SCHEMA["required"])
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+def _calls(engine: PolicyEngine) -> None:
+    config = ai_model_config(models="claude-sonnet-4-6", apiKey=API_KEY)
+    llm = wrap_factory(get_generator_model, engine)("anthropic", config)
+    messages = [("system", SECRET_DOC), ("user", "What does the memo say about Osprey?")]
+    llm.invoke(messages, config={"metadata": {"call_site": "chat.agent.complete"}})
+    list(llm.stream(messages, config={"metadata": {"call_site": "chat.agent.stream"}}))
+    llm.invoke(messages, config={"metadata": {"call_site": "other.site"}})
+    with pytest.raises(Exception):
+        llm.bind(tool_choice={"type": "any"}).invoke(messages, config={"metadata": {"call_site": "chat.x"}})
+
+
+def test_records_are_valid_and_hold_no_prompt_text_or_key(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any, tmp_path: Path
+) -> None:
+    _calls(make_engine(rules=RULES))
+    text = (tmp_path / "decisions.jsonl").read_text(encoding="utf-8")
+    records = [json.loads(line) for line in text.splitlines()]
+    assert len(records) == 4
+    for record in records:
+        jsonschema.validate(record, SCHEMA)
+    for secret in ("Falcon", "Osprey", "merger", API_KEY, "sk-ant"):
+        assert secret not in text
+    invoke, stream, unmatched, failed = records
+    assert (invoke["rule"], invoke["strategy"], invoke["applied"]) == ("chat", "cache", True)
+    assert [m["path"] for m in invoke["markers"]] == ["system.0"]
+    assert invoke["prefix"][0]["hash"] == invoke["markers"][0]["prefix_hash"]
+    assert stream["call"] == "stream" and stream["usage"]["cache_read_input_tokens"] > 0
+    assert stream["latency_tolerance"] == "interactive"
+    assert unmatched["rule"] is None and unmatched["markers"] == [] and not unmatched["applied"]
+    assert failed["error"] == "AnthropicInvalidRequestError" and failed["usage"] is None
+
+
+def test_costs_follow_the_price_table() -> None:
+    usage = {
+        "input_tokens": 100,
+        "cache_creation_input_tokens": 3000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 2000},
+        "cache_read_input_tokens": 5000,
+        "output_tokens": 400,
+        "service_tier": "standard",
+    }
+    prices = capabilities().model("claude-sonnet-4-6").prices
+    realized = (
+        100 * prices.input
+        + 1000 * prices.cache_write_5m
+        + 2000 * prices.cache_write_1h
+        + 5000 * prices.cache_read
+        + 400 * prices.output
+    ) / 1e6
+    counterfactual = (8100 * prices.input + 400 * prices.output) / 1e6
+    costs = call_costs("claude-sonnet-4-6", usage)
+    assert costs["realized_usd"] == pytest.approx(realized)
+    assert costs["counterfactual_usd"] == pytest.approx(counterfactual)
+    assert costs["saved_usd"] == pytest.approx(counterfactual - realized)
+    batch = call_costs("claude-sonnet-4-6", {**usage, "service_tier": "batch"})
+    assert batch["realized_usd"] == pytest.approx(realized * capabilities().multipliers["batch"])
+    assert batch["counterfactual_usd"] == pytest.approx(counterfactual)
+
+
+def test_python_logging_carries_each_record(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="llm_policy.decisions")
+    _calls(make_engine(rules=RULES))
+    records = [r for r in caplog.records if r.name == "llm_policy.decisions"]
+    assert len(records) == 4
+    assert [r.llm_policy_decision["call_site"] for r in records][:2] == [
+        "chat.agent.complete",
+        "chat.agent.stream",
+    ]
+
+
+def test_a_failing_sink_loses_no_call_and_is_reported_once(
+    anthropic_env: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "blocked").write_text("a file where the log folder should be", encoding="utf-8")
+    sink = JsonLinesSink(tmp_path / "blocked" / "decisions.jsonl")
+    path = tmp_path / "policy.yaml"
+    from tests.adapter.conftest import policy_text
+
+    path.write_text(policy_text(rules=RULES), encoding="utf-8")
+    _calls(PolicyEngine.from_file(path, decision_log=DecisionLog([sink])))
+    failures = [r for r in caplog.records if "decision log sink" in r.getMessage()]
+    assert len(failures) == 1
+    assert decisions(tmp_path) == []
