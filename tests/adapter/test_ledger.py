@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import jsonschema
 import pytest
 
@@ -42,7 +43,7 @@ def _calls(engine: PolicyEngine) -> None:
     llm.invoke(messages, config={"metadata": {"call_site": "chat.agent.complete"}})
     list(llm.stream(messages, config={"metadata": {"call_site": "chat.agent.stream"}}))
     llm.invoke(messages, config={"metadata": {"call_site": "other.site"}})
-    with pytest.raises(Exception):
+    with pytest.raises(anthropic.BadRequestError):
         llm.bind(tool_choice={"type": "any"}).invoke(messages, config={"metadata": {"call_site": "chat.x"}})
 
 

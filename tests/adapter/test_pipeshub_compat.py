@@ -53,8 +53,9 @@ def _wrapped(engine: PolicyEngine) -> Any:
 
 
 def _bodies(emulator: Any) -> list[str]:
-    """Request bodies as received (key order kept), sorted: concurrent calls arrive in any order."""
-    return sorted(json.dumps(entry["body"]) for entry in received(emulator))
+    """The distinct request bodies received (key order kept), sorted: concurrent calls arrive in any
+    order, and the SDK resends the same bytes when a pooled connection from a closed loop fails."""
+    return sorted({json.dumps(entry["body"]) for entry in received(emulator)})
 
 
 async def _run(pattern: Pattern, llm: Any, collector: UsageCollector | None = None) -> Any:
