@@ -13,7 +13,15 @@ from typing import Any
 import anthropic
 
 from engine.decision import BatchPlan
-from engine.providers.anthropic.batches import BatchService, SqliteJournal, client_identity, open_journal
+from engine.providers.anthropic.batches import (
+    BatchService,
+    JournalEntry,
+    SqliteJournal,
+    client_identity,
+    custom_id_for,
+    open_journal,
+    request_hash,
+)
 
 from .batch_child import prompts
 from .conftest import billing
@@ -60,3 +68,30 @@ async def test_kill_9_after_submission_then_resume(emulator: Any, tmp_path: Path
         assert message.content[0].text.startswith(f"echo: crash {i} ")  # type: ignore[union-attr]
     bill = billing(emulator)
     assert (bill["requests_batch"], bill["requests_standard"]) == (COUNT, 0), "each request paid once"
+
+
+async def test_a_crash_between_create_and_journal_does_not_pay_twice(emulator: Any, tmp_path: Path) -> None:
+    """The API accepted the batch, the journal still says pending: resume adopts, does not resend."""
+    emulator.state.config.update({"batch_latency_s": 0.2})
+    url = f"sqlite:///{tmp_path}/state.db"
+    params = prompts(5)
+    async with anthropic.AsyncAnthropic(api_key="sk-test-crash", base_url=emulator.base_url) as client:
+        fp, base = client_identity(client)
+        hashes = [request_hash(p, fp, base) for p in params]
+        journal = open_journal(url)
+        journal.add(
+            [
+                JournalEntry(h, custom_id_for(h), fp, base, "pending", params=p)
+                for h, p in zip(hashes, params, strict=True)
+            ]
+        )
+        journal.close()
+        requests = [{"custom_id": custom_id_for(h), "params": p} for h, p in zip(hashes, params, strict=True)]
+        await client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
+
+        service = BatchService(open_journal(url), poll_interval=0.05)
+        assert await service.resume(lambda _fp, _base: client) == 0, "no batch was journaled as submitted"
+        answers = await service.submit_many(params, BatchPlan("explicit"), client)
+        await service.aclose()
+    assert [m.content[0].text.split()[2] for m in answers] == [str(i) for i in range(5)]  # type: ignore[union-attr]
+    assert billing(emulator)["requests_batch"] == 5, "adopted from the accepted batch, not sent again"

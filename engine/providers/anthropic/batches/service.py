@@ -33,6 +33,7 @@ from anthropic.types import Message
 from engine.decision import BatchPlan
 from engine.providers.anthropic.batches._ids import client_identity, custom_id_for, request_hash
 from engine.providers.anthropic.batches._inflight import InFlight, Item, PoolKey, describe
+from engine.providers.anthropic.batches._reconcile import adoptable_results
 from engine.providers.anthropic.batches.accumulator import Accumulator
 from engine.providers.anthropic.batches.client import BatchClient, retry_after_s
 from engine.providers.anthropic.batches.journal import Journal
@@ -105,15 +106,34 @@ class BatchService(InFlight):
                 self._watch(batch_id, client, self._members_from_journal(batch_id), deadline_s=None)
                 resumed += 1
         waiting: dict[PoolKey, list[Item]] = {}
+        since: dict[PoolKey, float] = {}
         for entry in self.journal.pending():
             client = client_for(entry.credential, entry.base_url)
             if client is None or entry.request_hash in self._futures or entry.params is None:
                 continue
-            waiting.setdefault((entry.credential, entry.base_url), []).append(self._item_from(entry, client))
-        for items in waiting.values():
+            key = (entry.credential, entry.base_url)
+            waiting.setdefault(key, []).append(self._item_from(entry, client))
+            since[key] = min(since.get(key, entry.updated_at), entry.updated_at)
+        for key, items in waiting.items():
             self._track(items)
-            self._spawn(self._submit(items))
+            self._spawn(self._reconcile_then_submit(items, since[key]))
         return resumed
+
+    async def _reconcile_then_submit(self, items: list[Item], since: float) -> None:
+        """Items journaled but never marked submitted: adopt results the API already has, send the rest."""
+        wanted = {i.custom_id: i for i in items}
+        batches = self._batch_client(items[0].client)
+        adopted: list[tuple[str, Message]] = []
+        async for line in adoptable_results(batches, set(wanted), since):
+            if line.result.type == "succeeded":
+                adopted.append((wanted.pop(line.custom_id).hash, line.result.message))
+        if adopted:
+            logger.warning(
+                "%d item(s) were already in a batch the API accepted: answered from it", len(adopted)
+            )
+            self._succeed(adopted)
+        if wanted:
+            await self._submit(list(wanted.values()))
 
     async def aclose(self, timeout: float | None = None) -> None:
         """Send what is pooled, wait for every item to settle, close the journal.
