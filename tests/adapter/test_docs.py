@@ -109,7 +109,8 @@ async def test_the_guide_turns_one_call_site_on_and_off(
     ] * 2
     assert written[1]["usage"]["cache_read_input_tokens"] > 0
     (watch,) = console_lines("tail")
-    for field in re.findall(r"\.(\w+(?:\.\w+)*)", watch.split("jq", 1)[1]) + [
+    for field in [
+        *re.findall(r"\.(\w+(?:\.\w+)*)", watch.split("jq", 1)[1]),
         "call_site",
         "rule",
         "strategy",
