@@ -77,7 +77,10 @@ def model_caller(llm: BaseChatModel, *, with_call_site: bool) -> Caller:
         config: RunnableConfig | None = (
             {"metadata": {"call_site": item.call_site}} if with_call_site else None
         )
-        await _send(_bind(llm, item, as_tools(item.tools), {}), item, list(item.messages), config)
+        runnable = _bind(llm, item, as_tools(item.tools), {})
+        if config is not None:
+            runnable = runnable.with_config(config)
+        await _send(runnable, item, list(item.messages), config)
 
     return call
 

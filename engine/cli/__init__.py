@@ -30,6 +30,12 @@ COMMANDS: tuple[str, ...] = (
     "rollback",
     "disable",
     "migrate",
+    "emulator",
+    "demo",
+    "bench",
+    "plan",
+    "recommend",
+    "report",
 )
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3

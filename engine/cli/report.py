@@ -1,0 +1,52 @@
+"""``llm-policy report``: realized savings per call site from a decision log.
+
+Text: one line per call site (calls, realized and counterfactual cost, saving,
+batch share, cache hits). ``--format json`` prints ``{"calls", "total",
+"call_sites"}``. Exit 0, 1 on an unreadable log, 2 when it is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="realized savings per call site from a decision log",
+        description="Sum what each call cost and what it would have cost without the policy, per call site.",
+    )
+    parser.add_argument("--log", required=True, metavar="FILE", help="a JSON Lines decision log")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.plan import LogError, savings_report
+
+    if not Path(args.log).is_file():
+        print(f"llm-policy report: no such file: {args.log}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        doc = savings_report(args.log)
+    except LogError as exc:
+        print(f"llm-policy report: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.format == "json":
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK
+    print(f"{'call site':44s} {'calls':>6s} {'paid USD':>10s} {'without':>10s} {'saved':>8s} {'batch':>6s} {'hits':>6s}")
+    rows = [*doc["call_sites"].items(), ("total", doc["total"])]
+    for site, r in rows:
+        calls = r["calls"] or 1
+        print(f"{site:44s} {r['calls']:>6d} {r['realized_usd']:>10.4f} {r['counterfactual_usd']:>10.4f} "
+              f"{r['saved_pct']:>7.1f}% {r['batch_calls'] / calls:>6.0%} {r['cache_hits'] / calls:>6.0%}")
+    return EXIT_OK

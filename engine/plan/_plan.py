@@ -1,0 +1,97 @@
+"""``plan``: what a policy would have cost on recorded traffic, per call site and in total.
+
+The trace is replayed three ways with the same cache and price rules the emulator
+bills by: as sent before any policy (only the caller's own markers), under the
+policy, and against the provable floor (:func:`~engine.plan._bound.lower_bound`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.plan._bound import lower_bound
+from engine.plan._place import caller_placer, policy_placer
+from engine.plan._simulate import Placer, Totals, replay, summarize
+from engine.plan._trace import TraceRecord
+
+__all__ = ["PlanResult", "plan_policy", "plan_with", "recorded_cost"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanResult:
+    """The replay under a policy next to the baseline, the recorded cost and the floor."""
+
+    policy: str
+    calls: int
+    predicted: Totals
+    baseline: Totals
+    recorded_usd: float | None
+    lower_bound_usd: float
+    sites_lower_bound: dict[str, float]
+
+    @property
+    def saving_pct(self) -> float:
+        base = self.baseline.cost_usd
+        return 100.0 * (base - self.predicted.cost_usd) / base if base else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        sites = {
+            site: {
+                **totals.as_dict(),
+                "baseline_usd": round(self.baseline.by_site[site].cost_usd, 6),
+                "lower_bound_usd": round(self.sites_lower_bound.get(site, 0.0), 6),
+            }
+            for site, totals in sorted(self.predicted.by_site.items())
+        }
+        return {
+            "policy": self.policy,
+            "calls": self.calls,
+            "total": self.predicted.as_dict(),
+            "baseline_usd": round(self.baseline.cost_usd, 6),
+            "recorded_usd": None if self.recorded_usd is None else round(self.recorded_usd, 6),
+            "lower_bound_usd": round(self.lower_bound_usd, 6),
+            "saving_pct": round(self.saving_pct, 2),
+            "call_sites": sites,
+        }
+
+
+def recorded_cost(records: Sequence[TraceRecord]) -> float | None:
+    """The sum of what the records say they cost, if every record says so."""
+    total = 0.0
+    for record in records:
+        cost = (record.recorded or {}).get("cost") or {}
+        if "realized_usd" not in cost:
+            return None
+        total += float(cost["realized_usd"])
+    return total
+
+
+def plan_with(records: Sequence[TraceRecord], placer: Placer, name: str) -> PlanResult:
+    """Replay ``records`` under ``placer`` (named ``name`` in the result)."""
+    predicted = summarize(replay(records, placer))
+    baseline = summarize(replay(records, caller_placer))
+    sites = sorted({r.call_site for r in records})
+    # Each call site's floor on its own traffic (sites share no prefix: the model and
+    # system prompt differ), so the per-site floors add up to at most the total's.
+    per_site = {s: lower_bound([r for r in records if r.call_site == s]) for s in sites}
+    return PlanResult(
+        policy=name,
+        calls=len(records),
+        predicted=predicted,
+        baseline=baseline,
+        recorded_usd=recorded_cost(records),
+        lower_bound_usd=lower_bound(records),
+        sites_lower_bound=per_site,
+    )
+
+
+def plan_policy(records: Sequence[TraceRecord], policy_path: str) -> PlanResult:
+    """Replay ``records`` under the policy file at ``policy_path``."""
+    from engine.compile import compile_policy
+    from engine.policy import load_policy
+
+    policy = load_policy(policy_path)
+    compiled = compile_policy(policy)
+    return plan_with(records, policy_placer(compiled), policy.metadata.name)

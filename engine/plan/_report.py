@@ -1,0 +1,67 @@
+"""``report``: realized savings per call site from a decision log.
+
+Each decision-log record carries what the call cost (``cost.realized_usd``) and
+what the same tokens would have cost without the policy
+(``cost.counterfactual_usd``, both from the capabilities' prices), so the
+realized saving is their difference, summed per call site.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LogError", "savings_report"]
+
+
+class LogError(ValueError):
+    """A decision-log line that cannot be read; the message names ``file:line``."""
+
+
+def _site_row() -> dict[str, Any]:
+    return {"calls": 0, "errors": 0, "batch_calls": 0, "cache_hits": 0,
+            "realized_usd": 0.0, "counterfactual_usd": 0.0, "saved_usd": 0.0}
+
+
+def _add(row: dict[str, Any], entry: dict[str, Any]) -> None:
+    row["calls"] += 1
+    if entry.get("error"):
+        row["errors"] += 1
+    usage = entry.get("usage") or {}
+    row["batch_calls"] += int(usage.get("service_tier") == "batch")
+    row["cache_hits"] += int((usage.get("cache_read_input_tokens") or 0) > 0)
+    cost = entry.get("cost") or {}
+    for key in ("realized_usd", "counterfactual_usd", "saved_usd"):
+        row[key] += float(cost.get(key) or 0.0)
+
+
+def _finish(row: dict[str, Any]) -> dict[str, Any]:
+    base = row["counterfactual_usd"]
+    out = {k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}
+    out["saved_pct"] = round(100.0 * row["saved_usd"] / base, 2) if base else 0.0
+    return out
+
+
+def savings_report(path: str | Path) -> dict[str, Any]:
+    """``{"calls", "total": {...}, "call_sites": {site: {...}}}`` from a JSON Lines decision log."""
+    sites: dict[str, dict[str, Any]] = defaultdict(_site_row)
+    total = _site_row()
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise LogError(f"{path}:{number}: not JSON: {exc.msg}") from None
+            if not isinstance(entry, dict) or "call_site" not in entry:
+                raise LogError(f"{path}:{number}: not a decision-log record (no call_site)")
+            _add(sites[str(entry["call_site"])], entry)
+            _add(total, entry)
+    return {
+        "calls": total["calls"],
+        "total": _finish(total),
+        "call_sites": {site: _finish(row) for site, row in sorted(sites.items())},
+    }
