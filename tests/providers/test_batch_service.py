@@ -132,24 +132,30 @@ async def test_a_refused_submission_falls_back_per_item(fast_batches: Any, servi
     assert "direct call failed" in str(fallback)
 
 
-async def test_faults_lose_nothing_and_pay_nothing_twice(fast_batches: Any, client: anthropic.AsyncAnthropic,
-                                                          tmp_path: Any) -> None:  # fmt: skip
+@pytest.mark.parametrize(("on_failure", "retries"), [("direct", 3), ("error", 1)])
+async def test_faults_lose_nothing_and_pay_nothing_twice(
+    fast_batches: Any, client: anthropic.AsyncAnthropic, tmp_path: Any, on_failure: str, retries: int
+) -> None:
     fast_batches.state.config.update({"fault_rate": 0.2, "batch_error_rate": 0.1, "batch_expire_rate": 0.05})
     service = BatchService(
         open_journal(f"sqlite:///{tmp_path}/f.db"), poll_interval=0.05, max_poll_interval=0.2
     )
     prompts = [f"f{i}" for i in range(200)]
-    plan = BatchPlan("accumulate", max_requests=50, max_wait="1s", retries=3, on_failure="direct")
+    plan = BatchPlan("accumulate", max_requests=50, max_wait="1s", retries=retries, on_failure=on_failure)  # type: ignore[arg-type]
     out = await asyncio.gather(
         *(service.submit_one(ask(p), plan, client) for p in prompts), return_exceptions=True
     )
     await service.aclose()
-    for prompt, result in zip(prompts, out, strict=True):
-        assert isinstance(result, anthropic.types.Message), f"{prompt}: {result!r}"
-        assert answer_of(result).startswith(f"echo: {prompt} ")
     paid = paid_prompts(fast_batches)
-    for prompt in prompts:
+    for prompt, result in zip(prompts, out, strict=True):
         batch, direct = paid.get((prompt, "batch"), 0), paid.get((prompt, "standard"), 0)
-        assert batch + direct >= 1
         assert batch <= 1, f"{prompt} paid twice at batch tier"
         assert batch == 0 or direct == 0, f"{prompt} paid in a batch and again direct"
+        if isinstance(result, BatchItemError):
+            assert on_failure == "error", f"{prompt}: {result}"
+            assert result.failure in ("errored", "expired") and result.attempts == retries + 1
+            assert (batch, direct) == (0, 0), "a failed item was not billed"
+            continue
+        assert isinstance(result, anthropic.types.Message), f"{prompt}: {result!r}"
+        assert answer_of(result).startswith(f"echo: {prompt} ")
+        assert batch + direct >= 1
