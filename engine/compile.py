@@ -5,11 +5,11 @@ The stages run in order and are timed (``CompiledPolicy.stages``)::
 
     merge defaults     builtin <- spec.defaults, the base every rule merges over
     compile rules      per rule: one regex per match field, merged cache/batch plans
-    index call sites   literal callSite globs and literal prefixes -> candidate rules
+    index rules        per match field: literal globs and literal prefixes -> rule bits
 
-The index is why a never-seen call site does not cost one regex per rule: only rules
-whose ``callSite`` could match (same literal, or a glob whose literal prefix the call
-site starts with) and rules without ``callSite`` are tried. Decisions are memoised per
+The index is why a never-seen call does not cost one regex per rule: a rule is tried
+only if, on every field, it has no glob there, or a glob that starts with a wildcard,
+or a glob whose literal start the call's value begins with. Decisions are memoised per
 :class:`CallContext` in a bounded LRU, so a repeated call costs one dictionary lookup.
 """
 
@@ -24,10 +24,18 @@ from typing import Any
 
 from engine.decision import BatchPlan, CachePlan, CallContext, Decision, Strategy
 from engine.policy import BUILTIN_DEFAULTS, BatchSettings, CacheSettings, Policy, Rule
-from engine.policy._globs import is_literal, literal_prefix, to_regex
+from engine.policy._globs import GlobIndex, to_regex
 from engine.policy._model import MATCH_FIELDS, OnUnsupported, PolicyMode
 
-__all__ = ["MEMO_SIZE", "CompiledPolicy", "CompiledRule", "FieldMatcher", "RuleIndex", "compile_policy"]
+__all__ = [
+    "MEMO_SIZE",
+    "CompiledPolicy",
+    "CompiledRule",
+    "FieldMatcher",
+    "RuleIndex",
+    "compile_policy",
+    "field_matcher",
+]
 
 #: Distinct call contexts remembered per compiled policy (call sites x roles x models).
 MEMO_SIZE = 4096
@@ -35,12 +43,27 @@ MEMO_SIZE = 4096
 
 @dataclass(frozen=True, slots=True)
 class FieldMatcher:
-    """One ``match`` field of a rule: its globs, and one regex matching when any glob does."""
+    """One ``match`` field of a rule: its globs, one regex matching when any glob does, and
+    the trace's words for a miss, written once here rather than on every call."""
 
     key: str
     attr: str
     globs: tuple[str, ...]
     regex: re.Pattern[str]
+    miss: str
+    absent: str
+
+
+def field_matcher(key: str, attr: str, globs: tuple[str, ...]) -> FieldMatcher:
+    shown = f'"{globs[0]}"' if len(globs) == 1 else "any of " + ", ".join(f'"{g}"' for g in globs)
+    return FieldMatcher(
+        key,
+        attr,
+        globs,
+        to_regex(globs),
+        miss=f"{key} does not match {shown}",
+        absent=f"the call has no {key}; the rule needs {key} {shown}",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,27 +82,29 @@ class CompiledRule:
                 return False
         return True
 
+    def why_not(self, ctx: CallContext) -> str:
+        for m in self.matchers:
+            value = getattr(ctx, m.attr)
+            if m.regex.match(value or "") is None:
+                return m.absent if value is None else m.miss
+        return "matches"
+
 
 @dataclass(frozen=True, slots=True)
 class RuleIndex:
-    """Which rules can match a call site, found with a few dictionary lookups."""
+    """Which rules can match a call: per match field, a :class:`GlobIndex`; rules are bits."""
 
-    exact: dict[str, tuple[int, ...]]
-    prefixes: dict[str, tuple[int, ...]]
-    prefix_lengths: tuple[int, ...]
-    always: tuple[int, ...]
+    fields: tuple[tuple[str, GlobIndex], ...]
+    everything: int
 
-    def candidates(self, call_site: str) -> list[int]:
-        """Indices of the rules worth trying for ``call_site``, in policy order."""
-        found: list[int] = list(self.always)
-        found.extend(self.exact.get(call_site, ()))
-        size = len(call_site)
-        for length in self.prefix_lengths:
-            if length > size:
+    def candidates(self, ctx: CallContext) -> int:
+        """A bit mask of the rules worth trying for ``ctx`` (a superset of those that match)."""
+        mask = self.everything
+        for attr, index in self.fields:
+            mask &= index.lookup(getattr(ctx, attr) or "")
+            if not mask:
                 break
-            found.extend(self.prefixes.get(call_site[:length], ()))
-        found.sort()
-        return found
+        return mask
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,7 +198,7 @@ def _compile_rule(index: int, rule: Rule, policy: Policy) -> CompiledRule:
     for key, attr in MATCH_FIELDS.items():
         globs = rule.match.globs(key)
         if globs is not None:
-            matchers.append(FieldMatcher(key, attr, globs, to_regex(globs)))
+            matchers.append(field_matcher(key, attr, globs))
     defaults = policy.spec.defaults
     cache = cache_plan(defaults.cache, rule.cache)
     batch = batch_plan(defaults.batch, rule.batch)
@@ -185,29 +210,22 @@ def _compile_rules(build: _Build) -> None:
 
 
 def _index(build: _Build) -> None:
-    exact: dict[str, list[int]] = {}
-    prefixes: dict[str, list[int]] = {}
-    always: list[int] = []
-    for rule in build.rules:
-        site = next((m for m in rule.matchers if m.key == "callSite"), None)
-        if site is None:
-            always.append(rule.index)
-            continue
-        for glob in site.globs:
-            bucket = exact if is_literal(glob) else prefixes
-            bucket.setdefault(glob if is_literal(glob) else literal_prefix(glob), []).append(rule.index)
-    build.index = RuleIndex(
-        exact={k: tuple(dict.fromkeys(v)) for k, v in exact.items()},
-        prefixes={k: tuple(dict.fromkeys(v)) for k, v in prefixes.items()},
-        prefix_lengths=tuple(sorted({len(k) for k in prefixes})),
-        always=tuple(always),
-    )
+    """One GlobIndex per match field that some rule uses; a field no rule names is skipped."""
+    fields = []
+    for key, attr in MATCH_FIELDS.items():
+        index = GlobIndex()
+        for rule in build.rules:
+            matcher = next((m for m in rule.matchers if m.key == key), None)
+            index.add(1 << rule.index, matcher.globs if matcher is not None else None)
+        if any(m.key == key for rule in build.rules for m in rule.matchers):
+            fields.append((attr, index))
+    build.index = RuleIndex(tuple(fields), (1 << len(build.rules)) - 1)
 
 
 _STAGES: tuple[tuple[str, Callable[[_Build], None]], ...] = (
     ("merge defaults", _merge_defaults),
     ("compile rules", _compile_rules),
-    ("index call sites", _index),
+    ("index rules", _index),
 )
 
 

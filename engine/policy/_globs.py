@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-__all__ = ["META", "covers", "covers_all", "literal_prefix", "to_regex"]
+__all__ = ["META", "GlobIndex", "bits", "covers", "covers_all", "is_literal", "literal_prefix", "to_regex"]
 
 META = frozenset("*?[")
 
@@ -75,3 +75,53 @@ def covers_all(wide: Sequence[str] | None, narrow: Sequence[str] | None) -> bool
     if narrow is None:
         return any(_matches_everything(g) for g in wide)
     return all(any(covers(w, n) for w in wide) for n in narrow)
+
+
+class GlobIndex:
+    """Rules as bits of an int, looked up by the literal start of their globs.
+
+    ``lookup(value)`` returns a superset of the rules one of whose globs can match
+    ``value``: rules without the field or with a glob that starts with a wildcard
+    ("open"), rules with a literal glob equal to ``value``, and rules with a glob whose
+    literal prefix ``value`` starts with. A few dictionary lookups instead of one regex
+    per rule; the caller verifies the few candidates with the real regexes.
+    """
+
+    __slots__ = ("_lengths", "exact", "open", "prefixes")
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.exact: dict[str, int] = {}
+        self.prefixes: dict[str, int] = {}
+        self._lengths: tuple[int, ...] = ()
+
+    def add(self, bit: int, globs: Sequence[str] | None) -> None:
+        """Record rule ``bit`` (``1 << index``) with the globs of one of its fields."""
+        if globs is None or any(literal_prefix(g) == "" for g in globs):
+            self.open |= bit
+            return
+        for glob in globs:
+            if is_literal(glob):
+                self.exact[glob] = self.exact.get(glob, 0) | bit
+            else:
+                prefix = literal_prefix(glob)
+                self.prefixes[prefix] = self.prefixes.get(prefix, 0) | bit
+        self._lengths = tuple(sorted({len(p) for p in self.prefixes}))
+
+    def lookup(self, value: str) -> int:
+        found = self.open | self.exact.get(value, 0)
+        prefixes = self.prefixes
+        size = len(value)
+        for length in self._lengths:
+            if length > size:
+                break
+            found |= prefixes.get(value[:length], 0)
+        return found
+
+
+def bits(mask: int) -> Iterator[int]:
+    """The indices of the set bits of ``mask``, lowest first (policy order for rules)."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
