@@ -27,7 +27,16 @@ from langchain_core.tools import BaseTool, StructuredTool
 
 from engine.bench.workloads import WorkloadCall
 
-__all__ = ["ARMS", "Caller", "litellm_caller", "middleware_caller", "model_caller"]
+__all__ = [
+    "ARMS",
+    "LITELLM_FALLBACK_NOTE",
+    "Caller",
+    "litellm_available",
+    "litellm_caller",
+    "litellm_rule_caller",
+    "middleware_caller",
+    "model_caller",
+]
 
 ARMS: tuple[str, ...] = ("no-policy", "langchain-middleware", "litellm-system", "policy")
 Caller = Callable[[WorkloadCall], Awaitable[None]]
@@ -53,7 +62,9 @@ def as_tools(tools: tuple[dict[str, Any], ...]) -> list[BaseTool]:
     return _TOOL_CACHE[key]
 
 
-async def _send(runnable: Runnable[Any, Any], call: WorkloadCall, messages: list[BaseMessage], config: Any) -> None:
+async def _send(
+    runnable: Runnable[Any, Any], call: WorkloadCall, messages: list[BaseMessage], config: Any
+) -> None:
     if call.shape == "astream":
         async for _ in runnable.astream(messages, config=config):
             pass
@@ -96,18 +107,56 @@ def middleware_caller(llm: BaseChatModel) -> Caller:
         system = next((m for m in item.messages if isinstance(m, SystemMessage)), None)
         rest = [m for m in item.messages if not isinstance(m, SystemMessage)]
 
-        async def handler(request: ModelRequest) -> ModelResponse:  # type: ignore[type-arg]
+        async def handler(request: ModelRequest) -> ModelResponse:
             bound = _bind(request.model, item, list(request.tools), dict(request.model_settings))
             head = [request.system_message] if request.system_message is not None else []
             await _send(bound, item, [*head, *request.messages], None)
             return ModelResponse(result=[])
 
         request = ModelRequest(
-            model=llm, messages=rest, system_message=system, tools=list(as_tools(item.tools))
+            model=llm,
+            messages=rest,  # type: ignore[arg-type]
+            system_message=system,
+            tools=list(as_tools(item.tools)),
         )
         await middleware.awrap_model_call(request, handler)
 
     return call
+
+
+LITELLM_FALLBACK_NOTE = (
+    "litellm is not installed (pip install 'llm-policy[peers]'): its documented rule was reproduced "
+    "instead (the system message's last block tagged cache_control ephemeral 5m, sent through ChatAnthropic)"
+)
+
+
+def _tag_system(messages: tuple[BaseMessage, ...]) -> list[BaseMessage]:
+    out: list[BaseMessage] = []
+    for m in messages:
+        if isinstance(m, SystemMessage) and m.content:
+            blocks: list[Any] = (
+                [{"type": "text", "text": m.content}] if isinstance(m.content, str) else list(m.content)
+            )
+            last = blocks[-1] if isinstance(blocks[-1], dict) else {"type": "text", "text": str(blocks[-1])}
+            blocks[-1] = {**last, "cache_control": {"type": "ephemeral"}}
+            m = SystemMessage(content=blocks)
+        out.append(m)
+    return out
+
+
+def litellm_rule_caller(llm: BaseChatModel) -> Caller:
+    """LiteLLM's documented ``{"location": "message", "role": "system"}`` rule, reproduced."""
+
+    async def call(item: WorkloadCall) -> None:
+        await _send(_bind(llm, item, as_tools(item.tools), {}), item, _tag_system(item.messages), None)
+
+    return call
+
+
+def litellm_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("litellm") is not None
 
 
 def litellm_caller(base_url: str, api_key: str, model: str) -> Caller:

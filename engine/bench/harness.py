@@ -22,7 +22,16 @@ from typing import Any
 
 import httpx
 
-from engine.bench.arms import ARMS, Caller, litellm_caller, middleware_caller, model_caller
+from engine.bench.arms import (
+    ARMS,
+    LITELLM_FALLBACK_NOTE,
+    Caller,
+    litellm_available,
+    litellm_caller,
+    litellm_rule_caller,
+    middleware_caller,
+    model_caller,
+)
 from engine.bench.factory import model_config, pipeshub_factory
 from engine.bench.workloads import Workload, WorkloadCall
 from engine.plan._trace import TraceRecord, record_from_payload
@@ -55,6 +64,8 @@ class ArmResult:
             "output_tokens": self.output_tokens,
             "batch_share": round(self.batch_share, 4),
             "wall_s": round(self.wall_s, 2),
+            "requests": self.calls,
+            **({"note": self.note} if self.note else {}),
         }
 
 
@@ -99,7 +110,13 @@ def _record(entry: dict[str, Any], call: WorkloadCall, tenant: str) -> TraceReco
 
 
 async def _drive(
-    caller: Caller, workload: Workload, ctl: EmulatorControl, key: str, *, record: bool, progress: Progress | None
+    caller: Caller,
+    workload: Workload,
+    ctl: EmulatorControl,
+    key: str,
+    *,
+    record: bool,
+    progress: Progress | None,
 ) -> list[TraceRecord]:
     start = ctl.now()
     trace: list[TraceRecord] = []
@@ -113,7 +130,9 @@ async def _drive(
     return trace
 
 
-async def _policy_caller(base_url: str, key: str, model: str, policy: Path, workdir: Path) -> tuple[Caller, Any]:
+async def _policy_caller(
+    base_url: str, key: str, model: str, policy: Path, workdir: Path
+) -> tuple[Caller, Any]:
     from engine.adapter import PolicyEngine, wrap_factory
 
     engine = PolicyEngine.from_file(
@@ -130,15 +149,23 @@ async def _run_arm(
     key = f"sk-bench-{arm}"
     factory = pipeshub_factory(ctl.base_url)
     engine: Any = None
+    note = ""
     with tempfile.TemporaryDirectory(prefix="llm-policy-bench-") as tmp:
         if arm == "policy":
             caller, engine = await _policy_caller(ctl.base_url, key, workload.model, policy, Path(tmp))
         elif arm == "langchain-middleware":
             caller = middleware_caller(factory("anthropic", model_config(key, workload.model)))
-        elif arm == "litellm-system":
+            note = "LangChain's own AnthropicPromptCachingMiddleware.awrap_model_call on a ModelRequest"
+        elif arm == "litellm-system" and litellm_available():
             caller = litellm_caller(ctl.base_url, key, workload.model)
+            note = "LiteLLM's own acompletion with cache_control_injection_points (system message)"
+        elif arm == "litellm-system":
+            caller = litellm_rule_caller(factory("anthropic", model_config(key, workload.model)))
+            note = LITELLM_FALLBACK_NOTE
         else:
-            caller = model_caller(factory("anthropic", model_config(key, workload.model)), with_call_site=False)
+            caller = model_caller(
+                factory("anthropic", model_config(key, workload.model)), with_call_site=False
+            )
         began = time.perf_counter()
         try:
             trace = await _drive(caller, workload, ctl, key, record=arm == "no-policy", progress=progress)
@@ -146,7 +173,9 @@ async def _run_arm(
             if engine is not None:
                 await engine.aclose()
         wall = time.perf_counter() - began
-    return _result(arm, ctl.billing(key), wall, trace)
+    result = _result(arm, ctl.billing(key), wall, trace)
+    result.note = note
+    return result
 
 
 def _result(arm: str, bill: dict[str, Any], wall: float, trace: list[TraceRecord]) -> ArmResult:

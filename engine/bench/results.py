@@ -28,7 +28,10 @@ def goals(workload: str, arms: dict[str, dict[str, Any]], floor: float) -> dict[
     if workload == "agent":
         peers = [cost[p] for p in PEERS if p in cost]
         if peers:
-            out["policy_at_most_best_peer"] = {"best_peer_usd": round(min(peers), 6), "holds": policy <= min(peers)}
+            out["policy_at_most_best_peer"] = {
+                "best_peer_usd": round(min(peers), 6),
+                "holds": policy <= min(peers),
+            }
     if workload == "retrieval" and "no-policy" in cost:
         out["policy_never_above_no_policy"] = {"holds": policy <= cost["no-policy"] + 1e-9}
     ratio = policy / floor if floor else 0.0
@@ -68,7 +71,8 @@ def write_markdown(doc: dict[str, Any], path: Path) -> Path:
     lines = [
         f"# Benchmark: {doc['workload']} ({doc['calls']} calls)",
         "",
-        "| arm | cost USD | vs no-policy | input | cache write | cache read | output | batch share | wall s |",
+        "| arm | cost USD | vs no-policy | input | cache write | cache read | output | batch share "
+        "| wall s |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, a in doc["arms"].items():

@@ -30,12 +30,50 @@ Shape = Literal["ainvoke", "astream"]
 Latency = Literal["interactive", "awaitable", "batch"]
 MODEL = "claude-sonnet-4-5"
 
-_WORDS = (
-    "account invoice policy record schema vendor region quarter revenue contract clause "
-    "summary table column metric customer ticket incident service release storage index "
-    "query result department category sentiment owner status budget forecast audit "
-    "supplier shipment payment renewal compliance security access network latency error"
-).split()
+_WORDS = [
+    "account",
+    "invoice",
+    "policy",
+    "record",
+    "schema",
+    "vendor",
+    "region",
+    "quarter",
+    "revenue",
+    "contract",
+    "clause",
+    "summary",
+    "table",
+    "column",
+    "metric",
+    "customer",
+    "ticket",
+    "incident",
+    "service",
+    "release",
+    "storage",
+    "index",
+    "query",
+    "result",
+    "department",
+    "category",
+    "sentiment",
+    "owner",
+    "status",
+    "budget",
+    "forecast",
+    "audit",
+    "supplier",
+    "shipment",
+    "payment",
+    "renewal",
+    "compliance",
+    "security",
+    "access",
+    "network",
+    "latency",
+    "error",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +186,12 @@ def _gap(rng: random.Random, low: float = 5.0, high: float = 600.0) -> float:
 
 
 def _conversation(
-    rng: random.Random, conv: int, start: float, turns: int, system: SystemMessage, tools: tuple[dict[str, Any], ...]
+    rng: random.Random,
+    conv: int,
+    start: float,
+    turns: int,
+    system: SystemMessage,
+    tools: tuple[dict[str, Any], ...],
 ) -> list[WorkloadCall]:
     history: list[BaseMessage] = [system]
     calls: list[WorkloadCall] = []
@@ -161,7 +204,10 @@ def _conversation(
             call_id = f"toolu_c{conv}t{turn}"
             tool = rng.choice(tools)
             history.append(
-                AIMessage(content="", tool_calls=[{"name": tool["name"], "args": {"query": f"q{turn}"}, "id": call_id}])
+                AIMessage(
+                    content="",
+                    tool_calls=[{"name": tool["name"], "args": {"query": f"q{turn}"}, "id": call_id}],
+                )
             )
             history.append(ToolMessage(_text(rng, _around(rng, 700, 0.6), "result:"), tool_call_id=call_id))
             step["at"] = at = at + rng.uniform(1, 4)
@@ -196,7 +242,9 @@ def retrieval(seed: int = 13, prompts: int = 2000) -> Workload:
         query = HumanMessage(_text(rng, _around(rng, 280), f"query {i}:"))
         for system in (rewrite, expand):
             work.calls.append(
-                WorkloadCall(at=at, call_site="retrieval.search.rewrite_expand", messages=(system, query), group=i)
+                WorkloadCall(
+                    at=at, call_site="retrieval.search.rewrite_expand", messages=(system, query), group=i
+                )
             )
         at += rng.uniform(0.5, 20)
     return work

@@ -32,12 +32,20 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--workload", required=True, choices=("indexing", "agent", "retrieval", "mixed"))
     parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--emulator-url", metavar="URL", help="an emulator already running (default: start one)")
-    parser.add_argument("--policy", metavar="FILE", help=f"the policy arm's policy (default: {DEFAULT_POLICY})")
-    parser.add_argument("--scale", type=float, default=1.0, help="workload size as a fraction of full (default 1)")
+    parser.add_argument(
+        "--emulator-url", metavar="URL", help="an emulator already running (default: start one)"
+    )
+    parser.add_argument(
+        "--policy", metavar="FILE", help=f"the policy arm's policy (default: {DEFAULT_POLICY})"
+    )
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="workload size as a fraction of full (default 1)"
+    )
     parser.add_argument("--seed", type=int, help="workload seed (default: the workload's own)")
     parser.add_argument("--arms", help="comma-separated subset of the arms")
-    parser.add_argument("--results", metavar="DIR", default="benchmarks/results", help="where the table and chart go")
+    parser.add_argument(
+        "--results", metavar="DIR", default="benchmarks/results", help="where the table and chart go"
+    )
     parser.add_argument("--no-results", action="store_true", help="write no table or chart")
     parser.add_argument("--trace-out", metavar="FILE", help="also write the recorded trace (JSON Lines)")
     parser.set_defaults(handler=run)
@@ -97,7 +105,10 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.results)
         out.mkdir(parents=True, exist_ok=True)
         stem = f"{args.workload}" + (f"-x{args.scale:g}" if args.scale != 1.0 else "")
-        doc["files"] = [str(write_markdown(doc, out / f"{stem}.md")), str(write_chart(doc, out / f"{stem}.png"))]
+        doc["files"] = [
+            str(write_markdown(doc, out / f"{stem}.md")),
+            str(write_chart(doc, out / f"{stem}.png")),
+        ]
     print(json.dumps(doc, indent=2) if args.format == "json" else _text(doc))
     return EXIT_OK if all(g["holds"] for g in doc["goals"].values()) else EXIT_INVALID
 
@@ -107,7 +118,8 @@ def _text(doc: dict[str, Any]) -> str:
     for name, a in doc["arms"].items():
         lines.append(
             f"  {name:22s} ${a['cost_usd']:>10.4f}  read {a['cache_read_tokens']:>10,}  "
-            f"write {a['cache_write_tokens']:>9,}  input {a['input_tokens']:>10,}  batch {a['batch_share']:.0%}"
+            f"write {a['cache_write_tokens']:>9,}  input {a['input_tokens']:>10,}  "
+            f"batch {a['batch_share']:.0%}"
         )
     lines.append(f"  {'lower bound':22s} ${doc['oracle_lower_bound_usd']:>10.4f}")
     if "plan" in doc:

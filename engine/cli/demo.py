@@ -27,9 +27,15 @@ def register(subparsers: Any) -> None:
         help="see what the policy saves on PipesHub-like traffic (emulator, no API key)",
         description="Run PipesHub-like traffic with and without the shipped policy and compare the bills.",
     )
-    parser.add_argument("--policy", metavar="FILE", help="the policy to demo (default: the shipped pipeshub-savings)")
-    parser.add_argument("--scale", type=float, default=1.0, help="traffic size (default 1: a few hundred calls)")
-    parser.add_argument("--live", action="store_true", help="a tiny sample against the real API (costs money)")
+    parser.add_argument(
+        "--policy", metavar="FILE", help="the policy to demo (default: the shipped pipeshub-savings)"
+    )
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="traffic size (default 1: a few hundred calls)"
+    )
+    parser.add_argument(
+        "--live", action="store_true", help="a tiny sample against the real API (costs money)"
+    )
     parser.add_argument("--yes", action="store_true", help="with --live: do not ask before spending")
     parser.set_defaults(handler=run)
 
@@ -41,13 +47,19 @@ def _table(before: dict[str, Any], after: dict[str, Any], title: str) -> Any:
     table.add_column("")
     table.add_column("before (no policy)", justify="right")
     table.add_column("after (policy)", justify="right")
-    for key, label in (("calls", "calls"), ("input_tokens", "input tokens"),
-                       ("cache_write_tokens", "cache write tokens"), ("cache_read_tokens", "cache read tokens"),
-                       ("output_tokens", "output tokens")):
+    for key, label in (
+        ("calls", "calls"),
+        ("input_tokens", "input tokens"),
+        ("cache_write_tokens", "cache write tokens"),
+        ("cache_read_tokens", "cache read tokens"),
+        ("output_tokens", "output tokens"),
+    ):
         table.add_row(label, f"{before[key]:,}", f"{after[key]:,}")
     table.add_row("batch share", f"{before['batch_share']:.0%}", f"{after['batch_share']:.0%}")
     table.add_row("dollars", f"${before['cost_usd']:.4f}", f"${after['cost_usd']:.4f}")
-    saved = 100.0 * (before["cost_usd"] - after["cost_usd"]) / before["cost_usd"] if before["cost_usd"] else 0.0
+    saved = (
+        100.0 * (before["cost_usd"] - after["cost_usd"]) / before["cost_usd"] if before["cost_usd"] else 0.0
+    )
     table.add_row("savings", "", f"[bold]{saved:.1f}%[/bold]")
     return table
 
@@ -62,13 +74,20 @@ def _emulated(args: argparse.Namespace, policy: Any) -> int:
 
     console = Console()
     workload = build_workload("mixed", scale=args.scale)
-    console.print(f"Emulator in-process; {len(workload.calls)} calls over "
-                  f"{len({c.call_site for c in workload.calls})} PipesHub call sites, twice: "
-                  f"plain factory, then wrapped with policy [bold]{policy.name}[/bold].")
+    console.print(
+        f"Emulator in-process; {len(workload.calls)} calls over "
+        f"{len({c.call_site for c in workload.calls})} PipesHub call sites, twice: "
+        f"plain factory, then wrapped with policy [bold]{policy.name}[/bold]."
+    )
     with run_emulator(port=0) as emu, Progress(console=console, transient=True) as bar:
         task = bar.add_task("calls", total=2 * len(workload.calls))
-        results = run_arms(workload, emu.base_url, policy, arms=("no-policy", "policy"),
-                           progress=lambda _w, n: bar.advance(task, n))
+        results = run_arms(
+            workload,
+            emu.base_url,
+            policy,
+            arms=("no-policy", "policy"),
+            progress=lambda _w, n: bar.advance(task, n),
+        )
     before, after = results["no-policy"], results["policy"]
     rows = [{**r.as_dict(), "calls": r.calls} for r in (before, after)]
     console.print(_table(rows[0], rows[1], "What the emulator billed"))
@@ -81,12 +100,16 @@ def _live(args: argparse.Namespace, policy: Any) -> int:
 
     key = os.environ.get("ANTHROPIC_API_KEY")
     if not key:
-        print("llm-policy demo --live: set ANTHROPIC_API_KEY first (the live run calls the real API)",
-              file=sys.stderr)
+        print(
+            "llm-policy demo --live: set ANTHROPIC_API_KEY first (the live run calls the real API)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     workload = build_workload("mixed", scale=min(args.scale, 0.03))
     estimate = estimate_spend(workload)
-    print(f"--live: {len(workload.calls)} calls per arm, 2 arms, at most about ${estimate:.2f} on your account.")
+    print(
+        f"--live: {len(workload.calls)} calls per arm, 2 arms, at most about ${estimate:.2f} on your account."
+    )
     if not args.yes and input("Proceed? [y/N] ").strip().lower() not in ("y", "yes"):
         print("nothing sent")
         return EXIT_INVALID
@@ -96,9 +119,17 @@ def _live(args: argparse.Namespace, policy: Any) -> int:
     rows = []
     for arm in ("no-policy", "policy"):
         u = results[arm]["usage"]
-        rows.append({"calls": len(workload.calls), "input_tokens": u.input_tokens,
-                     "cache_write_tokens": u.cache_write_tokens, "cache_read_tokens": u.cache_read_tokens,
-                     "output_tokens": u.output_tokens, "batch_share": 0.0, "cost_usd": results[arm]["cost_usd"]})
+        rows.append(
+            {
+                "calls": len(workload.calls),
+                "input_tokens": u.input_tokens,
+                "cache_write_tokens": u.cache_write_tokens,
+                "cache_read_tokens": u.cache_read_tokens,
+                "output_tokens": u.output_tokens,
+                "batch_share": 0.0,
+                "cost_usd": results[arm]["cost_usd"],
+            }
+        )
     Console().print(_table(rows[0], rows[1], "Priced from the API's usage (standard tier)"))
     return EXIT_OK
 

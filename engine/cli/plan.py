@@ -24,10 +24,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "plan",
         help="predict what a policy would cost on recorded traffic",
-        description="Replay a trace (or a decision log) under a policy and report the cost it would have had.",
+        description="Replay a trace (or a decision log) under a policy and report what it would cost.",
     )
     parser.add_argument("--policy", required=True, metavar="FILE")
-    parser.add_argument("--trace", required=True, metavar="FILE", help="JSON Lines: trace.v1 or decision-log records")
+    parser.add_argument(
+        "--trace", required=True, metavar="FILE", help="JSON Lines: trace.v1 or decision-log records"
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.set_defaults(handler=run)
 
@@ -75,7 +77,8 @@ def plan_text(doc: dict[str, Any]) -> str:
     """A table per call site, then the totals against baseline, recorded cost and floor."""
     lines = [
         f"policy {doc['policy']}: {doc['calls']} calls",
-        f"{'call site':44s} {'calls':>6s} {'USD':>10s} {'baseline':>10s} {'floor':>10s} {'hit':>5s} {'batch':>6s}",
+        f"{'call site':44s} {'calls':>6s} {'USD':>10s} {'baseline':>10s} {'floor':>10s} "
+        f"{'hit':>5s} {'batch':>6s}",
     ]
     for site, s in doc["call_sites"].items():
         lines.append(

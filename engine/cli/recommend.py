@@ -45,13 +45,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"llm-policy recommend: the proposal does not validate: {exc}", file=sys.stderr)
         return EXIT_INVALID
     result = plan_with(records, policy_placer(compile_policy(policy)), args.name)
-    lines = [f"# projected on {result.calls} recorded calls: {result.predicted.cost_usd:.4f} USD "
-             f"vs {result.baseline.cost_usd:.4f} USD without a policy ({result.saving_pct:.1f}% saved); "
-             f"lower bound {result.lower_bound_usd:.4f} USD"]
+    lines = [
+        f"# projected on {result.calls} recorded calls: {result.predicted.cost_usd:.4f} USD "
+        f"vs {result.baseline.cost_usd:.4f} USD without a policy ({result.saving_pct:.1f}% saved); "
+        f"lower bound {result.lower_bound_usd:.4f} USD"
+    ]
     for c in choices:
         what = "cache off" if c.cache is None else f"cache {','.join(c.cache.breakpoints)} ttl {c.cache.ttl}"
-        lines.append(f"#   {c.call_site}: {what}{', batch' if c.batch else ''}: "
-                     f"{c.cost_usd:.4f} USD (was {c.baseline_usd:.4f})")
+        lines.append(
+            f"#   {c.call_site}: {what}{', batch' if c.batch else ''}: "
+            f"{c.cost_usd:.4f} USD (was {c.baseline_usd:.4f})"
+        )
     header = "# yaml-language-server: $schema=../schemas/policy.v1.json\n" + "\n".join(lines) + "\n"
     if args.output:
         Path(args.output).write_text(header + text, encoding="utf-8")

@@ -43,10 +43,15 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(doc, indent=2))
         return EXIT_OK
-    print(f"{'call site':44s} {'calls':>6s} {'paid USD':>10s} {'without':>10s} {'saved':>8s} {'batch':>6s} {'hits':>6s}")
+    print(
+        f"{'call site':44s} {'calls':>6s} {'paid USD':>10s} {'without':>10s} {'saved':>8s} "
+        f"{'batch':>6s} {'hits':>6s}"
+    )
     rows = [*doc["call_sites"].items(), ("total", doc["total"])]
     for site, r in rows:
         calls = r["calls"] or 1
-        print(f"{site:44s} {r['calls']:>6d} {r['realized_usd']:>10.4f} {r['counterfactual_usd']:>10.4f} "
-              f"{r['saved_pct']:>7.1f}% {r['batch_calls'] / calls:>6.0%} {r['cache_hits'] / calls:>6.0%}")
+        print(
+            f"{site:44s} {r['calls']:>6d} {r['realized_usd']:>10.4f} {r['counterfactual_usd']:>10.4f} "
+            f"{r['saved_pct']:>7.1f}% {r['batch_calls'] / calls:>6.0%} {r['cache_hits'] / calls:>6.0%}"
+        )
     return EXIT_OK

@@ -82,10 +82,10 @@ def lower_bound(records: Iterable[TraceRecord]) -> float:
         for i, block in enumerate(record.blocks):
             if i <= end:
                 micro += block.tokens * p.cache_read
-                prior = seen[(record.tenant, block.hash)]
-                if not prior.premium_paid:
-                    prior.premium_paid = True
-                    total += block.tokens * (p.cache_write_5m - p.input) * prior.min_factor / 1e6
+                first = seen[(record.tenant, block.hash)]
+                if not first.premium_paid:
+                    first.premium_paid = True
+                    total += block.tokens * (p.cache_write_5m - p.input) * first.min_factor / 1e6
             else:
                 micro += block.tokens * p.input
         total += micro * factor / 1e6

@@ -78,7 +78,9 @@ def stand_in_payload(record: TraceRecord) -> dict[str, Any]:
 def _markers_of(payload: dict[str, Any], record: TraceRecord) -> tuple[TTL | None, ...]:
     blocks = iter_blocks(payload)
     if len(blocks) != len(record.blocks):
-        raise ValueError(f"stand-in for {record.call_site} has {len(blocks)} positions, record has {len(record.blocks)}")
+        raise ValueError(
+            f"stand-in for {record.call_site} has {len(blocks)} positions, record has {len(record.blocks)}"
+        )
     markers: list[TTL | None] = [
         ("1h" if b.cache_control.get("ttl") == "1h" else "5m") if b.cache_control else None for b in blocks
     ]
@@ -156,7 +158,9 @@ def fixed_placer(cache: Any, batch: bool) -> Placer:
     def place(record: TraceRecord) -> Placement:
         if cache is None:
             return Placement(caller_placer(record).markers, batch)
-        result = allocator.apply(stand_in_payload(record), cache, call_site=record.call_site, now=record.ts, batch=batch)
+        result = allocator.apply(
+            stand_in_payload(record), cache, call_site=record.call_site, now=record.ts, batch=batch
+        )
         return Placement(_markers_of(result.payload, record), batch)
 
     return place

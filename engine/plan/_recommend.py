@@ -50,7 +50,7 @@ def _candidates(batch: bool) -> list[tuple[CachePlan | None, bool]]:
     out: list[tuple[CachePlan | None, bool]] = [(None, batch)]
     for anchors in _ANCHOR_SETS:
         for ttl in ("5m", "1h"):
-            out.append((CachePlan(mode="explicit", ttl=ttl, breakpoints=anchors), batch))  # type: ignore[arg-type]
+            out.append((CachePlan(mode="explicit", ttl=ttl, breakpoints=anchors), batch))
     return out
 
 
@@ -76,11 +76,18 @@ def _rule_name(site: str, taken: set[str]) -> str:
 
 
 def _rule(choice: Choice, taken: set[str]) -> dict[str, Any]:
-    rule: dict[str, Any] = {"name": _rule_name(choice.call_site, taken), "match": {"callSite": choice.call_site}}
+    rule: dict[str, Any] = {
+        "name": _rule_name(choice.call_site, taken),
+        "match": {"callSite": choice.call_site},
+    }
     if choice.cache is None:
         rule["cache"] = {"mode": "off"}
     else:
-        rule["cache"] = {"mode": "explicit", "ttl": choice.cache.ttl, "breakpoints": list(choice.cache.breakpoints)}
+        rule["cache"] = {
+            "mode": "explicit",
+            "ttl": choice.cache.ttl,
+            "breakpoints": list(choice.cache.breakpoints),
+        }
     if choice.batch:
         rule["batch"] = {"mode": "accumulate"}
     return rule

@@ -21,8 +21,15 @@ class LogError(ValueError):
 
 
 def _site_row() -> dict[str, Any]:
-    return {"calls": 0, "errors": 0, "batch_calls": 0, "cache_hits": 0,
-            "realized_usd": 0.0, "counterfactual_usd": 0.0, "saved_usd": 0.0}
+    return {
+        "calls": 0,
+        "errors": 0,
+        "batch_calls": 0,
+        "cache_hits": 0,
+        "realized_usd": 0.0,
+        "counterfactual_usd": 0.0,
+        "saved_usd": 0.0,
+    }
 
 
 def _add(row: dict[str, Any], entry: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Literal
 
-__all__ = ["Entry", "Outcome", "TTL", "account", "commit"]
+__all__ = ["TTL", "Entry", "Outcome", "account", "commit"]
 
 TTL = Literal["5m", "1h"]
 
@@ -57,9 +57,7 @@ class Outcome:
         return self.cache_write_5m_tokens + self.cache_write_1h_tokens
 
 
-def _found(
-    marker: int, hashes: Sequence[bytes], lookback: int, alive: Callable[[bytes], bool]
-) -> int | None:
+def _found(marker: int, hashes: Sequence[bytes], lookback: int, alive: Callable[[bytes], bool]) -> int | None:
     for pos in range(marker, max(-1, marker - lookback), -1):
         if alive(hashes[pos]):
             return pos
