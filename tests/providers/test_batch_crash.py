@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import pytest
 
 from engine.decision import BatchPlan
 from engine.providers.anthropic.batches import (
@@ -43,7 +44,10 @@ def wait_for_submission(db: Path, child: subprocess.Popen[bytes]) -> None:
     raise AssertionError("the worker never submitted its batch")
 
 
-async def test_kill_9_after_submission_then_resume(emulator: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("explicit_resume", [True, False], ids=["resume", "first-use"])
+async def test_kill_9_after_submission_then_resume(
+    emulator: Any, tmp_path: Path, explicit_resume: bool
+) -> None:
     emulator.state.config.update({"batch_latency_s": 1.5})
     url = f"sqlite:///{tmp_path}/state.db"
     script = Path(__file__).with_name("batch_child.py")
@@ -59,10 +63,10 @@ async def test_kill_9_after_submission_then_resume(emulator: Any, tmp_path: Path
     async with anthropic.AsyncAnthropic(api_key="sk-test-crash", base_url=emulator.base_url) as client:
         me = client_identity(client)
         service = BatchService(open_journal(url), poll_interval=0.05)
-        resumed = await service.resume(lambda fp, base: client if (fp, base) == me else None)
+        if explicit_resume:
+            assert await service.resume(lambda fp, base: client if (fp, base) == me else None) == 1
         answers = await service.submit_many(prompts(COUNT), BatchPlan("explicit"), client)
         await service.aclose()
-    assert resumed == 1
     for i, message in enumerate(answers):
         assert isinstance(message, anthropic.types.Message)
         assert message.content[0].text.startswith(f"echo: crash {i} ")  # type: ignore[union-attr]

@@ -97,7 +97,10 @@ class Journal(Protocol):
         """The entries that exist among ``hashes``."""
 
     def add(self, entries: Sequence[JournalEntry]) -> None:
-        """Insert new entries as given; an existing non-final or failed entry is reset from the new one."""
+        """Insert new entries; an existing ``pending`` or ``failed`` one is reset from the new one.
+
+        Entries that are ``submitted`` or answered stay as they are.
+        """
 
     def mark_submitted(self, hashes: Sequence[str], batch_id: str) -> None:
         """These items were accepted by the API as part of ``batch_id``."""
@@ -235,8 +238,8 @@ class SqliteJournal:
         now = time.time()
         sql = (
             f"INSERT INTO batch_items ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT(request_hash) DO UPDATE SET state='pending', attempts=0, batch_id=NULL, "
-            "params=excluded.params, result=NULL, error=NULL, retries=excluded.retries, "
+            "ON CONFLICT(request_hash) DO UPDATE SET state='pending', attempts=excluded.attempts, "
+            "batch_id=NULL, params=excluded.params, result=NULL, error=NULL, retries=excluded.retries, "
             "on_failure=excluded.on_failure, call_site=excluded.call_site, updated_at=excluded.updated_at "
             "WHERE batch_items.state IN ('failed', 'pending')"
         )

@@ -59,6 +59,7 @@ class BatchService(InFlight):
             self._flush_pool, max_requests_cap=int(limits["batch_max_requests"])
         )
         self._watched: set[str] = set()
+        self._resumed: set[PoolKey] = set()
         self.batches_created = 0
 
     # -- entry points ---------------------------------------------------------------------
@@ -97,12 +98,20 @@ class BatchService(InFlight):
 
         The journal keeps no API key: ``client_for(credential_fingerprint, base_url)``
         supplies a client for each, or None to leave those items for later.
-        Returns the number of batches being collected.
+        Returns the number of batches being collected. Without this call, the first
+        request for a credential and endpoint resumes that identity's leftovers
+        with the request's own client.
         """
+        return self._resume(client_for)
+
+    def _resume(self, client_for: Callable[[str, str], anthropic.AsyncAnthropic | None]) -> int:
         resumed = 0
         for batch_id, credential, base_url in self.journal.open_batches():
             client = client_for(credential, base_url)
-            if client is not None and batch_id not in self._watched:
+            if client is None:
+                continue
+            self._resumed.add((credential, base_url))
+            if batch_id not in self._watched:
                 self._watch(batch_id, client, self._members_from_journal(batch_id), deadline_s=None)
                 resumed += 1
         waiting: dict[PoolKey, list[Item]] = {}
@@ -115,9 +124,17 @@ class BatchService(InFlight):
             waiting.setdefault(key, []).append(self._item_from(entry, client))
             since[key] = min(since.get(key, entry.updated_at), entry.updated_at)
         for key, items in waiting.items():
+            self._resumed.add(key)
             self._track(items)
             self._spawn(self._reconcile_then_submit(items, since[key]))
         return resumed
+
+    def _resume_on_first_use(self, items: Sequence[Item]) -> None:
+        """The first request of an identity picks up what an earlier process left for it."""
+        for item in items:
+            if item.key not in self._resumed:
+                self._resumed.add(item.key)
+                self._resume(_only(item.key, item.client))
 
     async def _reconcile_then_submit(self, items: list[Item], since: float) -> None:
         """Items journaled but never marked submitted: adopt results the API already has, send the rest."""
@@ -167,6 +184,7 @@ class BatchService(InFlight):
 
     def _attach(self, items: Sequence[Item], *, pooled: bool) -> list[asyncio.Future[Message]]:
         """A future per item: answered from the journal, joined to one in flight, or new."""
+        self._resume_on_first_use(items)
         fresh = {i.hash for i in items if i.hash not in self._futures}
         known = self.journal.get_many(sorted(fresh)) if fresh else {}
         new: dict[str, Item] = {}
@@ -318,3 +336,10 @@ class BatchService(InFlight):
                 self._succeed(done)
                 done = []
         self._succeed(done)
+
+
+def _only(
+    key: PoolKey, client: anthropic.AsyncAnthropic
+) -> Callable[[str, str], anthropic.AsyncAnthropic | None]:
+    """A ``client_for`` that knows one identity."""
+    return lambda fingerprint, base_url: client if (fingerprint, base_url) == key else None
