@@ -88,9 +88,10 @@ class BatchService(InFlight):
         """Send ``params_list`` as batches now (split at the API limits); results in input order."""
         items = [self._item(p, plan, client, call_site) for p in params_list]
         futures = self._attach(items, pooled=False)
-        results = await asyncio.gather(
-            *(asyncio.shield(f) for f in futures), return_exceptions=return_exceptions
-        )
+        del items
+        # One shielded gather (not one shield per item): a caller that gives up cancels
+        # neither the items nor the gather, and 100,000 items cost no 200,000 extra tasks.
+        results = await asyncio.shield(asyncio.gather(*futures, return_exceptions=return_exceptions))
         return list(results)
 
     async def resume(self, client_for: Callable[[str, str], anthropic.AsyncAnthropic | None]) -> int:
