@@ -9,6 +9,7 @@ goes out exactly as the unwrapped model would send it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.adapter.callsite import resolve_call_site
-from engine.decision import BatchPlan, CallContext, Decision, in_rollout
+from engine.decision import BatchPlan, CachePlan, CallContext, Decision, in_rollout
 from engine.ledger import (
     CallShape,
     DecisionRecord,
@@ -27,7 +28,7 @@ from engine.ledger import (
     call_costs,
     usage_fields,
 )
-from engine.providers.anthropic.blocks import iter_blocks, prefix_hashes
+from engine.providers.anthropic.blocks import Block, iter_blocks, prefix_hashes
 from engine.providers.anthropic.capabilities import Transport
 from engine.providers.anthropic.tokens import canonical_json
 from engine.providers.anthropic.transport import SupportResult, check_support
@@ -92,11 +93,17 @@ class Binding:
             ),
             rule=decision.rule,
             strategy=decision.strategy,
-            cache=asdict(decision.cache) if decision.cache else None,
-            batch=asdict(decision.batch) if decision.batch else None,
+            cache=_plan_dict(decision.cache),
+            batch=_plan_dict(decision.batch),
             reasons=list(support.messages),
         )
         return CallRun(self, decision, support, record, started)
+
+
+@functools.lru_cache(maxsize=256)
+def _plan_dict(plan: CachePlan | BatchPlan | None) -> dict[str, Any] | None:
+    """A plan as the log writes it (plans are few and immutable: built once each)."""
+    return None if plan is None else asdict(plan)
 
 
 def request_key(payload: Mapping[str, Any]) -> str:
@@ -107,7 +114,17 @@ def request_key(payload: Mapping[str, Any]) -> str:
 class CallRun:
     """Decision, payload edits and the record of one call."""
 
-    __slots__ = ("_started", "batch_plan", "binding", "cache_plan", "decision", "in_rollout", "record")
+    __slots__ = (
+        "_payload",
+        "_started",
+        "_usage",
+        "batch_plan",
+        "binding",
+        "cache_plan",
+        "decision",
+        "in_rollout",
+        "record",
+    )
 
     def __init__(
         self,
@@ -120,6 +137,8 @@ class CallRun:
         self.binding, self.decision, self.record = binding, decision, record
         self.cache_plan, self.batch_plan = support.cache, support.batch
         self._started = started
+        self._payload: dict[str, Any] | None = None
+        self._usage: dict[str, Any] | None = None
         self.in_rollout = True
         record.evaluation_ms = (time.perf_counter() - started) * 1000.0
 
@@ -164,12 +183,7 @@ class CallRun:
 
     def _apply(self, payload: dict[str, Any], *, batch: bool) -> dict[str, Any]:
         record = self.record
-        blocks = iter_blocks(payload)
-        hashes = prefix_hashes(payload, blocks)
-        record.prefix = [
-            PrefixBlock(h.hex(), b.tokens, b.section) for b, h in zip(blocks, hashes, strict=True)
-        ]
-        record.input_tokens_estimate = sum(b.tokens for b in blocks)
+        self._payload = payload
         max_tokens = payload.get("max_tokens")
         record.max_tokens = max_tokens if isinstance(max_tokens, int) else None
         record.model = str(payload.get("model") or record.model)
@@ -193,6 +207,7 @@ class CallRun:
             return payload
         out: dict[str, Any] = result.payload
         record.applied = out != payload
+        self._payload = out
         return out
 
     def finish(
@@ -208,9 +223,37 @@ class CallRun:
         record.batch_id = batch_id
         if error is not None:
             record.error = type(error).__name__
+        self._usage = dict(usage) if usage else None
+        self.engine.log.emit(record, self._complete)
+
+    def _complete(self) -> None:
+        """The costly part of the record, run by the log's writer thread, off the call's path:
+        prefix hashes of the request sent, caller markers, usage and costs."""
+        record, payload, usage = self.record, self._payload, self._usage
+        if payload is not None:
+            blocks = iter_blocks(payload)
+            hashes = prefix_hashes(payload, blocks)
+            record.prefix = [
+                PrefixBlock(h.hex(), b.tokens, b.section) for b, h in zip(blocks, hashes, strict=True)
+            ]
+            record.input_tokens_estimate = sum(b.tokens for b in blocks)
+            if not record.markers:
+                record.markers = _caller_markers(record.prefix, blocks)
         if usage:
-            raw = dict(usage)
-            record.usage = usage_fields(raw)
+            record.usage = usage_fields(usage)
             record.output_tokens = record.usage["output_tokens"]
-            record.cost = call_costs(record.model, raw)
-        self.engine.log.emit(record)
+            record.cost = call_costs(record.model, usage)
+
+
+def _caller_markers(prefix: list[PrefixBlock], blocks: list[Block]) -> list[MarkerRecord]:
+    """Markers the caller set on a request the engine did not place any in."""
+    out: list[MarkerRecord] = []
+    tokens = 0
+    for entry, block in zip(prefix, blocks, strict=True):
+        tokens += block.tokens
+        if block.cache_control is not None:
+            ttl = str(block.cache_control.get("ttl", "5m"))
+            out.append(
+                MarkerRecord(block.dotted, ttl, tokens, "caller", "kept", "set by the caller", entry.hash)
+            )
+    return out

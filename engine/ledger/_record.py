@@ -10,8 +10,8 @@ have shared a cache entry written at position ``i``.
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import asdict, dataclass, field
+import os
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -37,7 +37,8 @@ LatencyTolerance = Literal["interactive", "awaitable", "batch"]
 
 
 def new_decision_id() -> str:
-    return "dec_" + uuid.uuid4().hex
+    """``dec_`` and 128 random bits in hex (what a uuid4 would carry, without its formatting)."""
+    return "dec_" + os.urandom(16).hex()
 
 
 def utc_now() -> str:
@@ -110,8 +111,19 @@ class DecisionRecord:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"schema": SCHEMA_ID, **asdict(self)}
+        """The wire form. Written by hand, not ``asdict``: it runs once per LLM call."""
+        out: dict[str, Any] = {"schema": SCHEMA_ID}
+        for name in _FIELDS:
+            out[name] = getattr(self, name)
+        policy = self.policy
+        out["policy"] = None if policy is None else {s: getattr(policy, s) for s in PolicyRef.__slots__}
+        out["markers"] = [{s: getattr(m, s) for s in MarkerRecord.__slots__} for m in self.markers]
+        out["prefix"] = [{"hash": b.hash, "tokens": b.tokens, "section": b.section} for b in self.prefix]
+        out["reasons"] = list(self.reasons)
         out["evaluation_ms"] = round(self.evaluation_ms, 4)
         if self.latency_ms is not None:
             out["latency_ms"] = round(self.latency_ms, 3)
         return out
+
+
+_FIELDS = tuple(f.name for f in fields(DecisionRecord))

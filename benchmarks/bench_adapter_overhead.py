@@ -1,0 +1,122 @@
+"""What the adapter adds to a call no rule matches: wrapped vs unwrapped sequential ``invoke``.
+
+Both models come from the same factory call (PipesHub's ``anthropic`` branch) and talk
+to the emulator on loopback, so the round trip is as short as it gets and the adapter's
+share is as large as it gets. The wrapped one runs the whole per-call path: call-site
+resolution from the caller's code, policy evaluation, prefix hashing for the decision
+log, one JSON line written per call. Rounds alternate the two models so drift in the
+machine's load hits both alike; the figure is the ratio of median per-call times.
+
+Run: ``python benchmarks/bench_adapter_overhead.py [--calls 200] [--rounds 5]``
+(target: ratio <= 1.10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.adapter import PolicyEngine, wrap_factory
+from tests.adapter.pipeshub_factory import ai_model_config, get_generator_model
+
+POLICY = """\
+apiVersion: llm-policy/v1
+kind: OptimizationPolicy
+metadata: {name: bench}
+spec:
+  enabled: true
+  rules:
+    - name: indexing
+      match: {callSite: "indexing.*"}
+      cache: {mode: auto, ttl: 1h}
+      batch: {mode: accumulate}
+    - name: agent
+      match: {callSite: "chat.agent.*"}
+      cache: {mode: explicit, ttl: 5m, breakpoints: [tools, system, history]}
+"""
+MESSAGES = [
+    ("system", "You answer questions about company policies. " * 40),
+    ("user", "How many vacation days?"),
+]
+
+
+SERVE = (
+    "import sys, time\n"
+    "from engine.emulator.server import run_emulator\n"
+    "with run_emulator() as emu:\n"
+    "    print(emu.base_url, flush=True)\n"
+    "    sys.stdin.read()\n"
+)
+
+
+@contextlib.contextmanager
+def emulator_process() -> Iterator[str]:
+    """The emulator in a process of its own, as the real API is: the client's process runs
+    only the client (an in-process server would share its interpreter lock)."""
+    root = str(Path(__file__).resolve().parents[1])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=10)
+
+
+def per_call_ms(llm: Any, calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        llm.invoke(MESSAGES)
+    return (time.perf_counter() - start) * 1000 / calls
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200, help="calls per round and model")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, emulator_process() as base_url:
+        os.environ["ANTHROPIC_BASE_URL"] = base_url
+        policy = Path(tmp) / "policy.yaml"
+        policy.write_text(POLICY, encoding="utf-8")
+        engine = PolicyEngine.from_file(policy, decision_log=Path(tmp) / "decisions.jsonl")
+        config = ai_model_config(models="claude-sonnet-4-6")
+        plain = get_generator_model("anthropic", config)
+        wrapped = wrap_factory(get_generator_model, engine)("anthropic", config)
+        assert type(wrapped) is not type(plain)
+        for llm in (plain, wrapped):  # warm up connections and caches
+            per_call_ms(llm, 20)
+        timings: dict[str, list[float]] = {"unwrapped": [], "wrapped": []}
+        for _ in range(args.rounds):
+            timings["unwrapped"].append(per_call_ms(plain, args.calls))
+            timings["wrapped"].append(per_call_ms(wrapped, args.calls))
+        logged = sum(1 for _ in (Path(tmp) / "decisions.jsonl").open(encoding="utf-8"))
+        engine.log.close()
+    base, ours = statistics.median(timings["unwrapped"]), statistics.median(timings["wrapped"])
+    print(
+        f"calls: {args.calls} x {args.rounds} rounds per model, no rule matches, emulator process on loopback"
+    )
+    for name, median in (("unwrapped", base), ("wrapped", ours)):
+        rounds = ", ".join(f"{t:.3f}" for t in timings[name])
+        print(f"{name + ' invoke:':18} {median:.3f} ms/call (rounds: {rounds})")
+    print(f"decision records written: {logged}")
+    print(f"ratio wrapped/unwrapped: {ours / base:.3f} (target <= 1.10)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
