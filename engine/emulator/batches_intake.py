@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -105,15 +104,12 @@ def parse_requests(body: IO[bytes], directory: SpoolDir, limits: BatchLimits) ->
 
 
 def _spool_items(body: IO[bytes], spool: LineSpool, limits: BatchLimits) -> list[str]:
-    shape = _Shape()
     pattern = re.compile(limits.custom_id_pattern)
     custom_ids: list[str] = []
     seen: dict[str, int] = {}
     count = 0
     try:
-        for index, item in enumerate(
-            ijson.items(shape.tap(ijson.parse(body, use_float=True)), "requests.item")
-        ):
+        for index, item in enumerate(ijson.items(body, "requests.item", use_float=True)):
             count = index + 1
             if count > limits.max_requests:
                 continue  # keep counting, so the refusal can say how many there were
@@ -122,46 +118,51 @@ def _spool_items(body: IO[bytes], spool: LineSpool, limits: BatchLimits) -> list
             spool.append(json.dumps(params, separators=(",", ":"), ensure_ascii=False).encode())
     except ijson.JSONError as exc:
         raise invalid_request(f"There was an error parsing the body as JSON: {exc}") from None
-    shape.check(count, limits.max_requests)
+    if count == 0:
+        body.seek(0)
+        raise _Shape.diagnose(body)
+    if count > limits.max_requests:
+        raise invalid_request(
+            f"requests: List should have at most {limits.max_requests} items after validation, not {count}"
+        )
     return custom_ids
 
 
 class _Shape:
-    """Watches the top level of the parse: is it an object, which keys, what is ``requests``."""
+    """Why a body yielded no request: not an object, no ``requests``, not a list, or empty.
 
-    def __init__(self) -> None:
-        self.top: str | None = None
-        self.keys: list[str] = []
-        self.requests_kind: str | None = None
+    Only run when the fast pass found nothing, so a valid 100,000-request body is
+    parsed once. (Unknown top-level keys next to a valid ``requests`` list are
+    therefore not reported; on their own they are.)
+    """
 
-    def tap(self, events: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, str, Any]]:
-        for prefix, event, value in events:
-            if self.top is None:
-                self.top = event
-            elif prefix == "" and event == "map_key":
-                self.keys.append(value)
-            elif prefix == "requests" and self.requests_kind is None:
-                self.requests_kind = event
-            yield prefix, event, value
-
-    def check(self, count: int, max_requests: int) -> None:
-        if self.top is None:
-            raise invalid_request('body: Field required; send {"requests": [...]}')
-        if self.top != "start_map":
-            raise invalid_request("body: Input should be a valid dictionary")
-        extra = [key for key in self.keys if key != "requests"]
+    @staticmethod
+    def diagnose(body: IO[bytes]) -> ApiError:
+        top: str | None = None
+        keys: list[str] = []
+        kind: str | None = None
+        try:
+            for prefix, event, value in ijson.parse(body):
+                if top is None:
+                    top = event
+                elif prefix == "" and event == "map_key":
+                    keys.append(value)
+                elif prefix == "requests" and kind is None:
+                    kind = event
+        except ijson.JSONError as exc:
+            return invalid_request(f"There was an error parsing the body as JSON: {exc}")
+        if top is None:
+            return invalid_request('body: Field required; send {"requests": [...]}')
+        if top != "start_map":
+            return invalid_request("body: Input should be a valid dictionary")
+        extra = [key for key in keys if key != "requests"]
         if extra:
-            raise invalid_request(f"{extra[0]}: Extra inputs are not permitted")
-        if "requests" not in self.keys:
-            raise invalid_request("requests: Field required")
-        if self.requests_kind != "start_array":
-            raise invalid_request("requests: Input should be a valid list")
-        if count == 0:
-            raise invalid_request("requests: List should have at least 1 item after validation, not 0")
-        if count > max_requests:
-            raise invalid_request(
-                f"requests: List should have at most {max_requests} items after validation, not {count}"
-            )
+            return invalid_request(f"{extra[0]}: Extra inputs are not permitted")
+        if "requests" not in keys:
+            return invalid_request("requests: Field required")
+        if kind != "start_array":
+            return invalid_request("requests: Input should be a valid list")
+        return invalid_request("requests: List should have at least 1 item after validation, not 0")
 
 
 def _check_item(

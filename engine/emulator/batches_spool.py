@@ -48,6 +48,7 @@ class LineSpool:
         self._file = os.fdopen(fd, "w+b")
         self._offsets = array("Q", [0])
         self._closed = False
+        self._reading = False  # the file position is not at the end
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -58,7 +59,9 @@ class LineSpool:
         return self._offsets[-1]
 
     def append(self, line: bytes) -> None:
-        self._file.seek(self._offsets[-1])
+        if self._reading:
+            self._file.seek(self._offsets[-1])
+            self._reading = False
         self._file.write(line)
         self._file.write(b"\n")
         self._offsets.append(self._offsets[-1] + len(line) + 1)
@@ -66,6 +69,7 @@ class LineSpool:
     def read(self, index: int) -> bytes:
         """Line ``index`` without its newline."""
         start, end = self._offsets[index], self._offsets[index + 1]
+        self._reading = True
         self._file.seek(start)
         return self._file.read(end - start - 1)
 
