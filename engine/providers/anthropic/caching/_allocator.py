@@ -19,7 +19,7 @@ from engine.providers.anthropic.caching._edit import PayloadEditor
 from engine.providers.anthropic.caching._exact import ExactCounts, prefix_payload
 from engine.providers.anthropic.caching._request import RequestView
 from engine.providers.anthropic.caching._reuse import ReuseTracker
-from engine.providers.anthropic.caching._types import TTL, CacheResult
+from engine.providers.anthropic.caching._types import TTL, Action, CacheResult
 from engine.providers.anthropic.capabilities import Capabilities, Transport, capabilities
 
 __all__ = ["BreakpointAllocator"]
@@ -121,7 +121,8 @@ class BreakpointAllocator:
             )
             ledger.log(i, ttl, "engine", "dropped", reason, tokens)
             return
-        action, reason = "placed", cand.reason
+        action: Action = "placed"
+        reason = cand.reason
         before = ledger.earlier_5m(i)
         if ttl == "1h" and before is not None:
             ttl, action = "5m", "downgraded"

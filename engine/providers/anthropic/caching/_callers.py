@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.providers.anthropic.caching._edit import PayloadEditor
 from engine.providers.anthropic.caching._request import RequestView
-from engine.providers.anthropic.caching._types import TTL, Placement
+from engine.providers.anthropic.caching._types import TTL, Action, Placement, Source
 
 __all__ = ["Ledger", "normalize_caller_markers", "ttl_of"]
 
@@ -38,15 +38,15 @@ class Ledger:
         self.notes: list[str] = []
 
     def log(
-        self, index: int, ttl: TTL, source: str, action: str, reason: str, tokens: int | None = None
+        self, index: int, ttl: TTL, source: Source, action: Action, reason: str, tokens: int | None = None
     ) -> None:
         self.placements.append(
             Placement(
                 path=self.view.path(index),
                 ttl=ttl,
                 prefix_tokens=self.view.prefix_tokens[index] if tokens is None else tokens,
-                source=source,  # type: ignore[arg-type]
-                action=action,  # type: ignore[arg-type]
+                source=source,
+                action=action,
                 reason=reason,
                 prefix_hash=self.view.hex(index),
             )
@@ -113,7 +113,8 @@ def normalize_caller_markers(view: RequestView, editor: PayloadEditor, ledger: L
         )
     first_5m: int | None = None
     for i in valid[excess:]:
-        ttl, action = ttl_of(found[i]), "kept"
+        ttl = ttl_of(found[i])
+        action: Action = "kept"
         reason = TOP_LEVEL_REASON if i == top_index else "the caller's marker"
         if ttl == "1h" and (not view.allows_1h or first_5m is not None):
             why = (
