@@ -159,3 +159,14 @@ async def test_faults_lose_nothing_and_pay_nothing_twice(
         assert isinstance(result, anthropic.types.Message), f"{prompt}: {result!r}"
         assert answer_of(result).startswith(f"echo: {prompt} ")
         assert batch + direct >= 1
+
+
+async def test_a_batch_past_its_deadline_is_canceled_and_its_items_fall_back(
+    fast_batches: Any, client: anthropic.AsyncAnthropic, service: BatchService
+) -> None:
+    fast_batches.state.config.update({"batch_latency_s": 30.0})
+    plan = BatchPlan("explicit", deadline="1s", retries=0, on_failure="direct")
+    [message] = await service.submit_many([ask("slow")], plan, client)
+    assert isinstance(message, anthropic.types.Message)
+    assert message.usage.service_tier == "standard", "canceled in the batch, answered direct"
+    assert billing(fast_batches)["requests_batch"] == 0
