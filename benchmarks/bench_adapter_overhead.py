@@ -4,7 +4,7 @@ Both models come from the same factory call (PipesHub's ``anthropic`` branch) an
 to the emulator on loopback, so the round trip is as short as it gets and the adapter's
 share is as large as it gets. The wrapped one runs the whole per-call path: call-site
 resolution from the caller's code, policy evaluation, prefix hashing for the decision
-log, one JSON line written per call. Rounds alternate the two models so drift in the
+log, one JSON line written per call. The two models take turns call by call so drift in the
 machine's load hits both alike; the figure is the ratio of median per-call times.
 
 Run: ``python benchmarks/bench_adapter_overhead.py [--calls 200] [--rounds 5]``
@@ -77,11 +77,19 @@ def emulator_process() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def per_call_ms(llm: Any, calls: int) -> float:
+def one_call_ms(llm: Any) -> float:
     start = time.perf_counter()
+    llm.invoke(MESSAGES)
+    return (time.perf_counter() - start) * 1000
+
+
+def interleaved(models: dict[str, Any], calls: int) -> dict[str, list[float]]:
+    """Per-call times, the models taking turns call by call, so load drift hits both alike."""
+    times: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(calls):
-        llm.invoke(MESSAGES)
-    return (time.perf_counter() - start) * 1000 / calls
+        for name, llm in models.items():
+            times[name].append(one_call_ms(llm))
+    return times
 
 
 def main() -> int:
@@ -98,12 +106,14 @@ def main() -> int:
         plain = get_generator_model("anthropic", config)
         wrapped = wrap_factory(get_generator_model, engine)("anthropic", config)
         assert type(wrapped) is not type(plain)
-        for llm in (plain, wrapped):  # warm up connections and caches
-            per_call_ms(llm, 20)
-        timings: dict[str, list[float]] = {"unwrapped": [], "wrapped": []}
+        models = {"unwrapped": plain, "wrapped": wrapped}
+        interleaved(models, 20)  # warm up connections and caches
+        timings: dict[str, list[float]] = {name: [] for name in models}
+        rounds: dict[str, list[float]] = {name: [] for name in models}
         for _ in range(args.rounds):
-            timings["unwrapped"].append(per_call_ms(plain, args.calls))
-            timings["wrapped"].append(per_call_ms(wrapped, args.calls))
+            for name, times in interleaved(models, args.calls).items():
+                timings[name].extend(times)
+                rounds[name].append(statistics.median(times))
         logged = sum(1 for _ in (Path(tmp) / "decisions.jsonl").open(encoding="utf-8"))
         engine.log.close()
     base, ours = statistics.median(timings["unwrapped"]), statistics.median(timings["wrapped"])
@@ -111,8 +121,8 @@ def main() -> int:
         f"calls: {args.calls} x {args.rounds} rounds per model, no rule matches, emulator process on loopback"
     )
     for name, median in (("unwrapped", base), ("wrapped", ours)):
-        rounds = ", ".join(f"{t:.3f}" for t in timings[name])
-        print(f"{name + ' invoke:':18} {median:.3f} ms/call (rounds: {rounds})")
+        per_round = ", ".join(f"{t:.3f}" for t in rounds[name])
+        print(f"{name + ' invoke:':18} median {median:.3f} ms/call (round medians: {per_round})")
     print(f"decision records written: {logged}")
     print(f"ratio wrapped/unwrapped: {ours / base:.3f} (target <= 1.10)")
     return 0

@@ -25,8 +25,7 @@ from engine.ledger import (
     MarkerRecord,
     PolicyRef,
     PrefixBlock,
-    call_costs,
-    usage_fields,
+    account,
 )
 from engine.providers.anthropic.blocks import Block, iter_blocks, prefix_hashes
 from engine.providers.anthropic.capabilities import Transport
@@ -78,7 +77,7 @@ class Binding:
         decision = self.engine.decide(ctx)
         if decision is None:
             return None
-        support = check_support(decision, transport=self.transport, model=model)
+        support = _support(decision, self.transport, model)
         record = DecisionRecord(
             call_site=site,
             call_site_source=source,
@@ -98,6 +97,22 @@ class Binding:
             reasons=list(support.messages),
         )
         return CallRun(self, decision, support, record, started)
+
+
+_supports: dict[tuple[int, str, str], tuple[Decision, SupportResult]] = {}
+
+
+def _support(decision: Decision, transport: Transport, model: str) -> SupportResult:
+    """``check_support``, remembered per decision (decisions are memoised, so few and reused)."""
+    key = (id(decision), transport, model)
+    hit = _supports.get(key)
+    if hit is not None and hit[0] is decision:
+        return hit[1]
+    result = check_support(decision, transport=transport, model=model)
+    if len(_supports) >= 4096:
+        _supports.clear()
+    _supports[key] = (decision, result)
+    return result
 
 
 @functools.lru_cache(maxsize=256)
@@ -240,9 +255,8 @@ class CallRun:
             if not record.markers:
                 record.markers = _caller_markers(record.prefix, blocks)
         if usage:
-            record.usage = usage_fields(usage)
+            record.usage, record.cost = account(record.model, usage)
             record.output_tokens = record.usage["output_tokens"]
-            record.cost = call_costs(record.model, usage)
 
 
 def _caller_markers(prefix: list[PrefixBlock], blocks: list[Block]) -> list[MarkerRecord]:

@@ -1,6 +1,6 @@
 """The decision log: one record per call, its cost and what it would have cost unoptimized."""
 
-from engine.ledger._cost import call_costs, usage_fields
+from engine.ledger._cost import account, call_costs, usage_fields
 from engine.ledger._record import (
     SCHEMA_ID,
     CallShape,
@@ -24,6 +24,7 @@ __all__ = [
     "PolicyRef",
     "PrefixBlock",
     "Sink",
+    "account",
     "call_costs",
     "usage_fields",
 ]

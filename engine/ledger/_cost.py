@@ -9,16 +9,32 @@ is what the policy saved (negative when a cache write was never read back).
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
-from engine.providers.anthropic.capabilities import Usage, capabilities
+from engine.providers.anthropic.capabilities import Capabilities, ModelInfo, Usage, capabilities
 
-__all__ = ["call_costs", "usage_fields"]
+__all__ = ["account", "call_costs", "usage_fields"]
+
+
+@lru_cache(maxsize=256)
+def _model(caps: Capabilities, model: str) -> ModelInfo:
+    """The family of ``model`` in ``caps`` (a new table, e.g. after an override, is a new key)."""
+    return caps.model(model)
+
+
+def account(model: str, usage: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+    """``usage_fields`` and ``call_costs`` of one response, reading its usage once."""
+    parsed = Usage.from_api(usage)
+    return _fields(parsed, usage), _costs(model, parsed)
 
 
 def usage_fields(usage: dict[str, Any]) -> dict[str, Any]:
     """The API ``usage`` reduced to the fields the log keeps (all counts, tier)."""
-    parsed = Usage.from_api(usage)
+    return _fields(Usage.from_api(usage), usage)
+
+
+def _fields(parsed: Usage, usage: dict[str, Any]) -> dict[str, Any]:
     return {
         "input_tokens": parsed.input_tokens,
         "cache_creation_input_tokens": parsed.cache_write_tokens,
@@ -32,9 +48,12 @@ def usage_fields(usage: dict[str, Any]) -> dict[str, Any]:
 
 def call_costs(model: str, usage: dict[str, Any]) -> dict[str, float]:
     """``realized_usd``, ``counterfactual_usd`` and ``saved_usd`` of one response's usage."""
+    return _costs(model, Usage.from_api(usage))
+
+
+def _costs(model: str, parsed: Usage) -> dict[str, float]:
     caps = capabilities()
-    info = caps.model(model)
-    parsed = Usage.from_api(usage)
+    info = _model(caps, model)
     realized = info.cost(parsed, batch_multiplier=caps.multipliers["batch"])
     plain = replace(
         Usage(),
