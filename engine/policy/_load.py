@@ -124,25 +124,32 @@ def load_yaml(text: str, issues: IssueList) -> Loaded:
     if size > MAX_BYTES:
         issues.add("file.too-large", (1, 1), "$", f"the policy is {size} bytes; the cap is {MAX_BYTES}")
         return Loaded(None, where, False)
-    loader = _Loader(text)
     try:
-        node = loader.get_single_node()
+        node = _compose(text)
     except _Refused as refused:
         issues.add(refused.code, _mark(refused.problem_mark), "$", str(refused.problem))
         return Loaded(None, where, False)
     except yaml.MarkedYAMLError as exc:
         _syntax(exc, issues)
         return Loaded(None, where, False)
-    except yaml.YAMLError as exc:  # a reader error: a character YAML does not allow
-        issues.add("yaml.syntax", (1, 1), "$", f"not readable as YAML: {exc}")
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        place = (before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
+        issues.add("yaml.syntax", place, "$", f"the character {exc.character!r} is not allowed in YAML text")
         return Loaded(None, where, False)
-    finally:
-        loader.dispose()
     if node is None:
         message = "the file holds no YAML document; a policy starts with apiVersion"
         issues.add("yaml.empty", (1, 1), "$", message)
         return Loaded(None, where, False)
     return Loaded(_Walker(where, issues).build(node, "$"), where, True)
+
+
+def _compose(text: str) -> Node | None:
+    loader = _Loader(text)  # the reader checks every character here already
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 def _syntax(exc: yaml.MarkedYAMLError, issues: IssueList) -> None:
