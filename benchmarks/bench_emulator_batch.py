@@ -22,7 +22,7 @@ from typing import Any
 import anthropic
 import httpx
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-4-6"
 
 
 # ``llm-policy emulator``, reached through its own command module so that the

@@ -22,7 +22,7 @@ from engine.emulator.batches import batch_store
 from engine.emulator.batches_store import BatchStore
 from engine.emulator.state import EmulatorState
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-4-6"
 API_KEY = "batch-test-key"
 #: Upper bound on waiting for a batch to end (a hang guard, not a timing assertion).
 WAIT_S = 30.0
