@@ -208,7 +208,14 @@ def run_arms(
     if unknown:
         raise ValueError(f"unknown arm(s) {', '.join(unknown)}; choose among {', '.join(ARMS)}")
     ctl = EmulatorControl(base_url)
+
+    async def every_arm() -> dict[str, ArmResult]:
+        # One event loop for all arms: langchain-anthropic shares its HTTP clients
+        # between models, and a client bound to a closed loop would fail and retry
+        # (and the retried request would be billed twice).
+        return {arm: await _run_arm(arm, workload, ctl, policy, progress) for arm in arms}
+
     try:
-        return {arm: asyncio.run(_run_arm(arm, workload, ctl, policy, progress)) for arm in arms}
+        return asyncio.run(every_arm())
     finally:
         ctl.close()

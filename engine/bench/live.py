@@ -74,7 +74,8 @@ async def _arm(workload: Workload, api_key: str, policy: Path | None) -> dict[st
 
 def run_live(workload: Workload, api_key: str, policy: Path) -> dict[str, dict[str, Any]]:
     """Both arms against the real API; ``{"no-policy": {...}, "policy": {...}}``."""
-    return {
-        "no-policy": asyncio.run(_arm(workload, api_key, None)),
-        "policy": asyncio.run(_arm(workload, api_key, policy)),
-    }
+
+    async def both() -> dict[str, dict[str, Any]]:
+        return {"no-policy": await _arm(workload, api_key, None), "policy": await _arm(workload, api_key, policy)}
+
+    return asyncio.run(both())
