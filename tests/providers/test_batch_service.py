@@ -170,3 +170,24 @@ async def test_a_batch_past_its_deadline_is_canceled_and_its_items_fall_back(
     assert isinstance(message, anthropic.types.Message)
     assert message.usage.service_tier == "standard", "canceled in the batch, answered direct"
     assert billing(fast_batches)["requests_batch"] == 0
+
+
+def test_a_service_outlives_its_event_loop(fast_batches: Any, tmp_path: Any) -> None:
+    """A request left in a pool when its loop ended is sent, and answered, from the next loop."""
+    service = BatchService(open_journal(f"sqlite:///{tmp_path}/loops.db"), poll_interval=0.05)
+    plan = BatchPlan("accumulate", max_wait="60s")
+
+    async def give_up() -> None:
+        async with anthropic.AsyncAnthropic(api_key="sk-loop", base_url=fast_batches.base_url) as sdk:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(service.submit_one(ask("stranded"), plan, sdk), timeout=0.05)
+
+    async def ask_again() -> anthropic.types.Message:
+        async with anthropic.AsyncAnthropic(api_key="sk-loop", base_url=fast_batches.base_url) as sdk:
+            message = await service.submit_one(ask("stranded"), plan, sdk)
+            await service.aclose()
+            return message
+
+    asyncio.run(give_up())
+    assert answer_of(asyncio.run(ask_again())).startswith("echo: stranded ")
+    assert billing(fast_batches)["requests_batch"] == 1

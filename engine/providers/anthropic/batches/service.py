@@ -54,13 +54,32 @@ class BatchService(InFlight):
         self, journal: Journal, *, poll_interval: float = 1.0, max_poll_interval: float = 30.0
     ) -> None:
         super().__init__(journal, poll_interval=poll_interval, max_poll_interval=max_poll_interval)
+        self.batches_created = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reset_memory()
+
+    def _reset_memory(self) -> None:
         limits = capabilities().limits
         self._pool: Accumulator[PoolKey, Item] = Accumulator(
             self._flush_pool, max_requests_cap=int(limits["batch_max_requests"])
         )
+        self._futures.clear()
+        self._items.clear()
+        self._tasks.clear()
         self._watched: set[str] = set()
         self._resumed: set[PoolKey] = set()
-        self.batches_created = 0
+
+    def _bind_loop(self) -> None:
+        """Futures and timers belong to one event loop. Used from a new one (the old one
+        closed, e.g. between test cases or after ``asyncio.run`` returned), the service
+        forgets what it held in memory; the journal holds the rest, and first use per
+        identity resumes it on the new loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                logger.info("batch service moved to a new event loop: resuming from the journal")
+                self._reset_memory()
+            self._loop = loop
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -103,6 +122,7 @@ class BatchService(InFlight):
         request for a credential and endpoint resumes that identity's leftovers
         with the request's own client.
         """
+        self._bind_loop()
         return self._resume(client_for)
 
     def _resume(self, client_for: Callable[[str, str], anthropic.AsyncAnthropic | None]) -> int:
@@ -159,6 +179,7 @@ class BatchService(InFlight):
         With ``timeout``, stop waiting after that many seconds: unfinished batches
         stay in the journal and :meth:`resume` collects them on the next start.
         """
+        self._bind_loop()
         self._pool.flush_all()
         try:
             await asyncio.wait_for(self._drain(), timeout)
@@ -185,6 +206,7 @@ class BatchService(InFlight):
 
     def _attach(self, items: Sequence[Item], *, pooled: bool) -> list[asyncio.Future[Message]]:
         """A future per item: answered from the journal, joined to one in flight, or new."""
+        self._bind_loop()
         self._resume_on_first_use(items)
         fresh = {i.hash for i in items if i.hash not in self._futures}
         known = self.journal.get_many(sorted(fresh)) if fresh else {}
