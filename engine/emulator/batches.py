@@ -89,7 +89,7 @@ class _Handlers:
         key = api_key(request)
         after_id, before_id, limit = _page_params(request)
         page, has_more = self.store.page(key, after_id, before_id, limit)
-        base = str(request.base_url)
+        base = _base_url(request)
         with self.store.lock:
             data = [batch.to_json(base) for batch in page]
         return JSONResponse(
@@ -120,7 +120,18 @@ class _Handlers:
 
     def _answer(self, request: Request, batch: Batch) -> Response:
         with self.store.lock:
-            return JSONResponse(batch.to_json(str(request.base_url)))
+            return JSONResponse(batch.to_json(_base_url(request)))
+
+
+def _base_url(request: Request) -> str:
+    """Scheme, host and mount prefix the client used to reach this app.
+
+    ``scope["root_path"]`` rather than ``request.base_url``: the latter drops the
+    prefix of a ``Mount`` this app sits under, and ``results_url`` must lead back
+    through it.
+    """
+    url = request.url
+    return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}"
 
 
 def _batch_id(request: Request) -> str:
