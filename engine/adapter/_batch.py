@@ -126,8 +126,9 @@ async def pooled(
     if "betas" in payload:
         run.note("batch: beta features are sent direct")
         return None
+    client = model._async_client
     try:
-        service = run.engine.batches()
+        service = await run.engine.batch_service(client)
     except Exception as exc:
         run.engine.once.warn(
             f"batches:{type(exc).__name__}", "batch service unusable, calls go direct: %r", exc
@@ -135,7 +136,6 @@ async def pooled(
         run.note(f"engine error ({type(exc).__name__}): sent direct")
         return None
     try:
-        client = model._async_client
         message = await service.submit_one(payload, plan, client, call_site=run.record.call_site)
     except Exception as exc:
         if _rejected_direct(exc):
@@ -217,7 +217,10 @@ async def run_abatch(
             if inputs
             else {}
         )
-        table = await _submit(groups, model._async_client, binding.engine.batches()) if groups else None
+        table = None
+        if groups:
+            client = model._async_client
+            table = await _submit(groups, client, await binding.engine.batch_service(client))
         prepared_token = _PREPARED.set(table)
         try:
             out: list[Any] = await parent.abatch(

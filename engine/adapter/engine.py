@@ -133,6 +133,7 @@ class PolicyEngine:
         self._poller: threading.Thread | None = None
         self._batches: Any = None
         self._allocators: dict[Transport, Any] = {}
+        self._resumed: set[tuple[str, str]] = set()
         if source is not None:
             self.reload()
             if poll_interval:
@@ -274,12 +275,30 @@ class PolicyEngine:
         return allocator
 
     def batches(self) -> Any:
-        """The batch service on the ``state`` journal, opened on first use."""
+        """The batch service on the ``state`` journal, opened on first use (one event loop per engine)."""
         if self._batches is None:
             from engine.providers.anthropic.batches import BatchService, open_journal
 
             self._batches = BatchService(open_journal(self.state))
         return self._batches
+
+    async def batch_service(self, client: Any) -> Any:
+        """The batch service, after resuming what the journal holds for ``client``'s credential.
+
+        The journal keeps no API keys, so work left by a crashed process is resumed the
+        first time a model with the same credential and endpoint routes a call here.
+        """
+        from engine.providers.anthropic.batches import client_identity
+
+        service = self.batches()
+        identity = client_identity(client)
+        if identity not in self._resumed:
+            self._resumed.add(identity)
+            try:
+                await service.resume(lambda fp, url: client if (fp, url) == identity else None)
+            except Exception as exc:  # resuming is best effort; the journal keeps the work
+                self.once.warn(f"resume:{type(exc).__name__}", "resuming journaled batches failed: %r", exc)
+        return service
 
     # ---- lifecycle -------------------------------------------------------------------
     def _start_polling(self, interval: float) -> None:

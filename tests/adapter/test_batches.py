@@ -120,3 +120,38 @@ def test_explicit_sync_batch(make_engine: Callable[..., PolicyEngine], anthropic
     batched = llm.batch(prompts, config={"metadata": {"call_site": "bulk.rows"}})
     assert [m.content for m in batched] == direct
     assert _tiers(anthropic_env) == ["batch", "batch"]
+
+
+@session_loop
+async def test_journaled_work_is_resumed_when_the_credential_is_next_used(
+    engine: PolicyEngine, anthropic_env: Any
+) -> None:
+    """A process died with a request journaled but never sent: the next process to route a
+    call with the same credential sends it, and its result lands in the journal."""
+    from engine.providers.anthropic.batches import (
+        JournalEntry,
+        client_identity,
+        custom_id_for,
+        open_journal,
+        request_hash,
+    )
+
+    _, llm = _models(engine)
+    fingerprint, base_url = client_identity(llm._async_client)
+    params = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "left behind"}]}
+    digest = request_hash(params, fingerprint, base_url)
+    journal = open_journal(engine.state)
+    journal.add(
+        [JournalEntry(digest, custom_id_for(digest), fingerprint, base_url, "pending", params=params)]
+    )
+    journal.close()
+
+    config = {"metadata": {"call_site": "bulk.rows"}}
+    await llm.abatch(["a new request"], config=config)
+    await engine.aclose()
+    journal = open_journal(engine.state)
+    try:
+        assert journal.get_many([digest])[digest].state == "succeeded"
+    finally:
+        journal.close()
+    assert sorted(_tiers(anthropic_env)) == ["batch", "batch"]
