@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-MODEL = "claude-sonnet-4-5"  # 1024-token minimum in the data file
+MODEL = "claude-sonnet-4-6"  # 1024-token minimum in the data file
 
 _PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + struct.pack(">II", 800, 600) + b"\x08\x02\x00\x00\x00"
 PNG_B64 = base64.b64encode(_PNG).decode()
@@ -44,7 +44,13 @@ def image_block(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def thinking_block(draw: st.DrawFn) -> dict[str, Any]:
-    return _with_marker({"type": "thinking", "thinking": draw(texts), "signature": "sig"}, draw(markers))
+    block = draw(
+        st.sampled_from(
+            [{"type": "thinking", "thinking": "considering " * 50, "signature": "sig"},
+             {"type": "redacted_thinking", "data": "opaque"}]
+        )
+    )  # fmt: skip
+    return _with_marker(block, draw(markers))
 
 
 @st.composite

@@ -102,3 +102,23 @@ def test_every_placement_names_a_real_block(payload: dict[str, Any], plan: Cache
         assert placement.path in paths
         assert placement.reason
         assert len(placement.prefix_hash) == 64
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(payloads(), plans)
+def test_the_emulator_accepts_every_marker_layout(
+    emulator: Any, payload: dict[str, Any], plan: CachePlan
+) -> None:
+    """Whatever else the emulator objects to in a generated payload, it is never the markers."""
+    import anthropic
+
+    out = BreakpointAllocator().apply(payload, plan, call_site="prop", now=5.0).payload
+    with anthropic.Anthropic(api_key="sk-prop", base_url=emulator.base_url, max_retries=0) as sdk:
+        try:
+            sdk.messages.create(**out)
+        except anthropic.BadRequestError as exc:
+            assert "cache_control" not in exc.message, exc.message
