@@ -163,3 +163,15 @@ async def test_the_whole_lifecycle_on_the_async_client(emu: Emu) -> None:
     deleted = await client.messages.batches.delete(batch.id)
     assert deleted.type == "message_batch_deleted"
     await client.close()
+
+
+async def test_cancel_on_the_async_client(emu: Emu) -> None:
+    emu.set_faults(batch_latency_s=30)
+    client = emu.aclient
+    batch = await client.messages.batches.create(requests=items(2, "c"))  # type: ignore[arg-type]
+    canceling = await client.messages.batches.cancel(batch.id)
+    assert canceling.processing_status == "canceling"
+    ended = await await_ended(client, batch.id)
+    assert counts(ended)["canceled"] == 2
+    assert ended.cancel_initiated_at == canceling.cancel_initiated_at
+    await client.close()
