@@ -144,7 +144,7 @@ def indexing(seed: int = 7, documents: int = 1000) -> Workload:
     work = Workload("indexing")
     at, burst, left = 0.0, 0, documents
     while left > 0:
-        size = min(left, rng.randint(max(1, documents // 20), max(2, documents // 7)))
+        size = min(left, rng.randint(max(1, documents // 10), max(2, documents // 4)))
         for _ in range(size):
             doc = HumanMessage(_text(rng, _around(rng, 2000), f"document {documents - left}:"))
             work.calls.append(
