@@ -19,7 +19,7 @@ from engine.plan import (
     tolerates_batch,
 )
 
-TEXTS = [("w%d " % i) * n for i, n in enumerate((300, 900, 1500, 40, 2500, 700, 5))]
+TEXTS = [f"w{i} " * n for i, n in enumerate((300, 900, 1500, 40, 2500, 700, 5))]
 
 
 @st.composite

@@ -17,7 +17,7 @@ from engine.emulator.validate import prepare
 from engine.plan import caller_placer, record_from_payload, replay
 from engine.providers.anthropic.capabilities import capabilities
 
-TEXTS = [("w%d " % i) * n for i, n in enumerate((300, 900, 1500, 40, 2500, 700, 5, 12))]
+TEXTS = [f"w{i} " * n for i, n in enumerate((300, 900, 1500, 40, 2500, 700, 5, 12))]
 
 
 @st.composite
