@@ -250,12 +250,48 @@ def retrieval(seed: int = 13, prompts: int = 2000) -> Workload:
     return work
 
 
+def _other_sites(seed: int, count: int) -> Workload:
+    """Classification, table summaries, simple chat and health probes: the rest of PIPESHUB.md's sites."""
+    rng = random.Random(seed)
+    classify = SystemMessage(_text(rng, 1800, "Classify the document into one of the categories."))
+    tables = SystemMessage(_text(rng, 1400, "Summarize the table and name its headers."))
+    simple = SystemMessage("You answer workplace questions briefly.")
+    work = Workload("other")
+    for i in range(count):
+        at, burst = (i // 10) * 90.0, i // 10  # indexing arrives in bursts of ten
+        doc = HumanMessage(_text(rng, _around(rng, 900), f"doc {i}:"))
+        table = HumanMessage(_text(rng, _around(rng, 600), f"table {i}:"))
+        work.calls += [
+            WorkloadCall(
+                at, "indexing.doc_extraction.classify", (classify, doc), "awaitable", group=burst, role="indexing"
+            ),
+            WorkloadCall(
+                at,
+                "indexing.table_summary",
+                (tables, table),
+                "awaitable",
+                schema=EXTRACTION_SCHEMA,
+                group=burst,
+                role="indexing",
+            ),
+        ]
+        if i % 3 == 0:
+            question = HumanMessage(_text(rng, _around(rng, 60), f"question {i}:"))
+            work.calls.append(
+                WorkloadCall(at + 1, "chat.simple_mode", (simple, question), shape="astream", group=i)
+            )
+        if i % 10 == 0:
+            work.calls.append(WorkloadCall(at + 2, "health.llm_check", (HumanMessage("ping"),), group=i))
+    return work
+
+
 def mixed(seed: int = 5, scale: float = 1.0) -> Workload:
     """The demo's traffic: a little of every kind (a few hundred calls at scale 1)."""
     parts = [
-        indexing(seed, documents=max(2, int(120 * scale))),
+        indexing(seed, documents=max(2, int(100 * scale))),
         agent(seed + 1, conversations=max(1, int(6 * scale)), turns=8),
         retrieval(seed + 2, prompts=max(2, int(80 * scale))),
+        _other_sites(seed + 3, count=max(1, int(30 * scale))),
     ]
     work = Workload("mixed")
     offset = 0
