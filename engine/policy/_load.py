@@ -30,6 +30,7 @@ MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 
 _CORE = "tag:yaml.org,2002:"
+_COLLECTION_TAGS = frozenset({_CORE + "map", _CORE + "seq"})
 _INT_DEC = re.compile(r"^[-+]?[0-9]+$")
 _INT_OCT = re.compile(r"^0o[0-7]+$")
 _INT_HEX = re.compile(r"^0x[0-9a-fA-F]+$")
@@ -176,6 +177,8 @@ class _Walker:
 
     def build(self, node: Node, path: str) -> Any:
         self.where.values[path] = _mark(node)
+        if isinstance(node, MappingNode | SequenceNode) and node.tag not in _COLLECTION_TAGS:
+            self._foreign_tag(node, path, "a " + ("mapping" if isinstance(node, MappingNode) else "list"))
         if isinstance(node, MappingNode):
             return self._mapping(node, path)
         if isinstance(node, SequenceNode):
@@ -232,14 +235,17 @@ class _Walker:
                 return _to_float(text)
         except ValueError:
             pass
+        self._foreign_tag(node, path, repr(text))
+        return text
+
+    def _foreign_tag(self, node: Node, path: str, what: str) -> None:
         self.issues.add(
             "yaml.tag",
             _mark(node),
             path,
-            f"the tag {node.tag} on {text!r} is not allowed; a policy holds only strings, "
+            f"the tag {node.tag} on {what} is not allowed; a policy holds only strings, "
             "numbers, true/false, null, lists and mappings",
         )
-        return text
 
 
 def _to_int(text: str) -> int:

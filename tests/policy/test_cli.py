@@ -34,8 +34,10 @@ def test_validate_json_reports_every_file(tmp_path: Path, capsys: pytest.Capture
     body = json.loads(capsys.readouterr().out)
     assert body == {
         "valid": False,
-        "errors": [{"code": "schema.range", "file": str(bad), "line": 5, "column": 12, "path": "$.spec.rollout",
-                    "message": "spec.rollout must be between 0 and 100, not 101"}],
+        "errors": [
+            {"code": "schema.range", "file": str(bad), "line": 5, "column": 12, "path": "$.spec.rollout",
+             "message": "spec.rollout must be between 0 and 100, not 101"},
+        ],
         "warnings": [],
     }
 

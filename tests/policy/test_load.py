@@ -82,7 +82,10 @@ def test_document_is_exactly_what_was_written() -> None:
         "apiVersion": "llm-policy/v1",
         "kind": "OptimizationPolicy",
         "metadata": {"name": "t"},
-        "spec": {"enabled": True, "rules": [{"name": "a", "match": {"callSite": ["x", "y.*"]}, "cache": {"mode": "off"}}]},
+        "spec": {
+            "enabled": True,
+            "rules": [{"name": "a", "match": {"callSite": ["x", "y.*"]}, "cache": {"mode": "off"}}],
+        },
     }
     policy.document["spec"]["enabled"] = False  # a copy: the policy does not change
     assert policy.document["spec"]["enabled"] is True
@@ -92,7 +95,8 @@ def test_revision_ignores_formatting_and_to_yaml_round_trips() -> None:
     a = load_policy_text(policy_text("rules: [{name: r, match: {org: '0o17'}, cache: {mode: off}}]"))
     b = load_policy_text(
         "kind: OptimizationPolicy\napiVersion: llm-policy/v1\n# a comment\nmetadata:\n  name: t\n"
-        "spec:\n  rules:\n    - name: r\n      match:\n        org: '0o17'\n      cache:\n        mode: 'off'\n"
+        "spec:\n  rules:\n    - name: r\n      match:\n        org: '0o17'\n"
+        "      cache:\n        mode: 'off'\n"
     )
     assert a.revision == b.revision and len(a.revision) == 64
     again = load_policy_text(a.to_yaml())

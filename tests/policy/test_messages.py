@@ -19,7 +19,8 @@ def test_unknown_key_names_the_nearest_valid_key() -> None:
             match: {callsite: "x.*"}
     """)
     assert _lines(text) == [
-        'p.yaml:7:15: schema.unknown-key: unknown key "callsite" in spec.rules[0].match; did you mean "callSite"?'
+        'p.yaml:7:15: schema.unknown-key: unknown key "callsite" in spec.rules[0].match; '
+        'did you mean "callSite"?'
     ]
 
 
@@ -54,7 +55,9 @@ def test_yes_for_a_boolean_explains_the_scalar_rule() -> None:
 
 def test_missing_key() -> None:
     text = "apiVersion: llm-policy/v1\nkind: OptimizationPolicy\nspec: {}\n"
-    assert _lines(text) == ['p.yaml:1:1: schema.missing-key: the document is missing the required key "metadata"']
+    assert _lines(text) == [
+        'p.yaml:1:1: schema.missing-key: the document is missing the required key "metadata"'
+    ]
 
 
 def test_duration() -> None:
@@ -63,8 +66,8 @@ def test_duration() -> None:
           batch: {maxWait: 30 sec}
     """)
     assert _lines(text) == [
-        "p.yaml:6:22: schema.pattern: spec.defaults.batch.maxWait must be a duration: a whole number followed "
-        "by s, m or h (e.g. '30s', '5m', '24h'); got the string \"30 sec\""
+        "p.yaml:6:22: schema.pattern: spec.defaults.batch.maxWait must be a duration: "
+        "a whole number followed by s, m or h (e.g. '30s', '5m', '24h'); got the string \"30 sec\""
     ]
 
 
@@ -76,7 +79,8 @@ def test_range() -> None:
 
 def test_duplicate_key() -> None:
     assert _lines(policy_text("mode: enforce\nmode: shadow")) == [
-        'p.yaml:6:3: yaml.duplicate-key: duplicate key "mode" (first written on line 5); a key may appear once'
+        'p.yaml:6:3: yaml.duplicate-key: duplicate key "mode" (first written on line 5); '
+        "a key may appear once"
     ]
 
 
