@@ -191,3 +191,47 @@ def test_a_service_outlives_its_event_loop(fast_batches: Any, tmp_path: Any) -> 
     asyncio.run(give_up())
     assert answer_of(asyncio.run(ask_again())).startswith("echo: stranded ")
     assert billing(fast_batches)["requests_batch"] == 1
+
+
+async def test_a_batch_that_cannot_be_read_is_never_sent_again(
+    fast_batches: Any, client: anthropic.AsyncAnthropic, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx2
+
+    from engine.providers.anthropic.batches import BatchClient
+
+    async def refused(self: BatchClient, batch_id: str, *, deadline_s: float | None = None) -> Any:
+        request = httpx2.Request("GET", f"{fast_batches.base_url}/v1/messages/batches/{batch_id}")
+        raise anthropic.PermissionDeniedError(
+            "key revoked", response=httpx2.Response(403, request=request), body=None
+        )
+
+    url = f"sqlite:///{tmp_path}/unread.db"
+    first = BatchService(open_journal(url), poll_interval=0.05)
+    with monkeypatch.context() as patch:
+        patch.setattr(BatchClient, "wait", refused)
+        [error] = await first.submit_many(
+            [ask("kept")], BatchPlan("explicit"), client, return_exceptions=True
+        )
+        await first.aclose()
+    assert isinstance(error, BatchItemError) and error.failure == "uncollected"
+    assert "the journal keeps it for resume" in str(error)
+    later = BatchService(open_journal(url), poll_interval=0.05)
+    [message] = await later.submit_many([ask("kept")], BatchPlan("explicit"), client)
+    await later.aclose()
+    assert answer_of(message).startswith("echo: kept ")  # type: ignore[arg-type]
+    assert billing(fast_batches)["requests_batch"] == 1, "collected from the first batch, not sent again"
+
+
+async def test_a_batch_that_disappeared_is_sent_again(
+    fast_batches: Any, client: anthropic.AsyncAnthropic, service: BatchService
+) -> None:
+    fast_batches.state.config.update({"batch_latency_s": 0.5})
+    pending = asyncio.ensure_future(service.submit_many([ask("lost")], BatchPlan("explicit"), client))
+    while service.batches_created == 0:
+        await asyncio.sleep(0.01)
+    fast_batches.state.reset()  # the emulator forgets every batch: the next poll answers 404
+    fast_batches.state.config.update({"batch_latency_s": 0.1})
+    [message] = await pending
+    assert answer_of(message).startswith("echo: lost ")  # type: ignore[arg-type]
+    assert service.batches_created == 2

@@ -27,6 +27,7 @@ __all__ = ["BatchClient", "retry_after_s", "split_requests"]
 
 logger = logging.getLogger("llm_policy.batches")
 
+MAX_POLL_FAILURES = 30  # consecutive transient errors (with growing pauses) before giving up
 _ENVELOPE_BYTES = 64  # {"custom_id": ..., "params": ...} around each request, and the commas
 
 
@@ -104,15 +105,22 @@ class BatchClient:
         return await self.client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
 
     async def wait(self, batch_id: str, *, deadline_s: float | None = None) -> MessageBatch:
-        """Poll until the batch has ended; cancel it once past ``deadline_s`` (then keep polling)."""
+        """Poll until the batch has ended; cancel it once past ``deadline_s`` (then keep polling).
+
+        Transient errors (429, 5xx, connection) are waited out, honouring ``retry-after``;
+        after ``MAX_POLL_FAILURES`` in a row the last one is raised.
+        """
         delay = self.poll_interval
         started = time.monotonic()
         canceled = False
+        failures = 0
         while True:
             try:
                 batch = await self.client.messages.batches.retrieve(batch_id)
+                failures = 0
             except anthropic.APIError as exc:
-                if not _transient(exc):
+                failures += 1
+                if not _transient(exc) or failures >= MAX_POLL_FAILURES:
                     raise
                 pause = retry_after_s(exc) or delay
                 logger.info("polling batch %s: %s; retrying in %.1fs", batch_id, exc, pause)

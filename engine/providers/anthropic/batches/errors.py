@@ -16,8 +16,10 @@ class BatchItemError(Exception):
     """A batch item that ended without an answer, named so the caller can find it.
 
     ``failure`` is the last way it failed: ``errored``, ``expired``, ``canceled``,
-    ``missing`` (absent from the results), ``submission`` (the batch was refused)
-    or ``direct`` (the direct fallback failed too).
+    ``missing`` (absent from the results), ``submission`` (the batch was refused),
+    ``direct`` (the direct fallback failed too) or ``uncollected`` (the batch could
+    not be polled or read: it stays in the journal, and a resume or an identical
+    request collects it later; it is never sent again, as it may be paid for).
     """
 
     def __init__(

@@ -36,6 +36,7 @@ from engine.providers.anthropic.batches._inflight import InFlight, Item, PoolKey
 from engine.providers.anthropic.batches._reconcile import adoptable_results
 from engine.providers.anthropic.batches.accumulator import Accumulator
 from engine.providers.anthropic.batches.client import BatchClient, retry_after_s
+from engine.providers.anthropic.batches.errors import BatchItemError
 from engine.providers.anthropic.batches.journal import Journal
 from engine.providers.anthropic.capabilities import capabilities
 
@@ -265,7 +266,7 @@ class BatchService(InFlight):
         except anthropic.APIStatusError as exc:
             await self._refused(batches, chunk, group, exc)
             return
-        except anthropic.APIConnectionError as exc:
+        except (anthropic.APIError, TypeError, ValueError) as exc:  # connection lost, unserialisable params
             await self._failed(group, "submission", f"batch not accepted: {exc}", delay=self.poll_interval)
             return
         self.batches_created += 1
@@ -317,10 +318,37 @@ class BatchService(InFlight):
             failed = await self._read_results(batch_id, batches, members)
         except anthropic.NotFoundError as exc:
             failed = [(h, "missing", f"batch {batch_id} not found: {exc.message}") for h in members.values()]
+        except (anthropic.APIError, ValueError) as exc:
+            self._abandon(batch_id, members, exc)
+            return
         finally:
             self._watched.discard(batch_id)
         if failed:
             await self._failed_hashes(failed, batches.client)
+
+    def _abandon(self, batch_id: str, members: dict[str, str], exc: BaseException) -> None:
+        """The batch could not be polled or read: its items may be paid, so never resend them.
+
+        Waiting callers get a clear error; the journal keeps the items ``submitted``,
+        so a later resume (or an identical request) collects the batch.
+        """
+        logger.warning("batch %s could not be collected (%s): left in the journal for resume", batch_id, exc)
+        detail = f"batch {batch_id} could not be collected ({exc}); the journal keeps it for resume"
+        for custom_id, digest in members.items():
+            future = self._futures.get(digest)
+            if future is None or future.done():
+                continue
+            item = self._items.get(digest)
+            future.set_exception(
+                BatchItemError(
+                    custom_id=custom_id,
+                    request_hash=digest,
+                    failure="uncollected",
+                    attempts=self._attempts(digest),
+                    detail=detail,
+                    call_site=item.call_site if item else None,
+                )
+            )
 
     async def _read_results(
         self, batch_id: str, batches: BatchClient, members: dict[str, str]
