@@ -76,13 +76,11 @@ def _requests(n: int, max_tokens: int) -> list[dict[str, Any]]:
     ]
 
 
-def _wait_until_ended(client: anthropic.Anthropic, batch_id: str, pid: int) -> tuple[Any, int]:
-    peak = 0
+def _wait_until_ended(client: anthropic.Anthropic, batch_id: str) -> Any:
     while True:
         batch = client.messages.batches.retrieve(batch_id)
-        peak = max(peak, _memory_kb(pid)["VmRSS"])
         if batch.processing_status == "ended":
-            return batch, peak
+            return batch
         time.sleep(0.5)
 
 
@@ -117,7 +115,7 @@ def main() -> int:
         batch = client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
         t_create = time.perf_counter()
         del requests
-        batch, polled_peak = _wait_until_ended(client, batch.id, proc.pid)
+        batch = _wait_until_ended(client, batch.id)
         t_ended = time.perf_counter()
         kinds = _stream_results(client, batch.id, expected)
         t_results = time.perf_counter()

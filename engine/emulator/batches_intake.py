@@ -62,11 +62,12 @@ class Intake:
     custom_ids: list[str]
 
 
-def too_large(size: int | str, limit: int) -> ApiError:
+def too_large(limit: int) -> ApiError:
     return ApiError(
         413,
         "request_too_large",
-        f"Request exceeds the maximum allowed number of bytes for a Message Batch: {size} > {limit}.",
+        "Request exceeds the maximum allowed number of bytes. The maximum request size for a "
+        f"Message Batch is {limit} bytes ({limit / 2**20:g} MB).",
     )
 
 
@@ -74,14 +75,14 @@ async def receive_body(request: Request, max_bytes: int) -> IO[bytes]:
     """The request body in a (spooled) temporary file; 413 past ``max_bytes``."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise too_large(int(declared), max_bytes)
+        raise too_large(max_bytes)
     body = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115 - caller closes
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
         if received > max_bytes:
             body.close()
-            raise too_large(f"more than {max_bytes}", max_bytes)
+            raise too_large(max_bytes)
         body.write(chunk)
     body.seek(0)
     return body
