@@ -48,7 +48,7 @@ def routes(state: EmulatorState) -> list[BaseRoute]:
     prefix = "/v1/messages/batches"
     return [
         Route(prefix, handlers.create, methods=["POST"]),
-        Route(prefix, handlers.list, methods=["GET"]),
+        Route(prefix, handlers.list_batches, methods=["GET"]),
         Route(prefix + "/{batch_id}", handlers.retrieve, methods=["GET"]),
         Route(prefix + "/{batch_id}", handlers.delete, methods=["DELETE"]),
         Route(prefix + "/{batch_id}/cancel", handlers.cancel, methods=["POST"]),
@@ -85,7 +85,7 @@ class _Handlers:
         self.store.delete(api_key(request), batch_id)
         return JSONResponse({"id": batch_id, "type": "message_batch_deleted"})
 
-    async def list(self, request: Request) -> Response:
+    async def list_batches(self, request: Request) -> Response:
         key = api_key(request)
         after_id, before_id, limit = _page_params(request)
         page, has_more = self.store.page(key, after_id, before_id, limit)
