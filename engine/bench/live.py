@@ -76,6 +76,7 @@ def run_live(workload: Workload, api_key: str, policy: Path) -> dict[str, dict[s
     """Both arms against the real API; ``{"no-policy": {...}, "policy": {...}}``."""
 
     async def both() -> dict[str, dict[str, Any]]:
-        return {"no-policy": await _arm(workload, api_key, None), "policy": await _arm(workload, api_key, policy)}
+        before = await _arm(workload, api_key, None)
+        return {"no-policy": before, "policy": await _arm(workload, api_key, policy)}
 
     return asyncio.run(both())

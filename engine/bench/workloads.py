@@ -263,7 +263,12 @@ def _other_sites(seed: int, count: int) -> Workload:
         table = HumanMessage(_text(rng, _around(rng, 600), f"table {i}:"))
         work.calls += [
             WorkloadCall(
-                at, "indexing.doc_extraction.classify", (classify, doc), "awaitable", group=burst, role="indexing"
+                at,
+                "indexing.doc_extraction.classify",
+                (classify, doc),
+                "awaitable",
+                group=burst,
+                role="indexing",
             ),
             WorkloadCall(
                 at,
