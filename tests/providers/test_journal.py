@@ -122,3 +122,21 @@ def test_request_hash_ignores_markers_and_string_form_but_not_tenant() -> None:
         plain, credential_fingerprint("other"), "http://x"
     )
     assert request_hash(plain, fp, "http://x") != request_hash(plain, fp, "http://y")
+
+
+def test_other_backends_plug_in_by_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.providers.anthropic.batches import journal as journal_module
+    from engine.providers.anthropic.batches import register_journal_backend
+
+    monkeypatch.setattr(journal_module, "_BACKENDS", {})
+    opened: list[tuple[str, float]] = []
+
+    def factory(url: str, retention_s: float) -> Journal:
+        opened.append((url, retention_s))
+        return SqliteJournal(":memory:", retention_s=retention_s)
+
+    register_journal_backend("memo", factory)
+    assert isinstance(open_journal("memo://anything", retention_s=60), SqliteJournal)
+    assert opened == [("memo://anything", 60)]
+    with pytest.raises(JournalError, match="known schemes: sqlite, memo"):
+        open_journal("nope://x")

@@ -30,6 +30,7 @@ from engine.providers.anthropic.batches.journal import (
     Outcome,
     SqliteJournal,
     open_journal,
+    register_journal_backend,
 )
 from engine.providers.anthropic.batches.service import BatchService
 
@@ -49,6 +50,7 @@ __all__ = [
     "credential_fingerprint",
     "custom_id_for",
     "open_journal",
+    "register_journal_backend",
     "request_hash",
     "split_requests",
 ]

@@ -26,7 +26,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -41,6 +41,7 @@ __all__ = [
     "Outcome",
     "SqliteJournal",
     "open_journal",
+    "register_journal_backend",
 ]
 
 ItemState = Literal["pending", "submitted", "succeeded", "direct", "failed"]
@@ -317,17 +318,34 @@ def _sqlite_path(url: str) -> str:
     return rest[1:]  # "/rel.db" -> "rel.db"; "//abs.db" -> "/abs.db"
 
 
+_BACKENDS: dict[str, Callable[[str, float], Journal]] = {}
+
+
+def register_journal_backend(scheme: str, factory: Callable[[str, float], Journal]) -> None:
+    """Let ``open_journal`` open ``scheme://...`` URLs with ``factory(url, retention_s)``.
+
+    How another store (ArangoDB) plugs in without this module knowing about it.
+    """
+    _BACKENDS[scheme] = factory
+
+
 def open_journal(url: str | None = None, *, retention_s: float = DEFAULT_RETENTION_S) -> Journal:
     """Open the journal named by ``url`` (default ``sqlite:///.llm-policy/state.db``).
 
     ``sqlite:///rel.db`` is relative to the working directory, ``sqlite:////abs.db``
-    absolute, ``sqlite:///:memory:`` in memory (tests). Final items are pruned once
-    they are older than ``retention_s``.
+    absolute, ``sqlite:///:memory:`` in memory (tests); other schemes go to the
+    backend registered for them. Final items are pruned once older than ``retention_s``.
     """
     url = url or DEFAULT_JOURNAL_URL
-    if url.startswith("sqlite://"):
-        journal = SqliteJournal(_sqlite_path(url), retention_s=retention_s)
-        journal.prune()
-        return journal
-    scheme = url.split("://", 1)[0] if "://" in url else url
-    raise JournalError(f"unsupported journal URL scheme {scheme!r} in {url!r}: use sqlite:///path/state.db")
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme == "sqlite":
+        journal: Journal = SqliteJournal(_sqlite_path(url), retention_s=retention_s)
+    elif scheme in _BACKENDS:
+        journal = _BACKENDS[scheme](url, retention_s)
+    else:
+        known = ", ".join(["sqlite", *sorted(_BACKENDS)])
+        raise JournalError(
+            f"unsupported journal URL scheme {scheme or url!r} in {url!r}: known schemes: {known}"
+        )
+    journal.prune()
+    return journal
