@@ -18,11 +18,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from engine.decision import BatchPlan, CachePlan, CallContext, Decision, Strategy
+from engine.decision import BatchPlan, CachePlan, CallContext, Decision, Strategy, TraceStep
 from engine.policy import BUILTIN_DEFAULTS, BatchSettings, CacheSettings, Policy, Rule
 from engine.policy._globs import GlobIndex, to_regex
 from engine.policy._model import MATCH_FIELDS, OnUnsupported, PolicyMode
@@ -36,6 +36,10 @@ __all__ = [
     "compile_policy",
     "field_matcher",
 ]
+
+#: Trace step names that are not rules.
+POLICY_STEP = "(policy)"
+DEFAULTS_STEP = "(defaults)"
 
 #: Distinct call contexts remembered per compiled policy (call sites x roles x models).
 MEMO_SIZE = 4096
@@ -52,6 +56,7 @@ class FieldMatcher:
     regex: re.Pattern[str]
     miss: str
     absent: str
+    hit: str
 
 
 def field_matcher(key: str, attr: str, globs: tuple[str, ...]) -> FieldMatcher:
@@ -63,6 +68,7 @@ def field_matcher(key: str, attr: str, globs: tuple[str, ...]) -> FieldMatcher:
         to_regex(globs),
         miss=f"{key} does not match {shown}",
         absent=f"the call has no {key}; the rule needs {key} {shown}",
+        hit=f"{key} matches {shown}",
     )
 
 
@@ -74,6 +80,13 @@ class CompiledRule:
     cache: CachePlan | None
     batch: BatchPlan | None
     strategy: Strategy
+
+    @property
+    def hit_why(self) -> str:
+        """Why the rule matched, in the words of its globs (``explain`` adds the call's values)."""
+        if not self.matchers:
+            return "the rule has no match fields: it matches every call"
+        return "; ".join(m.hit for m in self.matchers)
 
     def matches(self, ctx: CallContext) -> bool:
         """Every given field matches; a field the call lacks is matched as the empty string."""
@@ -124,6 +137,11 @@ class CompiledPolicy:
     index: RuleIndex
     stages: tuple[tuple[str, float], ...] = ()
     memo: Callable[[CallContext], Decision] = field(init=False, repr=False, compare=False)
+    #: Per rule, the decision it gives when it is the first candidate tried (trace: one step).
+    rule_decisions: tuple[Decision, ...] = field(init=False, repr=False, compare=False)
+    #: The decision when no rule matches (trace: the defaults step), and when disabled.
+    default_decision: Decision = field(init=False, repr=False, compare=False)
+    disabled_decision: Decision = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from engine.evaluate import decide  # evaluate imports this module for its types
@@ -132,10 +150,36 @@ class CompiledPolicy:
             return decide(self, ctx)
 
         object.__setattr__(self, "memo", lru_cache(maxsize=MEMO_SIZE)(uncached))
+        object.__setattr__(self, "rule_decisions", tuple(self._decision(r) for r in self.rules))
+        object.__setattr__(self, "default_decision", self._decision(None))
+        why = f'policy "{self.name}" is disabled (spec.enabled: false): the call goes direct, untouched'
+        disabled = replace(self._decision(None), strategy="direct", cache=None, batch=None, enabled=False,
+                           trace=(TraceStep(POLICY_STEP, False, why),))
+        object.__setattr__(self, "disabled_decision", disabled)
 
-    @property
-    def default_strategy(self) -> Strategy:
-        return strategy_of(self.default_cache, self.default_batch)
+    def _decision(self, rule: CompiledRule | None) -> Decision:
+        """Built once per rule here, so a decision on the hot path is a lookup, not a construction."""
+        step = (
+            TraceStep(rule.name, True, rule.hit_why)
+            if rule is not None
+            else TraceStep(DEFAULTS_STEP, True, "no rule matched: spec.defaults apply")
+        )
+        default = strategy_of(self.default_cache, self.default_batch)
+        return Decision(
+            strategy=rule.strategy if rule is not None else default,
+            rule=rule.name if rule is not None else None,
+            cache=rule.cache if rule is not None else self.default_cache,
+            batch=rule.batch if rule is not None else self.default_batch,
+            policy_name=self.name,
+            revision=self.revision,
+            version=self.version,
+            enabled=True,
+            mode=self.mode,
+            rollout=self.rollout,
+            on_unsupported=self.on_unsupported,
+            trace=(step,),
+        )
+
 
 
 def strategy_of(cache: CachePlan | None, batch: BatchPlan | None) -> Strategy:
