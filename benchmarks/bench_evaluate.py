@@ -11,7 +11,8 @@ the call matches only the last one. Two ratios are printed:
 
 Two more lines show how the rule index copes: 1,000 rules sharing the call site's prefix
 and differing only by role (the role index narrows them), and the worst case, 1,000 rules
-whose globs start with a wildcard, so every rule is a candidate and runs its regex.
+whose globs start and end with a wildcard (``*.feature7.*``), so the index cannot narrow
+them: every rule is a candidate and runs its regex.
 
 Run: ``python benchmarks/bench_evaluate.py`` (no network: the payload is a dict).
 """
@@ -60,7 +61,7 @@ def _shared_prefix(i: int) -> str:
 
 
 def _leading_wildcard(i: int) -> str:
-    site = "indexing.doc_extraction.*" if i == RULES - 1 else f"*.feature{i}"
+    site = "indexing.doc_extraction.*" if i == RULES - 1 else f"*.feature{i}.*"
     return f"    - {{name: r{i}, match: {{callSite: '{site}'}}, cache: {{mode: auto}}}}\n"
 
 

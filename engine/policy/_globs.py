@@ -81,41 +81,64 @@ class GlobIndex:
     """Rules as bits of an int, looked up by the literal start of their globs.
 
     ``lookup(value)`` returns a superset of the rules one of whose globs can match
-    ``value``: rules without the field or with a glob that starts with a wildcard
-    ("open"), rules with a literal glob equal to ``value``, and rules with a glob whose
-    literal prefix ``value`` starts with. A few dictionary lookups instead of one regex
-    per rule; the caller verifies the few candidates with the real regexes.
+    ``value``: rules without the field ("open"), rules with a literal glob equal to
+    ``value``, rules with a glob whose literal prefix ``value`` starts with and, when
+    ``suffixes`` is on, rules with a glob that starts with a wildcard and whose literal
+    suffix ``value`` ends with (``*.classify``). A glob with neither (``*x*``) makes its
+    rule open. A few dictionary lookups instead of one regex per rule; the caller
+    verifies the few candidates with the real regexes.
     """
 
-    __slots__ = ("_lengths", "exact", "open", "prefixes")
+    __slots__ = (
+        "_prefix_lengths",
+        "_suffix_lengths",
+        "exact",
+        "open",
+        "prefixes",
+        "suffixes",
+        "use_suffixes",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, *, suffixes: bool = True) -> None:
+        self.use_suffixes = suffixes
         self.open = 0
         self.exact: dict[str, int] = {}
         self.prefixes: dict[str, int] = {}
-        self._lengths: tuple[int, ...] = ()
+        self.suffixes: dict[str, int] = {}
+        self._prefix_lengths: tuple[int, ...] = ()
+        self._suffix_lengths: tuple[int, ...] = ()
 
     def add(self, bit: int, globs: Sequence[str] | None) -> None:
         """Record rule ``bit`` (``1 << index``) with the globs of one of its fields."""
-        if globs is None or any(literal_prefix(g) == "" for g in globs):
+        if globs is None:
             self.open |= bit
             return
         for glob in globs:
+            prefix, suffix = literal_prefix(glob), _literal_suffix(glob)
             if is_literal(glob):
                 self.exact[glob] = self.exact.get(glob, 0) | bit
-            else:
-                prefix = literal_prefix(glob)
+            elif prefix:
                 self.prefixes[prefix] = self.prefixes.get(prefix, 0) | bit
-        self._lengths = tuple(sorted({len(p) for p in self.prefixes}))
+            elif suffix and self.use_suffixes:
+                self.suffixes[suffix] = self.suffixes.get(suffix, 0) | bit
+            else:
+                self.open |= bit
+        self._prefix_lengths = tuple(sorted({len(p) for p in self.prefixes}))
+        self._suffix_lengths = tuple(sorted({len(s) for s in self.suffixes}))
 
     def lookup(self, value: str) -> int:
         found = self.open | self.exact.get(value, 0)
-        prefixes = self.prefixes
         size = len(value)
-        for length in self._lengths:
+        prefixes = self.prefixes
+        for length in self._prefix_lengths:
             if length > size:
                 break
             found |= prefixes.get(value[:length], 0)
+        suffixes = self.suffixes
+        for length in self._suffix_lengths:
+            if length > size:
+                break
+            found |= suffixes.get(value[size - length :], 0)
         return found
 
 

@@ -155,7 +155,7 @@ def _check_reachable(data: Any, where: SourceMap, issues: IssueList) -> None:
     start of their globs, see :class:`GlobIndex`) are compared in full, so a policy with
     a thousand rules is checked in well under a second.
     """
-    indexes = {f: GlobIndex() for f in MATCH_FIELDS}
+    indexes = {f: GlobIndex(suffixes=False) for f in MATCH_FIELDS}  # `*S` globs stay open here
     seen: dict[int, tuple[int, str, dict[str, tuple[str, ...] | None]]] = {}
     for i, rule in _rules(data):
         fields = _matchers(rule)

@@ -55,14 +55,14 @@ def test_index_tries_only_rules_that_could_match() -> None:
 
 
 def test_evaluate_trace_is_capped_but_explain_lists_every_rule() -> None:
-    # globs that start with a wildcard give the index nothing to go on: every rule is a candidate
-    rules = ",".join(f"{{name: r{i}, match: {{role: '*x{i}'}}}}" for i in range(40))
+    # globs that start and end with a wildcard give the index nothing to go on: all are candidates
+    rules = ",".join(f"{{name: r{i}, match: {{role: '*x{i}*'}}}}" for i in range(40))
     compiled = _compiled(f"enabled: true\nrules: [{rules}, {{name: all}}]")
     ctx = CallContext("site", role="none")
     quick, full = decide(compiled, ctx), explain(compiled, ctx)
     assert quick.rule == full.rule == "all"
     assert len(quick.trace) == TRACE_LIMIT + 1 and len(full.trace) == 41
-    assert full.trace[3].why == 'role does not match "*x3"'
+    assert full.trace[3].why == 'role does not match "*x3*"'
     assert full.trace[-1].why == "the rule has no match fields: it matches every call"
 
 
