@@ -244,3 +244,14 @@ def test_concurrent_use_from_threads() -> None:
         t.join()
     assert not errors
     assert all(o["messages"][2]["content"][0]["cache_control"] for o in outputs)
+
+
+def test_a_system_prompt_that_varies_per_call_is_not_written_every_time() -> None:
+    allocator = BreakpointAllocator()
+    first = allocator.apply(request("q", system=SYSTEM + "doc 1"), AUTO, call_site="v", now=0.0)
+    second = allocator.apply(request("q", system=SYSTEM + "doc 2"), AUTO, call_site="v", now=10.0)
+    same = allocator.apply(request("q2", system=SYSTEM + "doc 2"), AUTO, call_site="v", now=20.0)
+    assert engine_marks(first) == [("system.0", "5m", "placed")], "presumed shared on first sight"
+    assert engine_marks(second) == [("system.0", "5m", "dropped")]
+    assert "sent a different head 10s ago, so it varies per call" in second.placements[0].reason
+    assert engine_marks(same) == [("system.0", "5m", "placed")], "seen again: shared after all"

@@ -84,12 +84,12 @@ class BreakpointAllocator:
         now: float,
         batch: bool,
     ) -> None:
-        seen, median_gap = self._tracker.lookup(call_site, view.hashes, now)
-        ttl, why = choose_ttl(plan, view, median_gap, batch)
+        sighting = self._tracker.lookup(call_site, view.hashes, now)
+        ttl, why = choose_ttl(plan, view, sighting.median_gap, batch)
         if plan.mode == "explicit":
             candidates = explicit_candidates(plan, view, ledger.notes)
         else:
-            evidence = Evidence(seen, now, float(self._ttl_seconds(ttl)))
+            evidence = Evidence(sighting.seen, now, float(self._ttl_seconds(ttl)), sighting.last_request)
             candidates = auto_candidates(view, evidence, sorted(ledger.markers))
         if candidates:
             ledger.notes.append(why)
@@ -111,6 +111,9 @@ class BreakpointAllocator:
     ) -> None:
         i = cand.index
         if i in ledger.markers:
+            return
+        if cand.refuted is not None:
+            ledger.log(i, ttl, "engine", "dropped", f"{cand.reason}; {cand.refuted}")
             return
         tokens, how = self._prefix_tokens(view, i)
         minimum = view.model.min_cache_tokens

@@ -33,8 +33,11 @@ FIVE_MIN_S, ONE_HOUR_S = 300.0, 3600.0
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
+    """A position where a marker may pay; ``refuted`` says why it will not after all."""
+
     index: int
     reason: str
+    refuted: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +47,17 @@ class Evidence:
     seen: list[float | None]
     now: float
     window_s: float
+    last_request: float | None = None
 
     def age(self, index: int) -> float | None:
-        at = self.seen[index]
+        return self._age(self.seen[index])
+
+    @property
+    def site_age(self) -> float | None:
+        """How long ago this call site last sent anything (within the window)."""
+        return self._age(self.last_request)
+
+    def _age(self, at: float | None) -> float | None:
         if at is None or self.now - at > self.window_s:
             return None
         return self.now - at
@@ -85,13 +96,25 @@ def _covered(index: int, marks: list[int], lookback: int) -> bool:
 
 
 def _stable(view: RequestView, ev: Evidence) -> Candidate | None:
+    """The shared head of the request, unless this call site shows it is not shared.
+
+    Shared by construction is a presumption: when the site sent a request within
+    the window and its system prompt (or tool set) was not in it, that part varies
+    per call, and marking it would pay a write every time and never read.
+    """
     a = view.anchors
     if a.stable is None:
         return None
-    varies = a.system is not None and ev.age(a.system) is None
-    if a.tools is not None and varies and ev.age(a.tools) is not None:
+    if ev.site_age is None or ev.age(a.stable) is not None:
+        return Candidate(a.stable, "tools/system shared across calls (reused by construction)")
+    if a.tools is not None and a.tools != a.stable and ev.age(a.tools) is not None:
         return Candidate(a.tools, "tool set shared across calls (the system prompt varies here)")
-    return Candidate(a.stable, "tools/system shared across calls (reused by construction)")
+    age = ev.site_age or 0.0
+    return Candidate(
+        a.stable,
+        "tools/system shared across calls (reused by construction)",
+        refuted=f"not placed: this call site sent a different head {age:.0f}s ago, so it varies per call",
+    )
 
 
 def _last(view: RequestView, ev: Evidence) -> Candidate | None:

@@ -21,11 +21,20 @@ import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-__all__ = ["ReuseTracker", "SiteMemory"]
+__all__ = ["ReuseTracker", "Sighting", "SiteMemory"]
 
 MAX_SITES = 1024
 MAX_HASHES_PER_SITE = 8192
 MAX_GAPS_PER_SITE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """What a call site sent before ``now``: per prefix, the site's last request, reuse gaps."""
+
+    seen: list[float | None]
+    last_request: float | None
+    median_gap: float | None
 
 
 @dataclass
@@ -34,6 +43,13 @@ class SiteMemory:
 
     seen: OrderedDict[bytes, tuple[float | None, float]] = field(default_factory=OrderedDict)
     gaps: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=MAX_GAPS_PER_SITE))
+    requests: tuple[float | None, float | None] = (None, None)
+
+    def last_request_before(self, now: float) -> float | None:
+        previous, last = self.requests
+        if last is not None and last < now:
+            return last
+        return previous if previous is not None and previous < now else None
 
     def last_before(self, digest: bytes, now: float) -> float | None:
         """The latest sighting of ``digest`` strictly before ``now``."""
@@ -59,15 +75,17 @@ class ReuseTracker:
         self._max_hashes = max_hashes
         self._lock = threading.Lock()
 
-    def lookup(
-        self, call_site: str, digests: list[bytes], now: float
-    ) -> tuple[list[float | None], float | None]:
-        """For each digest its latest earlier sighting, and the site's median reuse gap."""
+    def lookup(self, call_site: str, digests: list[bytes], now: float) -> Sighting:
+        """For each digest its latest earlier sighting, the site's last request and median reuse gap."""
         with self._lock:
             site = self._sites.get(call_site)
             if site is None:
-                return [None] * len(digests), None
-            return [site.last_before(d, now) for d in digests], site.median_gap(now)
+                return Sighting([None] * len(digests), None, None)
+            return Sighting(
+                [site.last_before(d, now) for d in digests],
+                site.last_request_before(now),
+                site.median_gap(now),
+            )
 
     def record(self, call_site: str, digests: list[bytes], now: float, *, horizon_s: float) -> None:
         """Remember that ``digests`` were sent at ``now``; note the gap of the longest reused one.
@@ -77,6 +95,8 @@ class ReuseTracker:
         """
         with self._lock:
             site = self._site(call_site)
+            if site.requests[1] is None or site.requests[1] < now:
+                site.requests = (site.requests[1], now)
             longest_gap: float | None = None
             for digest in digests:
                 entry = site.seen.pop(digest, None)
