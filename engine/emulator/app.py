@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -37,6 +38,12 @@ class _DroppedResponse(Response):
         await send({"type": "http.response.body", "body": b'{"type":"message",', "more_body": True})
 
 
+async def _aiter(events: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """An async iterator: Starlette would hop to a thread per chunk for a sync one."""
+    for event in events:
+        yield event
+
+
 def _messages_limit() -> int:
     return int(capabilities().limits["messages_max_bytes"])
 
@@ -58,7 +65,7 @@ def _message_routes(state: EmulatorState) -> list[BaseRoute]:
         if fault == DROP:
             return _DroppedResponse()
         if isinstance(body, dict) and body.get("stream"):
-            return StreamingResponse(sse_events(message), media_type="text/event-stream")
+            return StreamingResponse(_aiter(sse_events(message)), media_type="text/event-stream")
         return JSONResponse(message)
 
     async def count_tokens(request: Request) -> Response:

@@ -1,0 +1,96 @@
+"""Plain ``POST /v1/messages`` requests per second the emulator sustains.
+
+Starts the emulator command (``--port 0``) in its own process, then drives it
+with several client processes, each a keep-alive httpx client, for a bounded
+number of requests, and prints the figure. One Python client process tops out
+near 500 requests/s by itself, so a single client would measure the client. Aim: >= 500/s on
+the 2-core reference machine.
+
+    python benchmarks/bench_emulator_rps.py [--requests 5000] [--clients 4] [--stream-share 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import httpx
+
+SERVER = (
+    "import argparse, sys\n"
+    "from engine.cli import emulator\n"
+    "p = argparse.ArgumentParser(); emulator.register(p.add_subparsers())\n"
+    "a = p.parse_args(sys.argv[1:]); sys.exit(a.handler(a))\n"
+)
+
+
+def _start_server() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, "emulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise SystemExit(f"emulator did not start: {line!r}")
+    return proc, line.removeprefix("listening on ")
+
+
+def _body(i: int, stream: bool) -> dict[str, object]:
+    return {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "stream": stream,
+        "messages": [{"role": "user", "content": f"benchmark request {i % 97}: say something short"}],
+    }
+
+
+def _client(base_url: str, first: int, count: int, share: float) -> list[int]:
+    """One load-generating process: a keep-alive httpx client posting ``count`` requests."""
+    errors: list[int] = []
+    headers = {"x-api-key": "bench", "anthropic-version": "2023-06-01"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+        for i in range(first, first + count):
+            stream = share > 0 and (i % 100) < share * 100
+            r = client.post("/v1/messages", json=_body(i, stream))
+            if r.status_code != 200:
+                errors.append(r.status_code)
+    return errors
+
+
+def _drive(base_url: str, total: int, clients: int, share: float) -> tuple[float, list[int]]:
+    per = total // clients
+    with ProcessPoolExecutor(clients) as pool:
+        list(pool.map(_client, [base_url] * clients, range(clients), [5] * clients, [share] * clients))
+        start = time.perf_counter()
+        futures = [pool.submit(_client, base_url, n * per, per, share) for n in range(clients)]
+        errors = [code for f in futures for code in f.result()]
+        return time.perf_counter() - start, errors
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=4, help="concurrent client processes")
+    parser.add_argument("--stream-share", type=float, default=0.0, help="share of streaming requests (0..1)")
+    args = parser.parse_args()
+    proc, base_url = _start_server()
+    try:
+        elapsed, errors = _drive(base_url, args.requests, args.clients, args.stream_share)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    done = args.requests // args.clients * args.clients
+    rate = done / elapsed
+    print(f"emulator: {done} requests, {args.clients} client processes, "
+          f"stream share {args.stream_share:.0%}: {elapsed:.2f} s, {rate:.0f} requests/s, {len(errors)} errors")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
