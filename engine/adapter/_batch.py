@@ -238,7 +238,9 @@ async def _submit_isolated(groups: Any, model: Any, binding: Binding) -> Prepare
     from engine.providers.anthropic.batches import BatchService, open_journal
 
     client = anthropic.AsyncAnthropic(**model._client_params)
-    service = BatchService(open_journal(binding.engine.state))
+    service = BatchService(
+        open_journal(binding.engine.state), poll_interval=binding.engine.batch_poll_interval
+    )
     try:
         return await _submit(groups, client, service)
     finally:

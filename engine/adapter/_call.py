@@ -60,10 +60,23 @@ class Binding:
     transport: Transport
     role: str | None
 
-    def decide(self, model: str, metadata: Mapping[str, Any] | None) -> tuple[CallContext, Decision | None]:
+    def pools(self, model: str, metadata: Mapping[str, Any] | None) -> bool:
+        """Whether an ``ainvoke`` with this metadata goes to the ``accumulate`` pool (enforced, supported).
+
+        Asked before the payload exists, so a partial ``rollout`` cannot be applied here:
+        such a call is sent unstreamed even when its hash falls outside the rollout.
+        """
         site, _source, role = resolve_call_site(metadata, self.role)
-        ctx = CallContext(call_site=site, role=role, provider=self.provider, model=model)
-        return ctx, self.engine.decide(ctx)
+        decision = self.engine.decide(
+            CallContext(call_site=site, role=role, provider=self.provider, model=model)
+        )
+        if decision is None or decision.mode != "enforce":
+            return False
+        try:
+            batch = _support(decision, self.transport, model).batch
+        except Exception:  # onUnsupported: error is raised where the call starts
+            return False
+        return batch is not None and batch.mode == "accumulate"
 
     def start(
         self, model: str, shape: CallShape, metadata: Mapping[str, Any] | None, *, caller: str | None = None

@@ -135,13 +135,10 @@ def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
             return streams
         if _batch.prepared() is not None:
             return False
-        if async_api:
-            _ctx, decision = binding.decide(str(self.model), _metadata(run_manager))
-            if decision is not None and decision.batch is not None and decision.batch.mode == "accumulate":
-                return False  # an ainvoke a pool may hold goes through _agenerate
-        _STREAM_METADATA.set(
-            _metadata(run_manager)
-        )  # invoke on a streaming model: _stream gets no run manager
+        if async_api and binding.pools(str(self.model), _metadata(run_manager)):
+            return False  # an ainvoke the pool will hold goes through _agenerate, not streamed
+        # invoke on a streaming model: LangChain calls _stream without the run manager
+        _STREAM_METADATA.set(_metadata(run_manager))
         return True
 
     def _generate(

@@ -115,8 +115,10 @@ class PolicyEngine:
         state: str | None = None,
         decision_log: DecisionLog | str | Path | None = None,
         poll_interval: float | None = None,
+        batch_poll_interval: float = 1.0,
     ) -> None:
         self._source = source
+        self.batch_poll_interval = batch_poll_interval
         self.state = state or DEFAULT_STATE
         if not isinstance(decision_log, DecisionLog):
             decision_log = DecisionLog.to(decision_log or os.environ.get(DECISION_LOG_ENV) or None)
@@ -148,9 +150,20 @@ class PolicyEngine:
         *,
         decision_log: DecisionLog | str | Path | None = None,
         poll_interval: float | None = None,
+        batch_poll_interval: float = 1.0,
     ) -> PolicyEngine:
-        """A policy YAML file; ``poll_interval`` (seconds) re-reads it when it changes."""
-        return cls(_FileSource(path), state=state, decision_log=decision_log, poll_interval=poll_interval)
+        """A policy YAML file; ``poll_interval`` (seconds) re-reads it when it changes.
+
+        ``decision_log``: a JSON-lines path (default ``$LLM_POLICY_DECISION_LOG``) or a
+        :class:`DecisionLog`; ``batch_poll_interval``: seconds between batch status polls.
+        """
+        return cls(
+            _FileSource(path),
+            state=state,
+            decision_log=decision_log,
+            poll_interval=poll_interval,
+            batch_poll_interval=batch_poll_interval,
+        )
 
     @classmethod
     def from_store(
@@ -161,6 +174,7 @@ class PolicyEngine:
         *,
         poll_interval: float | None = 30.0,
         decision_log: DecisionLog | str | Path | None = None,
+        batch_poll_interval: float = 1.0,
     ) -> PolicyEngine:
         """The active version of ``name`` in the policy store at ``url``, polled every ``poll_interval`` s.
 
@@ -174,7 +188,13 @@ class PolicyEngine:
                 f"store:{type(exc).__name__}", "policy store %s unusable, engine off: %s", url, exc
             )
             return engine
-        return cls(source, state=state, decision_log=decision_log, poll_interval=poll_interval)
+        return cls(
+            source,
+            state=state,
+            decision_log=decision_log,
+            poll_interval=poll_interval,
+            batch_poll_interval=batch_poll_interval,
+        )
 
     @classmethod
     def disabled(cls) -> PolicyEngine:
@@ -279,7 +299,7 @@ class PolicyEngine:
         if self._batches is None:
             from engine.providers.anthropic.batches import BatchService, open_journal
 
-            self._batches = BatchService(open_journal(self.state))
+            self._batches = BatchService(open_journal(self.state), poll_interval=self.batch_poll_interval)
         return self._batches
 
     async def batch_service(self, client: Any) -> Any:

@@ -44,10 +44,20 @@ def policy_text(
     ) + textwrap.indent(textwrap.dedent(rules), "  ")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_async_http_client() -> None:
+    """langchain_anthropic shares one cached httpx AsyncClient per process; a client left on
+    another test's (closed) event loop fails its first request here. PipesHub runs one loop."""
+    from langchain_anthropic import _client_utils
+
+    _client_utils._get_default_async_httpx_client.cache_clear()
+
+
 @pytest.fixture
 def anthropic_env(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Point ChatAnthropic (as PipesHub builds it, without base_url) at the emulator."""
     monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.base_url)
+    emulator.state.config.update({"batch_latency_s": 0.1})  # restored by the emulator fixture
     monkeypatch.delenv("ANTHROPIC_API_URL", raising=False)
     return emulator
 
@@ -60,7 +70,10 @@ def make_engine(tmp_path: Path) -> Iterator[Callable[..., PolicyEngine]]:
         path = tmp_path / "policy.yaml"
         path.write_text(policy_text(**kwargs), encoding="utf-8")
         engine = PolicyEngine.from_file(
-            path, state=f"sqlite:///{tmp_path}/state.db", decision_log=tmp_path / "decisions.jsonl"
+            path,
+            state=f"sqlite:///{tmp_path}/state.db",
+            decision_log=tmp_path / "decisions.jsonl",
+            batch_poll_interval=0.05,
         )
         engines.append(engine)
         return engine

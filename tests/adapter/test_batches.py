@@ -155,3 +155,37 @@ async def test_journaled_work_is_resumed_when_the_credential_is_next_used(
     finally:
         journal.close()
     assert sorted(_tiers(anthropic_env)) == ["batch", "batch"]
+
+
+@session_loop
+async def test_extraction_on_a_streaming_model_is_pooled(engine: PolicyEngine, anthropic_env: Any) -> None:
+    """PipesHub's extraction: with_structured_output + ainvoke on a ChatAnthropic built to stream."""
+    from tests.adapter.patterns import SYSTEM, DocumentMetadata
+
+    def extraction(model: Any) -> Any:
+        return model.model_copy(update={"streaming": True}).with_structured_output(
+            DocumentMetadata, method="json_schema"
+        )
+
+    plain, llm = _models(engine)
+    documents = [[("system", SYSTEM), ("user", f"Document {i}: quarterly report")] for i in range(3)]
+    direct = [await extraction(plain).ainvoke(d) for d in documents]
+    config = {"metadata": {"call_site": "indexing.doc_extraction.extract_metadata"}}
+    pooled = await asyncio.gather(*(extraction(llm).ainvoke(d, config=config) for d in documents))
+    await engine.aclose()
+    assert pooled == direct
+    assert [e["body"].get("stream") for e in received(anthropic_env)] == [True] * 3 + [None] * 3
+    assert _tiers(anthropic_env) == ["standard"] * 3 + ["batch"] * 3
+
+
+@session_loop
+async def test_shadow_mode_keeps_a_streaming_call_streaming(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any
+) -> None:
+    from tests.adapter.patterns import extract_metadata
+
+    plain, llm = _models(make_engine(rules=RULES, mode="shadow"))
+    config = {"metadata": {"call_site": "indexing.doc_extraction.extract_metadata"}}
+    assert await extract_metadata(llm, config) == await extract_metadata(plain, {})
+    bodies = [e["body"] for e in received(anthropic_env)]
+    assert len(bodies) == 2 and bodies[0] == bodies[1] and bodies[0]["stream"] is True
