@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     for c in choices:
         what = "cache off" if c.cache is None else f"cache {','.join(c.cache.breakpoints)} ttl {c.cache.ttl}"
         lines.append(
-            f"#   {c.call_site}: {what}{', batch' if c.batch else ''}: "
+            f"#   {c.call_site}, on its own calls: {what}{', batch' if c.batch else ''}: "
             f"{c.cost_usd:.4f} USD (was {c.baseline_usd:.4f})"
         )
     header = "# yaml-language-server: $schema=../schemas/policy.v1.json\n" + "\n".join(lines) + "\n"
