@@ -49,13 +49,13 @@ def _typed(data: object, issues: IssueList) -> Policy | None:
 
 
 def check_file(path: Path) -> Report:
+    """Like :func:`check_text` for a file; a missing or unreadable file is a finding too."""
     source = str(path)
     try:
-        if path.stat().st_size > MAX_BYTES:
-            issues = IssueList(source)
-            issues.add("file.too-large", (1, 1), "$", f"the policy is {path.stat().st_size} bytes; "
-                       f"the cap is {MAX_BYTES}")
-            return Report(None, issues.split()[0], (), source)
+        size = path.stat().st_size
+        if size > MAX_BYTES:  # checked before reading, so a huge file is never loaded
+            message = f"the policy is {size} bytes; the cap is {MAX_BYTES}"
+            return _file_report(source, "file.too-large", message)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return _file_report(source, "file.not-found", "no such file")

@@ -116,47 +116,54 @@ Explained = tuple[str, tuple[int, int], str, str]
 
 
 def _explain(error: ValidationError, where: SourceMap) -> Iterator[Explained]:
+    """One jsonschema error as findings: structural ones here, value ones by :func:`_about_value`."""
     path = join_path(error.absolute_path)
-    at = where.value(path)
-    name = dotted(path)
-    kind: Any = error.validator
-    sub: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
     value: Any = error.instance
-    expected: Any = error.validator_value
-    if kind == "additionalProperties":
+    if error.validator == "additionalProperties":
+        sub = error.schema if isinstance(error.schema, dict) else {}
         yield from _unknown_keys(value, sub, path, where)
-    elif kind == "required":
-        missing = [k for k in expected if isinstance(value, dict) and k not in value]
-        for key in missing:
-            yield ("schema.missing-key", at, path, f'{name} is missing the required key "{key}"')
-    elif kind == "type":
-        wanted = _TYPE_WORDS.get(str(expected), str(expected))
+    elif error.validator == "required":
+        expected: Any = error.validator_value
+        for key in [k for k in expected if isinstance(value, dict) and k not in value]:
+            message = f'{dotted(path)} is missing the required key "{key}"'
+            yield ("schema.missing-key", where.value(path), path, message)
+    elif error.validator == "oneOf":
+        yield from _one_of(error, where)
+    else:
+        code, message = _about_value(error, dotted(path), value)
+        yield (code, where.value(path), path, message)
+
+
+def _about_value(error: ValidationError, name: str, value: Any) -> tuple[str, str]:
+    """(code, message) for a value the schema refused: wrong type, set, form, range or size."""
+    kind: Any = error.validator
+    expected: Any = error.validator_value
+    if kind == "type":
         hint = ""
         if expected == "boolean" and str(value).lower() in _YES_NO:
             hint = "; yes/no/on/off are read as text in a policy, write true or false"
-        yield ("schema.type", at, path, f"{name} must be {wanted}, not {describe(value)}{hint}")
-    elif kind in ("enum", "const"):
+        wanted = _TYPE_WORDS.get(str(expected), expected)
+        return "schema.type", f"{name} must be {wanted}, not {describe(value)}{hint}"
+    if kind in ("enum", "const"):
         choices = list(expected) if kind == "enum" else [expected]
         hint = _hint(value, [c for c in choices if isinstance(c, str)])
-        yield ("schema.value", at, path, f"{name} must be {_quote_all(choices)}, not {describe(value)}{hint}")
-    elif kind == "pattern":
+        return "schema.value", f"{name} must be {_quote_all(choices)}, not {describe(value)}{hint}"
+    if kind == "pattern":
         words = _PATTERN_WORDS.get(str(expected), f"match {expected}")
-        yield ("schema.pattern", at, path, f"{name} must be {words}; got {describe(value)}")
-    elif kind in ("minimum", "maximum"):
+        return "schema.pattern", f"{name} must be {words}; got {describe(value)}"
+    if kind in ("minimum", "maximum"):
+        sub = error.schema if isinstance(error.schema, dict) else {}
         low, high = sub.get("minimum"), sub.get("maximum")
         span = f"between {low} and {high}" if high is not None else f"at least {low}"
-        yield ("schema.range", at, path, f"{name} must be {span}, not {value}")
-    elif kind in ("minItems", "minLength"):
-        yield ("schema.empty", at, path, f"{name} must not be empty")
-    elif kind == "maxItems":
-        code = "cache.too-many-breakpoints" if path.endswith(".breakpoints") else "schema.invalid"
-        yield (code, at, path, f"{name} lists {len(value)} breakpoints; the API allows at most 4 per request")
-    elif kind == "uniqueItems":
-        yield ("schema.duplicate-item", at, path, f"{name} lists {_first_repeat(value)} more than once")
-    elif kind == "oneOf":
-        yield from _one_of(error, where)
-    else:
-        yield ("schema.invalid", at, path, f"{name} is not valid here ({kind})")
+        return "schema.range", f"{name} must be {span}, not {value}"
+    if kind in ("minItems", "minLength"):
+        return "schema.empty", f"{name} must not be empty"
+    if kind == "maxItems" and name.endswith(".breakpoints"):
+        message = f"{name} lists {len(value)} breakpoints; the API allows at most 4 per request"
+        return "cache.too-many-breakpoints", message
+    if kind == "uniqueItems":
+        return "schema.duplicate-item", f"{name} lists {_first_repeat(value)} more than once"
+    return "schema.invalid", f"{name} is not valid here ({kind})"
 
 
 def _unknown_keys(value: Any, sub: dict[str, Any], path: str, where: SourceMap) -> Iterator[Explained]:
