@@ -7,7 +7,7 @@
     result.predicted.cost_usd, result.lower_bound_usd
 """
 
-from engine.plan._bound import lower_bound, tolerates_batch
+from engine.plan._bound import floor_shares, lower_bound, tolerates_batch
 from engine.plan._place import caller_placer, fixed_placer, peer_placer, policy_placer, stand_in_payload
 from engine.plan._plan import PlanResult, plan_policy, plan_with
 from engine.plan._recommend import Choice, recommend
@@ -37,6 +37,7 @@ __all__ = [
     "TraceRecord",
     "caller_placer",
     "fixed_placer",
+    "floor_shares",
     "lower_bound",
     "peer_placer",
     "plan_policy",

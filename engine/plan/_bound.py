@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from engine.plan._trace import TraceRecord
 from engine.providers.anthropic.capabilities import capabilities
 
-__all__ = ["lower_bound", "tolerates_batch"]
+__all__ = ["floor_shares", "lower_bound", "tolerates_batch"]
 
 
 def tolerates_batch(record: TraceRecord) -> bool:
@@ -70,11 +70,17 @@ def _reusable_end(record: TraceRecord, seen: dict[tuple[str, str], _Seen], min_t
 
 def lower_bound(records: Iterable[TraceRecord]) -> float:
     """The floor in USD (see the module docstring for why it is one)."""
+    return sum(floor_shares(records).values())
+
+
+def floor_shares(records: Iterable[TraceRecord]) -> dict[str, float]:
+    """The floor split by call site (a write premium counts where the prefix is read)."""
     caps = capabilities()
     batch_mult = caps.multipliers["batch"]
     seen: dict[tuple[str, str], _Seen] = {}
-    total = 0.0
+    shares: dict[str, float] = {}
     for record in sorted(records, key=lambda r: r.ts):
+        total = 0.0
         p = caps.model(record.model).prices
         factor = batch_mult if tolerates_batch(record) else 1.0
         end = _reusable_end(record, seen, caps.model(record.model).min_cache_tokens)
@@ -89,6 +95,7 @@ def lower_bound(records: Iterable[TraceRecord]) -> float:
             else:
                 micro += block.tokens * p.input
         total += micro * factor / 1e6
+        shares[record.call_site] = shares.get(record.call_site, 0.0) + total
         for block in record.blocks:
             key = (record.tenant, block.hash)
             prior = seen.get(key)
@@ -97,4 +104,4 @@ def lower_bound(records: Iterable[TraceRecord]) -> float:
             else:
                 prior.last = record.ts
                 prior.min_factor = min(prior.min_factor, factor)
-    return total
+    return shares

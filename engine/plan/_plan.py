@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.plan._bound import lower_bound
+from engine.plan._bound import floor_shares
 from engine.plan._place import caller_placer, policy_placer
 from engine.plan._simulate import Placer, Totals, replay, summarize
 from engine.plan._trace import TraceRecord
@@ -72,17 +72,16 @@ def plan_with(records: Sequence[TraceRecord], placer: Placer, name: str) -> Plan
     """Replay ``records`` under ``placer`` (named ``name`` in the result)."""
     predicted = summarize(replay(records, placer))
     baseline = summarize(replay(records, caller_placer))
-    sites = sorted({r.call_site for r in records})
-    # Each call site's floor on its own traffic (sites share no prefix: the model and
-    # system prompt differ), so the per-site floors add up to at most the total's.
-    per_site = {s: lower_bound([r for r in records if r.call_site == s]) for s in sites}
+    # Call sites may share prefixes (an agent's complete and stream calls share the
+    # conversation), so the floor is computed once and split by where reads happen.
+    per_site = floor_shares(records)
     return PlanResult(
         policy=name,
         calls=len(records),
         predicted=predicted,
         baseline=baseline,
         recorded_usd=recorded_cost(records),
-        lower_bound_usd=lower_bound(records),
+        lower_bound_usd=sum(per_site.values()),
         sites_lower_bound=per_site,
     )
 
