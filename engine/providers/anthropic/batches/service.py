@@ -111,8 +111,9 @@ class BatchService(InFlight):
         del items
         # One shielded gather (not one shield per item): a caller that gives up cancels
         # neither the items nor the gather, and 100,000 items cost no 200,000 extra tasks.
-        results = await asyncio.shield(asyncio.gather(*futures, return_exceptions=return_exceptions))
-        return list(results)
+        gathered = asyncio.gather(*futures, return_exceptions=return_exceptions)
+        gathered.add_done_callback(lambda f: f.cancelled() or f.exception())  # seen even if nobody waits
+        return list(await asyncio.shield(gathered))
 
     async def resume(self, client_for: Callable[[str, str], anthropic.AsyncAnthropic | None]) -> int:
         """Collect batches submitted but not collected (and send items never submitted).
