@@ -40,7 +40,7 @@ def check_text(text: str, *, source: str = "<string>") -> Report:
 def _typed(data: object, issues: IssueList) -> Policy | None:
     """The typed model of a schema-valid document; a refusal here means schema and model disagree."""
     try:
-        return Policy.model_validate_json(canonical_json(data))
+        return Policy.model_validate_json(canonical_json(data), strict=True)
     except ValidationError as exc:
         for err in exc.errors():
             path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])

@@ -72,7 +72,9 @@ MATCH_FIELDS: Final[dict[str, str]] = {
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, strict=True, extra="forbid", protected_namespaces=())
+    # Lax by default so ``Policy.model_validate(document)`` takes plain JSON data (lists for
+    # tuples); the validator itself calls it with ``strict=True`` after the schema pass.
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
 
 class CacheSettings(_Frozen):

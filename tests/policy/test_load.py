@@ -108,3 +108,11 @@ def test_policy_is_frozen() -> None:
     with pytest.raises(Exception, match="frozen"):
         policy.spec.enabled = False  # type: ignore[misc]
     assert policy.name == "t"
+
+
+def test_model_accepts_a_stored_document_as_plain_data() -> None:
+    from engine.policy import Policy
+
+    policy = load_policy_text(policy_text("enabled: true\nrules: [{name: a, match: {callSite: [x, y]}}]"))
+    again = Policy.model_validate(policy.document)
+    assert again.document == policy.document and again.revision == policy.revision
