@@ -127,13 +127,9 @@ async def pooled(
         run.note("batch: beta features are sent direct")
         return None
     client = model._async_client
-    try:
-        service = await run.engine.batch_service(client)
-    except Exception as exc:
-        run.engine.once.warn(
-            f"batches:{type(exc).__name__}", "batch service unusable, calls go direct: %r", exc
-        )
-        run.note(f"engine error ({type(exc).__name__}): sent direct")
+    service = await _service(run.binding, client)
+    if service is None:
+        run.note("engine error: the batch service is unusable, sent direct")
         return None
     try:
         message = await service.submit_one(payload, plan, client, call_site=run.record.call_site)
@@ -143,6 +139,21 @@ async def pooled(
         run.finish(None, error=exc)
         _raise_as_langchain(exc)
     return _result(model, message, run, _batch_id(service, payload, client))
+
+
+async def _service(binding: Binding, client: Any) -> Any:
+    """The engine's batch service, or None (logged once) when it cannot open: calls go direct."""
+    try:
+        return await binding.engine.batch_service(client)
+    except Exception as exc:
+        _unusable(binding, exc)
+        return None
+
+
+def _unusable(binding: Binding, exc: Exception) -> None:
+    binding.engine.once.warn(
+        f"batches:{type(exc).__name__}", "batch service unusable, calls go direct: %r", exc
+    )
 
 
 def _item_payload(model: Any, parent: type[Any], item: Any, kwargs: dict[str, Any]) -> dict[str, Any] | None:
@@ -220,7 +231,8 @@ async def run_abatch(
         table = None
         if groups:
             client = model._async_client
-            table = await _submit(groups, client, await binding.engine.batch_service(client))
+            service = await _service(binding, client)
+            table = await _submit(groups, client, service) if service is not None else None
         prepared_token = _PREPARED.set(table)
         try:
             out: list[Any] = await parent.abatch(
@@ -270,7 +282,10 @@ def run_batch(
         table = None
         if groups:
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                table = pool.submit(asyncio.run, _submit_isolated(groups, model, binding)).result()
+                try:
+                    table = pool.submit(asyncio.run, _submit_isolated(groups, model, binding)).result()
+                except Exception as exc:  # the journal or the client would not open: direct
+                    _unusable(binding, exc)
         prepared_token = _PREPARED.set(table)
         try:
             out: list[Any] = parent.batch(

@@ -189,3 +189,25 @@ async def test_shadow_mode_keeps_a_streaming_call_streaming(
     assert await extract_metadata(llm, config) == await extract_metadata(plain, {})
     bodies = [e["body"] for e in received(anthropic_env)]
     assert len(bodies) == 2 and bodies[0] == bodies[1] and bodies[0]["stream"] is True
+
+
+@session_loop
+async def test_an_unusable_journal_sends_calls_direct(
+    anthropic_env: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.adapter.conftest import policy_text
+
+    (tmp_path / "blocked").write_text("a file where the journal's folder should be", encoding="utf-8")
+    (tmp_path / "policy.yaml").write_text(policy_text(rules=RULES), encoding="utf-8")
+    engine = PolicyEngine.from_file(
+        tmp_path / "policy.yaml", state=f"sqlite:///{tmp_path}/blocked/state.db", decision_log=None
+    )
+    plain, llm = _models(engine)
+    prompts = ["row x", "row y"]
+    direct = [m.content for m in await plain.abatch(prompts)]
+    config = {"metadata": {"call_site": "bulk.rows"}}
+    assert [m.content for m in await llm.abatch(prompts, config=config)] == direct
+    pooled = {"metadata": {"call_site": "indexing.doc_extraction.fallback_summary"}}
+    assert (await llm.ainvoke("row x", config=pooled)).content == direct[0]
+    assert set(_tiers(anthropic_env)) == {"standard"}
+    assert sum("batch service unusable" in r.getMessage() for r in caplog.records) == 1
