@@ -13,7 +13,7 @@ from engine.providers.anthropic.tokens import text_tokens
 
 
 def test_demo_prints_before_and_after_with_a_saving(capsys: Any) -> None:
-    assert main(["demo", "--scale", "0.1"]) == 0
+    assert main(["demo", "--scale", "0.05"]) == 0
     out = capsys.readouterr().out
     for row in (
         "calls",
