@@ -6,7 +6,9 @@ do, each record becomes a *stand-in payload*: one block per recorded position, i
 the same section and message, with the same token count, and with text derived
 from the position's prefix hash (equal prefixes give equal stand-ins, so the
 allocator's reuse evidence sees the same repeats). Positions map one to one, so
-the markers it places land on the recorded positions.
+the markers it places land on the recorded positions. (A markable position of 0
+tokens, the closing position of a ``tool_result``, stands in as 1 token; only
+placement reads the stand-in, billing uses the record's own counts.)
 """
 
 from __future__ import annotations
