@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import subprocess
 import sys
@@ -50,6 +51,15 @@ def start_server(batch_latency: float) -> tuple[subprocess.Popen[str], str]:
         proc.kill()
         raise SystemExit(f"the emulator did not start: {line!r}")
     return proc, line.removeprefix("listening on ")
+
+
+def cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of ``pid``, or of this process."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int | None = None) -> float:
@@ -99,6 +109,7 @@ def main() -> int:
             journal_mb = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 2**20
         bill: dict[str, Any] = httpx.get(f"{base_url}/_emulator/billing").json()
         server_mb = peak_rss_mb(proc.pid)
+        server_cpu = cpu_s(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -108,6 +119,7 @@ def main() -> int:
     print(
         f"peak memory: client {peak_rss_mb():.0f} MB, server {server_mb:.0f} MB; journal {journal_mb:.1f} MB"
     )
+    print(f"cpu: client {cpu_s():.1f} s, server {server_cpu:.1f} s")
     print(f"billed: {bill['requests_batch']:,} at batch tier, {bill['requests_standard']:,} standard, "
           f"${bill['cost_usd']:.4f}")  # fmt: skip
     ok = bill["requests_batch"] == args.requests and bill["requests_standard"] == 0
