@@ -110,6 +110,7 @@ def _live(args: argparse.Namespace, policy: Any) -> int:
     print(
         f"--live: {len(workload.calls)} calls per arm, 2 arms, at most about ${estimate:.2f} on your account."
     )
+    print("Calls the policy batches wait until their Message Batch ends (usually minutes).")
     if not args.yes and input("Proceed? [y/N] ").strip().lower() not in ("y", "yes"):
         print("nothing sent")
         return EXIT_INVALID
