@@ -87,8 +87,10 @@ def main() -> int:
         proc.wait(timeout=10)
     done = args.requests // args.clients * args.clients
     rate = done / elapsed
-    print(f"emulator: {done} requests, {args.clients} client processes, "
-          f"stream share {args.stream_share:.0%}: {elapsed:.2f} s, {rate:.0f} requests/s, {len(errors)} errors")
+    print(
+        f"emulator: {done} requests, {args.clients} client processes, "
+        f"stream share {args.stream_share:.0%}: {elapsed:.2f} s, {rate:.0f} requests/s, {len(errors)} errors"
+    )
     return 1 if errors else 0
 
 

@@ -37,11 +37,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--port", type=int, default=8765, help="port to bind; 0 picks a free one (default 8765)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (faults, batch outcomes)")
     p.add_argument("--fault-rate", type=_rate, default=0.0, help="share of message requests that fail")
-    p.add_argument("--batch-error-rate", type=_rate, default=0.0, help="share of batch items that end errored")
-    p.add_argument("--batch-expire-rate", type=_rate, default=0.0, help="share of batch items that end expired")
+    p.add_argument(
+        "--batch-error-rate", type=_rate, default=0.0, help="share of batch items that end errored"
+    )
+    p.add_argument(
+        "--batch-expire-rate", type=_rate, default=0.0, help="share of batch items that end expired"
+    )
     p.add_argument("--latency", type=_seconds, default=0.0, help="seconds added before each response starts")
     p.add_argument("--batch-latency", type=_seconds, default=1.0, help="seconds a batch stays in_progress")
-    p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument(
+        "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
+    )
     p.set_defaults(handler=run)
 
 

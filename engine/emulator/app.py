@@ -155,7 +155,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = "Not found" if exc.status_code == 404 else str(exc.detail)
     if exc.status_code == 405:
         message = f"Method {request.method} is not allowed on {request.url.path}"
-    return error_response(ApiError(exc.status_code, kind, message, headers=exc.headers), request)
+    return error_response(ApiError(exc.status_code, kind, message, headers=dict(exc.headers or {})), request)
 
 
 def build_app(state: EmulatorState) -> Starlette:

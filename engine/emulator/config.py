@@ -57,7 +57,9 @@ class EmulatorConfig:
         """Apply ``changes`` (only :data:`RUNTIME_SETTABLE` keys); all or nothing."""
         unknown = sorted(set(changes) - RUNTIME_SETTABLE)
         if unknown:
-            raise ValueError(f"unknown fault setting(s): {', '.join(unknown)}; settable: {sorted(RUNTIME_SETTABLE)}")
+            raise ValueError(
+                f"unknown fault setting(s): {', '.join(unknown)}; settable: {sorted(RUNTIME_SETTABLE)}"
+            )
         types = {f.name: f.type for f in fields(self)}
         trial = EmulatorConfig(**{**self.as_dict(), **changes})
         for key in changes:
@@ -69,5 +71,13 @@ class EmulatorConfig:
 
 #: What ``POST /_emulator/faults`` may change while the server runs.
 RUNTIME_SETTABLE = frozenset(
-    {"seed", "fault_rate", "batch_error_rate", "batch_expire_rate", "latency_s", "batch_latency_s", "retry_after_s"}
+    {
+        "seed",
+        "fault_rate",
+        "batch_error_rate",
+        "batch_expire_rate",
+        "latency_s",
+        "batch_latency_s",
+        "retry_after_s",
+    }
 )

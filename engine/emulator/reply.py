@@ -30,10 +30,34 @@ __all__ = ["ECHO_CHARS", "build_message", "last_user_text"]
 
 ECHO_CHARS = 64
 _MIN_TOKENS, _SPREAD = 16, 48
-_WORDS = (
-    "alpha bravo cedar delta ember fjord gamma harbor iris juniper kelp lumen maple nectar "
-    "onyx prism quartz river sable tundra umber velvet willow xenon yarrow zephyr"
-).split()
+_WORDS = [
+    "alpha",
+    "bravo",
+    "cedar",
+    "delta",
+    "ember",
+    "fjord",
+    "gamma",
+    "harbor",
+    "iris",
+    "juniper",
+    "kelp",
+    "lumen",
+    "maple",
+    "nectar",
+    "onyx",
+    "prism",
+    "quartz",
+    "river",
+    "sable",
+    "tundra",
+    "umber",
+    "velvet",
+    "willow",
+    "xenon",
+    "yarrow",
+    "zephyr",
+]
 
 
 def last_user_text(params: dict[str, Any]) -> str:
@@ -55,7 +79,9 @@ def last_user_text(params: dict[str, Any]) -> str:
 
 
 def _texts(blocks: Any) -> str:
-    return " ".join(b.get("text", "") for b in blocks or [] if isinstance(b, dict) and b.get("type") == "text")
+    return " ".join(
+        b.get("text", "") for b in blocks or [] if isinstance(b, dict) and b.get("type") == "text"
+    )
 
 
 def _filler_text(prompt: str) -> str:
@@ -78,7 +104,8 @@ def _cut(text: str, max_tokens: int) -> str:
 def _tool_to_call(req: Prepared, prompt: str) -> dict[str, Any] | None:
     tools = [t for t in req.params.get("tools") or [] if isinstance(t.get("input_schema"), dict)]
     if req.forced_tool is not None:
-        return next(t for t in tools if t["name"] == req.forced_tool)
+        forced: dict[str, Any] = next(t for t in tools if t["name"] == req.forced_tool)
+        return forced
     choice = (req.params.get("tool_choice") or {}).get("type", "auto")
     last = (req.params.get("messages") or [{}])[-1]
     content = last.get("content")
@@ -111,10 +138,15 @@ def _content(req: Prepared) -> tuple[list[dict[str, Any]], str, str | None, int]
     else:
         text = _filler_text(prompt)
     stop_reason, stop_sequence = "end_turn", None
-    for seq in req.params.get("stop_sequences") or []:
-        at = text.find(seq, 6) if isinstance(seq, str) and seq else -1
-        if at >= 0 and (stop_sequence is None or at < len(text)):
-            text, stop_reason, stop_sequence = text[:at], "stop_sequence", seq
+    found = [
+        (text.find(seq, 6), seq)
+        for seq in req.params.get("stop_sequences") or []
+        if isinstance(seq, str) and seq
+    ]
+    found = [(at, seq) for at, seq in found if at >= 0]
+    if found:
+        at, seq = min(found)
+        text, stop_reason, stop_sequence = text[:at], "stop_sequence", seq
     if text_tokens(text) > req.max_tokens:
         text, stop_reason, stop_sequence = _cut(text, req.max_tokens), "max_tokens", None
     return [{"type": "text", "text": text}], stop_reason, stop_sequence, text_tokens(text)

@@ -67,7 +67,11 @@ class _Gen:
             merged: dict[str, Any] = {}
             for part in schema["allOf"]:
                 part = self.resolve(part)
-                merged = {**merged, **part, "properties": {**merged.get("properties", {}), **part.get("properties", {})}}
+                merged = {
+                    **merged,
+                    **part,
+                    "properties": {**merged.get("properties", {}), **part.get("properties", {})},
+                }
             return self.value(merged, name, depth + 1)
         return self.typed(schema, _pick_type(schema), name, depth)
 
@@ -112,7 +116,9 @@ def _pick_type(schema: dict[str, Any]) -> str:
 def _number(schema: dict[str, Any], kind: str) -> int | float:
     low = schema.get("minimum", schema.get("exclusiveMinimum"))
     high = schema.get("maximum", schema.get("exclusiveMaximum"))
-    value: float = 1 if low is None else low + (1 if "exclusiveMinimum" in schema and "minimum" not in schema else 0)
+    value: float = (
+        1 if low is None else low + (1 if "exclusiveMinimum" in schema and "minimum" not in schema else 0)
+    )
     if high is not None and value > high:
         value = high
     if kind == "integer":

@@ -35,20 +35,32 @@ def _block_events(index: int, block: dict[str, Any]) -> Iterator[bytes]:
         )
         for part in _chunks(json.dumps(block["input"], ensure_ascii=False)):
             delta = {"type": "input_json_delta", "partial_json": part}
-            yield _event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+            yield _event(
+                "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+            )
     else:
         start = {"type": "text", "text": ""}
-        yield _event("content_block_start", {"type": "content_block_start", "index": index, "content_block": start})
+        yield _event(
+            "content_block_start", {"type": "content_block_start", "index": index, "content_block": start}
+        )
         for part in _chunks(block.get("text", "")):
             delta = {"type": "text_delta", "text": part}
-            yield _event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+            yield _event(
+                "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+            )
     yield _event("content_block_stop", {"type": "content_block_stop", "index": index})
 
 
 def sse_events(message: dict[str, Any]) -> Iterator[bytes]:
     """Every event of ``message``'s stream, encoded for the wire."""
     usage = message["usage"]
-    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}
+    start = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {**usage, "output_tokens": 1},
+    }
     yield _event("message_start", {"type": "message_start", "message": start})
     for index, block in enumerate(message["content"]):
         events = _block_events(index, block)
@@ -58,7 +70,10 @@ def sse_events(message: dict[str, Any]) -> Iterator[bytes]:
         yield from events
     if not message["content"]:
         yield _event("ping", {"type": "ping"})
-    final_usage = {k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")}
+    final_usage = {
+        k: usage[k]
+        for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
+    }
     delta = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
     yield _event("message_delta", {"type": "message_delta", "delta": delta, "usage": final_usage})
     yield _event("message_stop", {"type": "message_stop"})

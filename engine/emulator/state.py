@@ -148,4 +148,3 @@ def _billed_usage(prepared: Prepared, outcome: CacheOutcome, message: dict[str, 
         output_tokens=usage["output_tokens"],
         batch=tier == "batch",
     )
-

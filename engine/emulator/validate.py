@@ -61,13 +61,14 @@ def prepare(params: dict[str, Any], *, tier: str, counting: bool = False) -> Pre
         raise invalid_request("stream: streaming is not supported for requests inside a message batch")
     if not counting and max_tokens == 0:
         _check_prewarm(params, stream=stream, schema=schema, forced=forced, tier=tier)
+    info = capabilities().model(model)
     blocks = iter_blocks(params)
-    markers = _markers(params, blocks)
+    markers = _markers(params, blocks, info)
     blocks = _with_auto_marker(params, blocks, markers)
     return Prepared(
         params=params,
         model=model,
-        info=capabilities().model(model),
+        info=info,
         blocks=blocks,
         hashes=prefix_hashes(params, blocks),
         cumulative=list(accumulate(b.tokens for b in blocks)),
@@ -138,7 +139,11 @@ def _check_system(system: Any) -> None:
     if not isinstance(system, list):
         raise invalid_request("system: Input should be a valid string or a list of text blocks")
     for j, block in enumerate(system):
-        if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
+        if (
+            not isinstance(block, dict)
+            or block.get("type") != "text"
+            or not isinstance(block.get("text"), str)
+        ):
             raise invalid_request(f"system.{j}: Input should be a text block")
 
 
@@ -226,7 +231,7 @@ def _check_marker(path: str, marker: Any) -> None:
         raise invalid_request(f"{path}.ttl: Input should be '5m' or '1h'")
 
 
-def _markers(params: dict[str, Any], blocks: list[Block]) -> int:
+def _markers(params: dict[str, Any], blocks: list[Block], info: ModelInfo) -> int:
     """Check every explicit marker and the marker rules; return how many there are."""
     count = 0
     seen_5m = False
@@ -244,13 +249,19 @@ def _markers(params: dict[str, Any], blocks: list[Block]) -> int:
     limit = int(capabilities().limits["max_cache_markers"])
     found = count + (1 if auto is not None else 0)
     if found > limit:
-        raise invalid_request(f"A maximum of {limit} blocks with cache_control may be provided. Found {found}.")
+        raise invalid_request(
+            f"A maximum of {limit} blocks with cache_control may be provided. Found {found}."
+        )
     for block in blocks:
         ttl = _ttl(block.cache_control) if block.cache_control is not None else None
         if ttl == "1h" and seen_5m:
             raise invalid_request(
                 f"{block.dotted}.cache_control.ttl: a ttl='1h' cache_control block must not come "
                 "after a ttl='5m' cache_control block"
+            )
+        if ttl == "1h" and not info.ttl_1h:
+            raise invalid_request(
+                f"{block.dotted}.cache_control.ttl: ttl='1h' is not supported by this model"
             )
         seen_5m = seen_5m or ttl == "5m"
     return count
@@ -265,7 +276,9 @@ def _with_auto_marker(params: dict[str, Any], blocks: list[Block], explicit: int
         if blocks[i].markable:
             if blocks[i].cache_control is not None:
                 return blocks  # already marked there: the explicit marker stands
-            if _ttl(auto) == "1h" and any(_ttl(b.cache_control) == "5m" for b in blocks[:i] if b.cache_control):
+            if _ttl(auto) == "1h" and any(
+                _ttl(b.cache_control) == "5m" for b in blocks[:i] if b.cache_control
+            ):
                 raise invalid_request(
                     "cache_control.ttl: a ttl='1h' cache_control block must not come "
                     "after a ttl='5m' cache_control block"
@@ -274,4 +287,3 @@ def _with_auto_marker(params: dict[str, Any], blocks: list[Block], explicit: int
             out[i] = dataclasses.replace(blocks[i], cache_control=dict(auto))
             return out
     return blocks
-

@@ -33,8 +33,14 @@ def simple(text: str = "hello there", **kw: Any) -> dict[str, Any]:
 
 def test_reply_echoes_the_last_user_text_and_is_deterministic(api: Api) -> None:
     prompt = "Which invoice is overdue? " + "x" * 80
-    first = api.create(messages=[{"role": "user", "content": "older"}, {"role": "assistant", "content": "ok"},
-                                 {"role": "user", "content": prompt}], max_tokens=500)
+    first = api.create(
+        messages=[
+            {"role": "user", "content": "older"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": prompt},
+        ],
+        max_tokens=500,
+    )
     text = first.content[0].text
     assert text.startswith("echo: " + prompt[:64]) and len(text) > len("echo: " + prompt[:64])
     again = api.create(messages=[{"role": "user", "content": prompt}], max_tokens=500)
@@ -57,8 +63,11 @@ def test_stop_sequence_ends_the_text(api: Api) -> None:
 
 
 def test_count_tokens_equals_the_uncached_usage_total(api: Api) -> None:
-    params = {"system": [block(1200, "s", mark=True)], "messages": [{"role": "user", "content": "how many?"}],
-              "tools": [{"name": "t", "description": "d", "input_schema": {"type": "object"}}]}
+    params = {
+        "system": [block(1200, "s", mark=True)],
+        "messages": [{"role": "user", "content": "how many?"}],
+        "tools": [{"name": "t", "description": "d", "input_schema": {"type": "object"}}],
+    }
     counted = api.count(**params)
     for _ in range(2):  # once writing, once reading: the total is the same
         u = usage_of(api.create(**params))
@@ -101,12 +110,17 @@ def test_stream_follows_the_documented_event_sequence(emulator: Any) -> None:
     assert set(names[3:-3]) == {"content_block_delta"}
     start = events[0][1]["message"]
     assert start["usage"]["cache_creation_input_tokens"] == 1100 and start["usage"]["output_tokens"] == 1
-    assert start["usage"]["cache_creation"] == {"ephemeral_5m_input_tokens": 1100, "ephemeral_1h_input_tokens": 0}
+    assert start["usage"]["cache_creation"] == {
+        "ephemeral_5m_input_tokens": 1100,
+        "ephemeral_1h_input_tokens": 0,
+    }
     text = "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta")
     final = events[-2][1]
     assert final["delta"]["stop_reason"] == "end_turn"
-    assert final["usage"]["output_tokens"] == post(emulator, "/v1/messages", simple(system=body["system"])).json()[
-        "usage"]["output_tokens"]
+    assert (
+        final["usage"]["output_tokens"]
+        == post(emulator, "/v1/messages", simple(system=body["system"])).json()["usage"]["output_tokens"]
+    )
     assert text.startswith("echo: hello there")
 
 
@@ -122,8 +136,10 @@ def test_stream_through_the_sdk_matches_the_plain_reply(api: Api) -> None:
 
 
 def test_stream_tool_use_arrives_as_input_json_deltas(emulator: Any) -> None:
-    tool = {"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                    "required": ["city"]}}
+    tool = {
+        "name": "get_weather",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
     body = simple("weather?", tools=[tool], tool_choice={"type": "tool", "name": "get_weather"}, stream=True)
     events = _events(emulator, body)
     start = next(d for n, d in events if n == "content_block_start")["content_block"]
@@ -136,23 +152,44 @@ def test_stream_tool_use_arrives_as_input_json_deltas(emulator: Any) -> None:
 # -- tools and structured output --------------------------------------------------------------------
 
 SCHEMAS = [
-    {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 3}},
-     "required": ["city", "days"]},
-    {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]},
-                                               "minItems": 2},
-                                      "when": {"type": "string", "format": "date-time"},
-                                      "maybe": {"anyOf": [{"type": "null"}, {"type": "number", "maximum": -5}]}},
-     "required": ["tags"], "additionalProperties": False},
-    {"$defs": {"Item": {"type": "object", "properties": {"sku": {"type": "string", "minLength": 12}},
-                        "required": ["sku"]}},
-     "type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/Item"}},
-                                      "ok": {"type": "boolean"}, "kind": {"const": "order"}}},
+    {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 3}},
+        "required": ["city", "days"],
+    },
+    {
+        "type": "object",
+        "properties": {
+            "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}, "minItems": 2},
+            "when": {"type": "string", "format": "date-time"},
+            "maybe": {"anyOf": [{"type": "null"}, {"type": "number", "maximum": -5}]},
+        },
+        "required": ["tags"],
+        "additionalProperties": False,
+    },
+    {
+        "$defs": {
+            "Item": {
+                "type": "object",
+                "properties": {"sku": {"type": "string", "minLength": 12}},
+                "required": ["sku"],
+            }
+        },
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/$defs/Item"}},
+            "ok": {"type": "boolean"},
+            "kind": {"const": "order"},
+        },
+    },
 ]
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=["scalars", "enums-formats-anyof", "refs"])
 @pytest.mark.parametrize("choice", [{"type": "tool", "name": "act"}, {"type": "any"}])
-def test_forced_tool_choice_returns_valid_tool_input(api: Api, schema: dict[str, Any], choice: dict[str, Any]) -> None:
+def test_forced_tool_choice_returns_valid_tool_input(
+    api: Api, schema: dict[str, Any], choice: dict[str, Any]
+) -> None:
     m = api.create(**simple("do it"), tools=[{"name": "act", "input_schema": schema}], tool_choice=choice)
     assert m.stop_reason == "tool_use" and m.content[0].type == "tool_use" and m.content[0].name == "act"
     jsonschema.validate(m.content[0].input, schema)
@@ -164,17 +201,37 @@ def test_auto_tool_choice_calls_a_tool_the_user_names(api: Api) -> None:
     assert called.stop_reason == "tool_use"
     plain = api.create(**simple("just chat"), tools=tools)
     assert plain.stop_reason == "end_turn"
-    after = api.create(model=MODEL, max_tokens=100, tools=tools, messages=[
-        {"role": "user", "content": "use get_weather"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
-                                           "input": {"city": "P", "days": 3}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]}])
+    after = api.create(
+        model=MODEL,
+        max_tokens=100,
+        tools=tools,
+        messages=[
+            {"role": "user", "content": "use get_weather"},
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_1",
+                        "name": "get_weather",
+                        "input": {"city": "P", "days": 3},
+                    }
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}],
+            },
+        ],
+    )
     assert after.stop_reason == "end_turn" and after.content[0].text.startswith("echo: sunny")
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=["scalars", "enums-formats-anyof", "refs"])
 def test_output_config_json_schema_reply_is_valid_json(api: Api, schema: dict[str, Any]) -> None:
-    m = api.create(**simple("structured please"), output_config={"format": {"type": "json_schema", "schema": schema}})
+    m = api.create(
+        **simple("structured please"), output_config={"format": {"type": "json_schema", "schema": schema}}
+    )
     jsonschema.validate(json.loads(m.content[0].text), schema)
 
 
@@ -197,20 +254,56 @@ def test_sdk_parse_with_a_pydantic_output_format(emulator: Any) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "kind", "message"),
     [
-        ({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}, 400, "invalid_request_error",
-         "model: Field required"),
-        ({"model": MODEL, "messages": [{"role": "user", "content": "x"}]}, 400, "invalid_request_error",
-         "max_tokens: Field required"),
-        ({"model": MODEL, "max_tokens": 5, "messages": []}, 400, "invalid_request_error",
-         "messages: at least one message is required"),
-        ({"model": MODEL, "max_tokens": 5, "messages": [{"role": "robot", "content": "x"}]}, 400,
-         "invalid_request_error", "messages.0.role: Input should be 'user' or 'assistant'"),
-        ({"model": "claude-nonexistent-9", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}, 404,
-         "not_found_error", "model: claude-nonexistent-9"),
-        ({**simple(), "system": [block(10, "s", ttl="2h")]}, 400, "invalid_request_error",
-         "system.0.cache_control.ttl: Input should be '5m' or '1h'"),
-        ({**simple(), "tool_choice": {"type": "tool", "name": "nope"}, "tools": [{"name": "a", "input_schema": {}}]},
-         400, "invalid_request_error", "tool_choice.name: Tool 'nope' not found in tools"),
+        (
+            {"max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+            400,
+            "invalid_request_error",
+            "model: Field required",
+        ),
+        (
+            {"model": MODEL, "messages": [{"role": "user", "content": "x"}]},
+            400,
+            "invalid_request_error",
+            "max_tokens: Field required",
+        ),
+        (
+            {"model": MODEL, "max_tokens": 5, "messages": []},
+            400,
+            "invalid_request_error",
+            "messages: at least one message is required",
+        ),
+        (
+            {"model": MODEL, "max_tokens": 5, "messages": [{"role": "robot", "content": "x"}]},
+            400,
+            "invalid_request_error",
+            "messages.0.role: Input should be 'user' or 'assistant'",
+        ),
+        (
+            {
+                "model": "claude-nonexistent-9",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "x"}],
+            },
+            404,
+            "not_found_error",
+            "model: claude-nonexistent-9",
+        ),
+        (
+            {**simple(), "system": [block(10, "s", ttl="2h")]},
+            400,
+            "invalid_request_error",
+            "system.0.cache_control.ttl: Input should be '5m' or '1h'",
+        ),
+        (
+            {
+                **simple(),
+                "tool_choice": {"type": "tool", "name": "nope"},
+                "tools": [{"name": "a", "input_schema": {}}],
+            },
+            400,
+            "invalid_request_error",
+            "tool_choice.name: Tool 'nope' not found in tools",
+        ),
     ],
     ids=["no model", "no max_tokens", "no messages", "bad role", "unknown model", "bad ttl", "unknown tool"],
 )
@@ -220,8 +313,11 @@ def test_invalid_requests_get_documented_error_bodies(
     r = post(emulator, "/v1/messages", body)
     assert r.status_code == status
     payload = r.json()
-    assert payload == {"type": "error", "error": {"type": kind, "message": message},
-                       "request_id": r.headers["request-id"]}
+    assert payload == {
+        "type": "error",
+        "error": {"type": kind, "message": message},
+        "request_id": r.headers["request-id"],
+    }
     assert payload["request_id"].startswith("req_")
 
 
@@ -237,7 +333,10 @@ def test_api_key_is_required_and_bearer_is_accepted(emulator: Any) -> None:
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
     ok = post(emulator, "/v1/messages", simple(), headers={"authorization": "Bearer tok"})
     assert ok.status_code == 200
-    assert post(emulator, "/v1/messages/count_tokens", {"model": MODEL, "messages": []}, headers={}).status_code == 401
+    assert (
+        post(emulator, "/v1/messages/count_tokens", {"model": MODEL, "messages": []}, headers={}).status_code
+        == 401
+    )
 
 
 def test_request_id_header_on_every_response(emulator: Any) -> None:
@@ -269,16 +368,38 @@ def test_malformed_json_is_a_400(emulator: Any) -> None:
 
 
 def test_caches_are_isolated_per_api_key(api: Api) -> None:
-    params = {"system": [block(1100, "shared", mark=True)], "messages": [{"role": "user", "content": text_of(3)}]}
+    params = {
+        "system": [block(1100, "shared", mark=True)],
+        "messages": [{"role": "user", "content": text_of(3)}],
+    }
     assert usage_of(api.create("tenant-1", **params))["write"] == 1100
     assert usage_of(api.create("tenant-2", **params))["read"] == 0
     assert usage_of(api.create("tenant-1", **params))["read"] == 1100
 
 
 def test_usage_fields_add_up(api: Api) -> None:
-    params = {"system": [block(1100, "s", ttl="1h"), block(200, "t", mark=True)],
-              "messages": [{"role": "user", "content": "after the last marker"}]}
+    params = {
+        "system": [block(1100, "s", ttl="1h"), block(200, "t", mark=True)],
+        "messages": [{"role": "user", "content": "after the last marker"}],
+    }
     u = usage_of(api.create(**params))
     assert u["input"] == 6  # only what follows the last marker
     assert u["w5m"] + u["w1h"] == u["write"] == 1300 and (u["w1h"], u["w5m"]) == (1100, 200)
     assert u["tier"] == "standard" and u["output"] > 0
+
+
+def test_models_without_1h_ttl_refuse_1h_markers(emulator: Any, tmp_path: Any, monkeypatch: Any) -> None:
+    override = tmp_path / "models.yaml"
+    override.write_text(
+        "models:\n  - family: claude-short-only\n    match: [claude-short-only]\n    min_cache_tokens: 1024\n"
+        "    prices: {input: 3, cache_write_5m: 3.75, cache_write_1h: 6, cache_read: 0.3, output: 15}\n"
+        "    ttl_1h: false\n"
+    )
+    monkeypatch.setenv("LLM_POLICY_MODELS", str(override))
+    body = {**simple(), "model": "claude-short-only", "system": [block(10, "s", ttl="1h")]}
+    r = post(emulator, "/v1/messages", body)
+    assert r.status_code == 400
+    assert (
+        r.json()["error"]["message"] == "system.0.cache_control.ttl: ttl='1h' is not supported by this model"
+    )
+    assert post(emulator, "/v1/messages", {**body, "system": [block(10, "s", ttl="5m")]}).status_code == 200

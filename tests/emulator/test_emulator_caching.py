@@ -50,8 +50,7 @@ def test_1h_marker_lives_an_hour(api: Api) -> None:
 # -- where a marker may sit -----------------------------------------------------------------
 
 _PNG = base64.b64encode(
-    bytes.fromhex("89504e470d0a1a0a0000000d49484452000000640000006408020000")
-    + b"\x00" * 16
+    bytes.fromhex("89504e470d0a1a0a0000000d49484452000000640000006408020000") + b"\x00" * 16
 ).decode()
 _MARK = {"cache_control": {"type": "ephemeral"}}
 _BIG_TOOL = {"name": "lookup", "description": text_of(1100, "tool"), "input_schema": {"type": "object"}}
@@ -66,37 +65,82 @@ def _placements() -> dict[str, dict[str, Any]]:
         "user text": {"messages": [{"role": "user", "content": [block(1100, "u", mark=True)]}]},
         "assistant text": {
             "system": sys,
-            "messages": [*user(), {"role": "assistant", "content": [{"type": "text", "text": "ok", **_MARK}]}, *user()],
+            "messages": [
+                *user(),
+                {"role": "assistant", "content": [{"type": "text", "text": "ok", **_MARK}]},
+                *user(),
+            ],
         },
         "image": {
             "system": sys,
-            "messages": [{"role": "user", "content": [
-                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": _PNG}, **_MARK},
-                {"type": "text", "text": "what is it"},
-            ]}],
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "image",
+                            "source": {"type": "base64", "media_type": "image/png", "data": _PNG},
+                            **_MARK,
+                        },
+                        {"type": "text", "text": "what is it"},
+                    ],
+                }
+            ],
         },
         "document": {
             "system": sys,
-            "messages": [{"role": "user", "content": [
-                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "doc"}, **_MARK},
-                {"type": "text", "text": "summarize"},
-            ]}],
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "document",
+                            "source": {"type": "text", "media_type": "text/plain", "data": "doc"},
+                            **_MARK,
+                        },
+                        {"type": "text", "text": "summarize"},
+                    ],
+                }
+            ],
         },
         "tool_use": {
             "tools": [_BIG_TOOL],
-            "messages": [*user(), {"role": "assistant", "content": [{**tool_use, **_MARK}]},
-                         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"}]}],
+            "messages": [
+                *user(),
+                {"role": "assistant", "content": [{**tool_use, **_MARK}]},
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"}],
+                },
+            ],
         },
         "tool_result": {
             "tools": [_BIG_TOOL],
-            "messages": [*user(), {"role": "assistant", "content": [tool_use]},
-                         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "r", **_MARK}]}],
+            "messages": [
+                *user(),
+                {"role": "assistant", "content": [tool_use]},
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "r", **_MARK}],
+                },
+            ],
         },
         "text inside tool_result": {
             "tools": [_BIG_TOOL],
-            "messages": [*user(), {"role": "assistant", "content": [tool_use]},
-                         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
-                                                       "content": [{"type": "text", "text": "r", **_MARK}]}]}],
+            "messages": [
+                *user(),
+                {"role": "assistant", "content": [tool_use]},
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "toolu_1",
+                            "content": [{"type": "text", "text": "r", **_MARK}],
+                        }
+                    ],
+                },
+            ],
         },
     }
 
@@ -114,13 +158,18 @@ def test_marker_may_sit_on(api: Api, where: str) -> None:
 @pytest.mark.parametrize(
     ("content", "path"),
     [
-        ([{"type": "thinking", "thinking": "hmm", "signature": "s", **_MARK}], "messages.1.content.0.cache_control"),
+        (
+            [{"type": "thinking", "thinking": "hmm", "signature": "s", **_MARK}],
+            "messages.1.content.0.cache_control",
+        ),
         ([{"type": "redacted_thinking", "data": "xx", **_MARK}], "messages.1.content.0.cache_control"),
         ([{"type": "text", "text": "", **_MARK}], "messages.1.content.0.cache_control"),
     ],
     ids=["thinking", "redacted_thinking", "empty text"],
 )
-def test_marker_refused_on_thinking_and_empty_text(api: Api, content: list[dict[str, Any]], path: str) -> None:
+def test_marker_refused_on_thinking_and_empty_text(
+    api: Api, content: list[dict[str, Any]], path: str
+) -> None:
     with pytest.raises(anthropic.BadRequestError) as err:
         api.create(messages=[*user(), {"role": "assistant", "content": content}, *user()])
     assert err.value.status_code == 400
@@ -137,7 +186,9 @@ def test_prefix_runs_tools_system_messages_up_to_the_marked_block(api: Api) -> N
     prefix = api.count(tools=tools, system=system[:1], messages=user("x")) - 1  # "x" is one token
     first = usage_of(api.create(**params))
     assert first["write"] == prefix and first["input"] == api.count(**params) - prefix
-    changed_tail = usage_of(api.create(tools=tools, system=[system[0], block(50, "other")], messages=user("second")))
+    changed_tail = usage_of(
+        api.create(tools=tools, system=[system[0], block(50, "other")], messages=user("second"))
+    )
     assert changed_tail["read"] == prefix
     changed_tool = [{**tools[0], "description": text_of(600, "tool2")}]
     assert usage_of(api.create(tools=changed_tool, system=system, messages=user("third")))["read"] == 0
@@ -157,8 +208,15 @@ def test_at_most_four_markers(api: Api) -> None:
 def test_1h_marker_after_5m_marker_names_the_path(api: Api) -> None:
     content: list[dict[str, Any]] = [block(10, f"b{i}") for i in range(11)]
     content[2] = block(10, "five", ttl="5m")
-    content.append({"type": "tool_result", "tool_use_id": "toolu_1",
-                    "content": [{"type": "text", "text": "late", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]})
+    content.append(
+        {
+            "type": "tool_result",
+            "tool_use_id": "toolu_1",
+            "content": [
+                {"type": "text", "text": "late", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+            ],
+        }
+    )
     with pytest.raises(anthropic.BadRequestError) as err:
         api.create(messages=[{"role": "user", "content": content}])
     assert err.value.body["error"]["message"] == (
@@ -206,7 +264,12 @@ async def test_entry_usable_only_once_the_writing_response_started(emulator: Any
     from emulator_support import async_client
 
     control(emulator, "POST", "/_emulator/faults", json={"latency_s": 0.3})
-    params = {"model": MODEL, "max_tokens": 16, "system": [block(1100, "race", mark=True)], "messages": user()}
+    params = {
+        "model": MODEL,
+        "max_tokens": 16,
+        "system": [block(1100, "race", mark=True)],
+        "messages": user(),
+    }
     async with async_client(emulator) as client:
         both = await asyncio.gather(client.messages.create(**params), client.messages.create(**params))
         assert [usage_of(m)["read"] for m in both] == [0, 0]
@@ -217,11 +280,15 @@ async def test_entry_usable_only_once_the_writing_response_started(emulator: Any
 # -- minimum length -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", ["claude-opus-5", "claude-sonnet-4-6", "claude-opus-4-7", "claude-haiku-4-5"])
+@pytest.mark.parametrize(
+    "model", ["claude-opus-5", "claude-sonnet-4-6", "claude-opus-4-7", "claude-haiku-4-5"]
+)
 def test_minimum_cacheable_length_per_model(api: Api, model: str) -> None:
     minimum = capabilities().model(model).min_cache_tokens
     for _ in range(2):
-        short = usage_of(api.create(model=model, system=[block(minimum - 1, "short", mark=True)], messages=user()))
+        short = usage_of(
+            api.create(model=model, system=[block(minimum - 1, "short", mark=True)], messages=user())
+        )
         assert (short["write"], short["read"], short["input"]) == (0, 0, minimum)
     enough = usage_of(api.create(model=model, system=[block(minimum, "long", mark=True)], messages=user()))
     assert (enough["write"], enough["input"]) == (minimum, 1)
@@ -244,7 +311,10 @@ def test_automatic_caching_takes_one_of_the_four_slots(api: Api) -> None:
     system = [block(400, f"s{i}", mark=True) for i in range(4)]
     with pytest.raises(anthropic.BadRequestError) as err:
         api.create(extra_body=_AUTO, system=system, messages=user())
-    assert err.value.body["error"]["message"] == "A maximum of 4 blocks with cache_control may be provided. Found 5."
+    assert (
+        err.value.body["error"]["message"]
+        == "A maximum of 4 blocks with cache_control may be provided. Found 5."
+    )
     assert usage_of(api.create(extra_body=_AUTO, system=system[:3], messages=user("hello")))["write"] == 1202
 
 
@@ -267,8 +337,13 @@ def test_cache_prices_are_the_multipliers_on_the_input_price(api: Api) -> None:
     api.create(system=[block(1100, "p1", ttl="1h"), block(300, "p2", ttl="5m")], messages=user())
     api.create(system=[block(1100, "p1", ttl="1h"), block(300, "p2", ttl="5m")], messages=user())
     bill = control(api.emulator, "GET", "/_emulator/billing")
-    expected = (1100 * prices.cache_write_1h + 300 * prices.cache_write_5m + 1400 * prices.cache_read
-                + 2 * prices.input + bill["output_tokens"] * prices.output) / 1e6
+    expected = (
+        1100 * prices.cache_write_1h
+        + 300 * prices.cache_write_5m
+        + 1400 * prices.cache_read
+        + 2 * prices.input
+        + bill["output_tokens"] * prices.output
+    ) / 1e6
     assert bill["cost_usd"] == pytest.approx(expected)
 
 
@@ -280,7 +355,9 @@ def test_cache_multipliers_stack_with_the_batch_discount(emulator: Any) -> None:
     assert batch["service_tier"] == "batch" and batch["cache_creation_input_tokens"] == 1100
     std_cost = state.billing.snapshot("std")["cost_usd"]
     assert standard["output_tokens"] == batch["output_tokens"]
-    assert state.billing.snapshot("bat")["cost_usd"] == pytest.approx(std_cost * capabilities().multipliers["batch"])
+    assert state.billing.snapshot("bat")["cost_usd"] == pytest.approx(
+        std_cost * capabilities().multipliers["batch"]
+    )
 
 
 def test_mixed_ttl_billing_reads_to_a_then_1h_to_b_then_5m_to_c(api: Api) -> None:
@@ -299,18 +376,32 @@ def test_mixed_ttl_billing_reads_to_a_then_1h_to_b_then_5m_to_c(api: Api) -> Non
 
 def _layered(**changes: Any) -> dict[str, Any]:
     """Markers on a tool (1100), a system block (+300) and a user block (+300)."""
-    tool = {"name": "lookup", "description": text_of(1100, changes.pop("tool_tag", "tool")),
-            "input_schema": {"type": "object"}, **_MARK}
+    tool = {
+        "name": "lookup",
+        "description": text_of(1100, changes.pop("tool_tag", "tool")),
+        "input_schema": {"type": "object"},
+        **_MARK,
+    }
     content: list[dict[str, Any]] = [block(300, "msg", mark=True), {"type": "text", "text": "question"}]
     if changes.pop("image", False):
-        content.insert(0, {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": _PNG}})
+        content.insert(
+            0, {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": _PNG}}
+        )
     if "citations" in changes:
-        doc = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "d"},
-               "citations": {"enabled": changes.pop("citations")}}
+        doc = {
+            "type": "document",
+            "source": {"type": "text", "media_type": "text/plain", "data": "d"},
+            "citations": {"enabled": changes.pop("citations")},
+        }
         content.append(doc)
     tools = [tool, *changes.pop("extra_tools", [])]
-    params = {"tools": tools, "system": [block(300, "sys", mark=True)],
-              "messages": [{"role": "user", "content": content}], "max_tokens": 2048, **changes}
+    params = {
+        "tools": tools,
+        "system": [block(300, "sys", mark=True)],
+        "messages": [{"role": "user", "content": content}],
+        "max_tokens": 2048,
+        **changes,
+    }
     return params
 
 
@@ -326,7 +417,16 @@ def _layered(**changes: Any) -> dict[str, Any]:
         ({"image": True}, "tools and system"),
         ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "tools and system"),
     ],
-    ids=["nothing", "tool definition", "speed", "citations", "web search", "tool_choice", "images", "thinking"],
+    ids=[
+        "nothing",
+        "tool definition",
+        "speed",
+        "citations",
+        "web search",
+        "tool_choice",
+        "images",
+        "thinking",
+    ],
 )
 def test_what_invalidates_what(api: Api, change: dict[str, Any], still_cached: str) -> None:
     base = {"citations": False} if "citations" in change else {}
@@ -354,7 +454,10 @@ def test_prewarm_with_max_tokens_0_bills_only_the_write(api: Api) -> None:
     [
         ({"stream": True}, "stream"),
         ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "thinking"),
-        ({"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}}, "output_config.format"),
+        (
+            {"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}},
+            "output_config.format",
+        ),
         ({"tools": [_BIG_TOOL], "tool_choice": {"type": "tool", "name": "lookup"}}, "a forced tool_choice"),
     ],
     ids=["stream", "thinking", "output format", "forced tool"],
@@ -362,7 +465,9 @@ def test_prewarm_with_max_tokens_0_bills_only_the_write(api: Api) -> None:
 def test_prewarm_refused_with(api: Api, extra: dict[str, Any], what: str) -> None:
     with pytest.raises(anthropic.BadRequestError) as err:
         api.create(max_tokens=0, messages=user(), extra_body=extra)
-    assert err.value.body["error"]["message"] == f"max_tokens: 0 (cache pre-warming) cannot be used with {what}"
+    assert (
+        err.value.body["error"]["message"] == f"max_tokens: 0 (cache pre-warming) cannot be used with {what}"
+    )
 
 
 def test_prewarm_refused_inside_a_batch(emulator: Any) -> None:

@@ -24,8 +24,15 @@ def test_billing_totals_and_per_key_records(emulator: Any) -> None:
     cached = {**BODY, "system": [block(1100, "bill", mark=True)]}
     usages = [usage_of(sync_client(emulator, key).messages.create(**cached)) for key in ("a", "a", "b")]
     bill = control(emulator, "GET", "/_emulator/billing")
-    for field in ("requests_standard", "requests_batch", "input_tokens", "cache_write_tokens",
-                  "cache_read_tokens", "output_tokens", "cost_usd"):
+    for field in (
+        "requests_standard",
+        "requests_batch",
+        "input_tokens",
+        "cache_write_tokens",
+        "cache_read_tokens",
+        "output_tokens",
+        "cost_usd",
+    ):
         assert bill[field] == pytest.approx(sum(r[field] for r in bill["by_key"].values())), field
     assert bill["requests_standard"] == 3 and bill["requests_batch"] == 0
     assert bill["cache_write_tokens"] == 2200 and bill["cache_read_tokens"] == 1100
@@ -98,7 +105,9 @@ def test_faults_are_deterministic_by_seed(emulator: Any) -> None:
     control(emulator, "POST", "/_emulator/faults", json={"seed": 7})
     assert _outcomes(emulator, 40) == first
     assert set(first) == {"200", "429", "529", "500", "drop"}
-    types = {r["status"] for r in control(emulator, "GET", "/_emulator/requests", params={"last": 40})["data"]}
+    types = {
+        r["status"] for r in control(emulator, "GET", "/_emulator/requests", params={"last": 40})["data"]
+    }
     assert {429, 529, 500} <= types
 
 

@@ -25,7 +25,9 @@ class Weather(pydantic.BaseModel):
 
 def test_invoke(emulator: Any) -> None:
     reply = chat(emulator).invoke("what is the capital of France?")
-    assert isinstance(reply, AIMessage) and str(reply.content).startswith("echo: what is the capital of France?")
+    assert isinstance(reply, AIMessage) and str(reply.content).startswith(
+        "echo: what is the capital of France?"
+    )
     assert reply.usage_metadata is not None and reply.usage_metadata["output_tokens"] > 0
 
 
@@ -74,21 +76,32 @@ def test_with_structured_output_include_raw(emulator: Any, method: str) -> None:
 
 
 def test_structured_output_from_a_dict_schema(emulator: Any) -> None:
-    schema = {"title": "Pick", "type": "object", "properties": {"choice": {"type": "string", "enum": ["a", "b"]}},
-              "required": ["choice"]}
-    assert chat(emulator).with_structured_output(schema, method="json_schema").invoke("pick") == {"choice": "a"}
+    schema = {
+        "title": "Pick",
+        "type": "object",
+        "properties": {"choice": {"type": "string", "enum": ["a", "b"]}},
+        "required": ["choice"],
+    }
+    assert chat(emulator).with_structured_output(schema, method="json_schema").invoke("pick") == {
+        "choice": "a"
+    }
 
 
 def test_usage_metadata_reports_cache_details(emulator: Any) -> None:
     model = chat(emulator)
-    system = SystemMessage(content=[{"type": "text", "text": text_of(1100, "lc"),
-                                     "cache_control": {"type": "ephemeral"}}])
+    system = SystemMessage(
+        content=[{"type": "text", "text": text_of(1100, "lc"), "cache_control": {"type": "ephemeral"}}]
+    )
     first = model.invoke([system, HumanMessage("first")])
     second = model.invoke([system, HumanMessage("second")])
     d1 = first.usage_metadata["input_token_details"]  # type: ignore[index]
     d2 = second.usage_metadata["input_token_details"]  # type: ignore[index]
     # langchain-anthropic reports a write by TTL and zeroes the generic key when the split is given
-    assert (d1["ephemeral_5m_input_tokens"], d1["ephemeral_1h_input_tokens"], d1["cache_read"]) == (1100, 0, 0)
+    assert (d1["ephemeral_5m_input_tokens"], d1["ephemeral_1h_input_tokens"], d1["cache_read"]) == (
+        1100,
+        0,
+        0,
+    )
     assert first.usage_metadata["input_tokens"] == 1100 + 2  # type: ignore[index]
     assert d2["cache_read"] == 1100 and d2["cache_creation"] == 0
     assert second.usage_metadata["input_tokens"] == 1100 + 2  # type: ignore[index]
