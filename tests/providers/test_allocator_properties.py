@@ -122,3 +122,22 @@ def test_the_emulator_accepts_every_marker_layout(
             sdk.messages.create(**out)
         except anthropic.BadRequestError as exc:
             assert "cache_control" not in exc.message, exc.message
+
+
+@FAST
+@given(payloads(), plans, transports)
+def test_valid_caller_markers_are_all_kept(payload: dict[str, Any], plan: CachePlan, transport: str) -> None:
+    before = [b for b in iter_blocks(payload) if b.cache_control]
+    ttls = [(b.cache_control or {}).get("ttl", "5m") for b in before]
+    valid = (
+        "cache_control" not in payload
+        and len(before) <= 4
+        and all(b.markable for b in before)
+        and ("5m" not in ttls or "1h" not in ttls[ttls.index("5m") :])
+    )
+    if not valid:
+        return
+    out = BreakpointAllocator(transport=transport).apply(payload, plan, call_site="p", now=1.0)  # type: ignore[arg-type]
+    after = {b.dotted: b.cache_control for b in iter_blocks(out.payload) if b.cache_control}
+    for block in before:
+        assert after.get(block.dotted) == block.cache_control, f"caller marker at {block.dotted} changed"
