@@ -96,10 +96,9 @@ def _stack(frame: FrameType | None, root: FrameType | None) -> Iterator[FrameTyp
 
 
 def _current_task() -> asyncio.Task[Any] | None:
-    try:
-        return asyncio.current_task()
-    except RuntimeError:  # no running event loop: plain synchronous code
+    if asyncio.events._get_running_loop() is None:  # plain synchronous code (asking would raise)
         return None
+    return asyncio.current_task()
 
 
 def _awaiting_frames(task: asyncio.Task[Any]) -> Iterator[FrameType]:

@@ -8,7 +8,6 @@ is what the policy saved (negative when a cache write was never read back).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -55,8 +54,7 @@ def _costs(model: str, parsed: Usage) -> dict[str, float]:
     caps = capabilities()
     info = _model(caps, model)
     realized = info.cost(parsed, batch_multiplier=caps.multipliers["batch"])
-    plain = replace(
-        Usage(),
+    plain = Usage(
         input_tokens=parsed.input_tokens + parsed.cache_write_tokens + parsed.cache_read_tokens,
         output_tokens=parsed.output_tokens,
     )

@@ -6,9 +6,12 @@ sink and error type) on the ``llm_policy.ledger`` logger and the call goes on.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,16 +26,25 @@ logger = logging.getLogger("llm_policy.ledger")
 class Sink(Protocol):
     def write(self, record: dict[str, Any]) -> None: ...
 
+    def flush(self) -> None: ...
+
     def close(self) -> None: ...
 
 
 class JsonLinesSink:
-    """Appends one JSON object per line; the file and its folder are created on first write."""
+    """Appends one JSON object per line; the file and its folder are created on first write.
 
-    def __init__(self, path: str | Path) -> None:
+    Lines reach the file at most ``flush_interval`` seconds after they are written (and on
+    ``flush``/``close``), so a busy process pays one write per interval, not one per call.
+    """
+
+    def __init__(self, path: str | Path, *, flush_interval: float = 1.0) -> None:
         self.path = Path(path)
+        self.flush_interval = flush_interval
         self._lock = threading.Lock()
         self._file: Any = None
+        self._flushed = 0.0
+        _open_files.add(self)
 
     def write(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
@@ -41,13 +53,30 @@ class JsonLinesSink:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = self.path.open("a", encoding="utf-8")
             self._file.write(line)
-            self._file.flush()
+            now = time.monotonic()
+            if now - self._flushed >= self.flush_interval:
+                self._file.flush()
+                self._flushed = now
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
 
     def close(self) -> None:
         with self._lock:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+_open_files: weakref.WeakSet[JsonLinesSink] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for sink in list(_open_files):
+        sink.flush()
 
 
 class LoggingSink:
@@ -71,6 +100,9 @@ class LoggingSink:
             cost.get("counterfactual_usd"),
             extra={"llm_policy_decision": record},
         )
+
+    def flush(self) -> None:
+        return None
 
     def close(self) -> None:
         return None
@@ -120,6 +152,11 @@ class DecisionLog:
         if key not in self._reported:
             self._reported.add(key)
             logger.warning(message, exc)
+
+    def flush(self) -> None:
+        """Push buffered records to their files (reading the log right after calls)."""
+        for sink in self.sinks:
+            sink.flush()
 
     def close(self) -> None:
         for sink in self.sinks:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from engine.adapter import PolicyEngine
+from engine.ledger import DecisionLog, JsonLinesSink, LoggingSink
 
 RULES_ALL_SITES = """\
     - name: indexing
@@ -72,7 +73,9 @@ def make_engine(tmp_path: Path) -> Iterator[Callable[..., PolicyEngine]]:
         engine = PolicyEngine.from_file(
             path,
             state=f"sqlite:///{tmp_path}/state.db",
-            decision_log=tmp_path / "decisions.jsonl",
+            decision_log=DecisionLog(
+                [LoggingSink(), JsonLinesSink(tmp_path / "decisions.jsonl", flush_interval=0)]
+            ),
             batch_poll_interval=0.05,
         )
         engines.append(engine)

@@ -103,6 +103,7 @@ async def test_the_guide_turns_one_call_site_on_and_off(
     for _ in range(2):
         await run_python(call_site, namespace)
     assert isinstance(namespace["metadata"], DocumentMetadata)
+    aimodels["POLICY_ENGINE"].log.flush()
     written = records(log)
     assert [(r["call_site"], r["rule"]) for r in written] == [
         ("indexing.doc_extraction.extract_metadata", "extraction")
