@@ -388,10 +388,10 @@ def test_usage_fields_add_up(api: Api) -> None:
     assert u["tier"] == "standard" and u["output"] > 0
 
 
-def test_models_without_1h_ttl_refuse_1h_markers(emulator: Any, tmp_path: Any, monkeypatch: Any) -> None:
+def test_model_table_is_operator_data(emulator: Any, tmp_path: Any, monkeypatch: Any) -> None:
     override = tmp_path / "models.yaml"
     override.write_text(
-        "models:\n  - family: claude-short-only\n    match: [claude-short-only]\n    min_cache_tokens: 1024\n"
+        "models:\n  - family: claude-short-only\n    match: [claude-short-only]\n    min_cache_tokens: 2000\n"
         "    prices: {input: 3, cache_write_5m: 3.75, cache_write_1h: 6, cache_read: 0.3, output: 15}\n"
         "    ttl_1h: false\n"
     )
@@ -403,3 +403,11 @@ def test_models_without_1h_ttl_refuse_1h_markers(emulator: Any, tmp_path: Any, m
         r.json()["error"]["message"] == "system.0.cache_control.ttl: ttl='1h' is not supported by this model"
     )
     assert post(emulator, "/v1/messages", {**body, "system": [block(10, "s", ttl="5m")]}).status_code == 200
+    # the minimum cacheable length comes from the same data: 1500 tokens is below this family's 2000
+    below = post(emulator, "/v1/messages", {**body, "system": [block(1500, "s", ttl="5m")]}).json()["usage"]
+    assert (below["cache_creation_input_tokens"], below["input_tokens"]) == (
+        0,
+        1500 + 3,
+    )  # "hello there" is 3 tokens
+    at = post(emulator, "/v1/messages", {**body, "system": [block(2000, "s", ttl="5m")]}).json()["usage"]
+    assert at["cache_creation_input_tokens"] == 2000
