@@ -2,9 +2,9 @@
 
 
 # -- the Anthropic emulator: one real server per test session ------------------------------
-from collections.abc import Iterator as _Iterator  # noqa: E402
+from collections.abc import Iterator as _Iterator
 
-import pytest as _pytest  # noqa: E402
+import pytest as _pytest
 
 
 @_pytest.fixture(scope="session")
