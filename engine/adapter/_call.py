@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.adapter.callsite import resolve_call_site
+from engine.adapter.callsite import CallSiteSource, resolve_call_site
 from engine.decision import BatchPlan, CachePlan, CallContext, Decision, in_rollout
 from engine.ledger import (
     CallShape,
@@ -60,16 +60,20 @@ class Binding:
     transport: Transport
     role: str | None
 
+    def context(
+        self, model: str, metadata: Mapping[str, Any] | None, caller: str | None = None
+    ) -> tuple[CallContext, CallSiteSource]:
+        """The call's identity; ``caller`` is a code location captured before LangChain's tasks."""
+        site, source, role = resolve_call_site(metadata, self.role, caller=caller)
+        return CallContext(call_site=site, role=role, provider=self.provider, model=model), source
+
     def pools(self, model: str, metadata: Mapping[str, Any] | None) -> bool:
         """Whether an ``ainvoke`` with this metadata goes to the ``accumulate`` pool (enforced, supported).
 
         Asked before the payload exists, so a partial ``rollout`` cannot be applied here:
         such a call is sent unstreamed even when its hash falls outside the rollout.
         """
-        site, _source, role = resolve_call_site(metadata, self.role)
-        decision = self.engine.decide(
-            CallContext(call_site=site, role=role, provider=self.provider, model=model)
-        )
+        decision = self.engine.decide(self.context(model, metadata)[0])
         if decision is None or decision.mode != "enforce":
             return False
         try:
@@ -83,23 +87,20 @@ class Binding:
     ) -> CallRun | None:
         """A run for this call, or None when the engine is off for it (nothing to do, nothing logged)."""
         started = time.perf_counter()
-        site, source, role = resolve_call_site(metadata, self.role)
-        if source == "code" and caller is not None:
-            site = caller
-        ctx = CallContext(call_site=site, role=role, provider=self.provider, model=model)
+        ctx, source = self.context(model, metadata, caller)
         decision = self.engine.decide(ctx)
         if decision is None:
             return None
         support = _support(decision, self.transport, model)
         record = DecisionRecord(
-            call_site=site,
+            call_site=ctx.call_site,
             call_site_source=source,
             call=shape,
             latency_tolerance=latency_of(shape),
             model=model,
             provider=self.provider,
             transport=self.transport,
-            role=role,
+            role=ctx.role,
             policy=PolicyRef(
                 decision.policy_name, decision.version, decision.revision, decision.mode, decision.rollout
             ),

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from types import CodeType, FrameType
 from typing import Any, Literal
 
-__all__ = ["CallSite", "code_location", "resolve_call_site"]
+__all__ = ["CallSite", "CallSiteSource", "code_location", "resolve_call_site"]
 
 CallSiteSource = Literal["metadata", "role", "code"]
 CallSite = tuple[str, CallSiteSource, str | None]
@@ -136,8 +136,11 @@ def code_location(frame: FrameType | None = None) -> str:
     return found or UNKNOWN
 
 
-def resolve_call_site(metadata: Mapping[str, Any] | None, role: str | None) -> CallSite:
-    """``(call_site, source, role)`` for one call; ``role`` is the one the model was built for."""
+def resolve_call_site(
+    metadata: Mapping[str, Any] | None, role: str | None, *, caller: str | None = None
+) -> CallSite:
+    """``(call_site, source, role)`` for one call; ``role`` is the one the model was built for,
+    ``caller`` a code location already resolved (where ``abatch`` was called)."""
     meta = metadata or {}
     caller_role = meta.get("role")
     role = caller_role if isinstance(caller_role, str) and caller_role else role
@@ -146,4 +149,4 @@ def resolve_call_site(metadata: Mapping[str, Any] | None, role: str | None) -> C
         return site, "metadata", role
     if role:
         return role, "role", role
-    return code_location(sys._getframe(1)), "code", role
+    return caller or code_location(sys._getframe(1)), "code", role
