@@ -9,6 +9,7 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+from anthropic.types.messages import MessageBatchSucceededResult
 from test_batches_support import API_KEY, MODEL, Emu, counts, emu, item, items, results_by_id, wait_ended
 
 __all__ = ["emu"]
@@ -93,7 +94,7 @@ def test_batch_items_cost_half_of_the_same_standard_request(emu: Emu) -> None:
     params = item("x", "price me please", max_tokens=64)["params"]
     emu.client.messages.create(**params)
     standard = emu.billing()["cost_usd"]
-    batch = emu.client.messages.batches.create(requests=[{"custom_id": "x", "params": params}])  # type: ignore[list-item]
+    batch = emu.client.messages.batches.create(requests=[{"custom_id": "x", "params": params}])
     message = results_by_id(emu.client, wait_ended(emu.client, batch.id).id)["x"].message
     assert message.usage.service_tier == "batch"
     bill = emu.billing()
@@ -121,8 +122,10 @@ def test_a_prefix_warmed_by_an_ordinary_request_is_read_inside_the_batch(emu: Em
 def test_inside_a_cold_batch_the_first_processed_item_writes_and_later_ones_read(emu: Emu) -> None:
     batch = emu.client.messages.batches.create(requests=[_cached_item(f"d{i}") for i in range(6)])  # type: ignore[misc]
     wait_ended(emu.client, batch.id)
-    usages = [line.result.message.usage for line in emu.client.messages.batches.results(batch.id)]
-    assert usages[0].cache_creation_input_tokens > 0 and usages[0].cache_read_input_tokens == 0
+    results = [line.result for line in emu.client.messages.batches.results(batch.id)]
+    usages = [r.message.usage for r in results if isinstance(r, MessageBatchSucceededResult)]
+    assert len(usages) == 6
+    assert (usages[0].cache_creation_input_tokens or 0) > 0 and usages[0].cache_read_input_tokens == 0
     assert all(u.cache_read_input_tokens == usages[0].cache_creation_input_tokens for u in usages[1:])
     assert emu.billing()["cache_write_tokens"] == usages[0].cache_creation_input_tokens
 
