@@ -67,10 +67,10 @@ class Batch:
     archived_at: float | None = None
     discarded: bool = False
     task: asyncio.Task[None] | None = None
+    total: int = field(init=False)
 
-    @property
-    def total(self) -> int:
-        return len(self.custom_ids)
+    def __post_init__(self) -> None:
+        self.total = len(self.custom_ids)
 
     def to_json(self, base_url: str) -> dict[str, Any]:
         """The ``message_batch`` object; ``results_url`` points back at ``base_url``."""
@@ -99,7 +99,8 @@ class Batch:
         self.end(at)
 
     def end(self, at: float) -> None:
-        """Mark the batch ended at ``at``; its items are no longer needed."""
+        """Mark the batch ended at ``at``; its items, ids and order are no longer needed."""
+        self.custom_ids, self.order = [], array("I")
         self.status = "ended"
         self.ended_at = at
         self.items.close()
