@@ -12,6 +12,7 @@ the 2-core reference machine.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -19,17 +20,20 @@ from concurrent.futures import ProcessPoolExecutor
 
 import httpx
 
-SERVER = (
-    "import argparse, sys\n"
-    "from engine.cli import emulator\n"
-    "p = argparse.ArgumentParser(); emulator.register(p.add_subparsers())\n"
-    "a = p.parse_args(sys.argv[1:]); sys.exit(a.handler(a))\n"
-)
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of ``pid`` (Linux /proc), None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _start_server() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, "emulator", "--port", "0"],
+        [sys.executable, "-m", "engine", "emulator", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -81,16 +85,24 @@ def main() -> int:
     args = parser.parse_args()
     proc, base_url = _start_server()
     try:
+        cpu_before = _cpu_seconds(proc.pid)
         elapsed, errors = _drive(base_url, args.requests, args.clients, args.stream_share)
+        cpu_after = _cpu_seconds(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
     done = args.requests // args.clients * args.clients
-    rate = done / elapsed
     print(
         f"emulator: {done} requests, {args.clients} client processes, "
-        f"stream share {args.stream_share:.0%}: {elapsed:.2f} s, {rate:.0f} requests/s, {len(errors)} errors"
+        f"stream share {args.stream_share:.0%}: {elapsed:.2f} s, {done / elapsed:.0f} requests/s, "
+        f"{len(errors)} errors"
     )
+    if cpu_before is not None and cpu_after is not None and cpu_after > cpu_before:
+        per_request = (cpu_after - cpu_before) / done
+        print(
+            f"server CPU: {per_request * 1e6:.0f} us per request, "
+            f"{1 / per_request:.0f} requests/s per fully used core"
+        )
     return 1 if errors else 0
 
 
