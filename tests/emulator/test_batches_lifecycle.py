@@ -19,6 +19,7 @@ from test_batches_support import (
     wait_ended,
 )
 
+from engine.emulator.batches_spool import CHUNK_BYTES
 from engine.emulator.batches_worker import process_slice
 
 __all__ = ["emu"]
@@ -175,3 +176,15 @@ async def test_cancel_on_the_async_client(emu: Emu) -> None:
     assert counts(ended)["canceled"] == 2
     assert ended.cancel_initiated_at == canceling.cancel_initiated_at
     await client.close()
+
+
+def test_results_larger_than_one_streamed_chunk_parse_line_by_line(emu: Emu) -> None:
+    batch = emu.client.messages.batches.create(requests=items(1500, "big"))  # type: ignore[arg-type]
+    url = wait_ended(emu.client, batch.id).results_url
+    assert url is not None
+    with httpx.stream("GET", url, headers={"x-api-key": API_KEY}) as reply:
+        chunks = list(reply.iter_raw())
+    assert len(chunks) > 1 and sum(map(len, chunks)) > CHUNK_BYTES
+    results = results_by_id(emu.client, batch.id)
+    assert sorted(results) == sorted(f"big-{i}" for i in range(1500))
+    assert {r.type for r in results.values()} == {"succeeded"}
