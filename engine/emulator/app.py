@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,7 +19,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from engine.emulator.errors import ERROR_TYPES, ApiError, invalid_request
+from engine.emulator.control import control_routes
+from engine.emulator.errors import ERROR_TYPES, ApiError
 from engine.emulator.faults import DROP, draw_fault
 from engine.emulator.sse import sse_events
 from engine.emulator.state import EmulatorState
@@ -79,60 +79,6 @@ def _message_routes(state: EmulatorState) -> list[BaseRoute]:
     ]
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    body = await read_json(request, 1 << 20)
-    if not isinstance(body, dict):
-        raise invalid_request("body: Input should be a JSON object")
-    return body
-
-
-def _control_routes(state: EmulatorState) -> list[BaseRoute]:
-    async def billing(request: Request) -> Response:
-        return JSONResponse(state.billing.snapshot(request.query_params.get("api_key")))
-
-    async def requests(request: Request) -> Response:
-        raw = request.query_params.get("last", "100")
-        if not raw.isdigit():
-            raise invalid_request(f"last: expected a non-negative integer, got {raw!r}")
-        return JSONResponse({"data": state.recent_requests(int(raw))})
-
-    async def reset(request: Request) -> Response:
-        state.reset()
-        return JSONResponse({"reset": True, "now": state.clock.now()})
-
-    async def clock(request: Request) -> Response:
-        if request.method == "POST":
-            body = await _json_object(request)
-            step = body.get("advance_s")
-            if isinstance(step, bool) or not isinstance(step, int | float) or step < 0:
-                raise invalid_request(f"advance_s: expected a number of seconds >= 0, got {step!r}")
-            state.clock.advance(float(step))
-        return JSONResponse({"now": state.clock.now(), "offset_s": state.clock.offset})
-
-    async def faults(request: Request) -> Response:
-        if request.method == "POST":
-            body = await _json_object(request)
-            try:
-                with state.lock:
-                    state.config.update(body)
-                    if "seed" in body:
-                        state.reseed(int(body["seed"]))
-            except ValueError as exc:
-                raise invalid_request(str(exc)) from exc
-        return JSONResponse(state.config.as_dict())
-
-    return [
-        Route("/_emulator/billing", billing, methods=["GET"]),
-        Route("/_emulator/requests", requests, methods=["GET"]),
-        Route("/_emulator/reset", reset, methods=["POST"]),
-        Route("/_emulator/clock", clock, methods=["GET", "POST"]),
-        Route("/_emulator/faults", faults, methods=["GET", "POST"]),
-    ]
-
-
 def _batch_routes(state: EmulatorState) -> list[BaseRoute]:
     try:
         module = importlib.import_module("engine.emulator.batches")
@@ -161,7 +107,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def build_app(state: EmulatorState) -> Starlette:
     """The ASGI app serving ``state``."""
     app = Starlette(
-        routes=[*_message_routes(state), *_batch_routes(state), *_control_routes(state)],
+        routes=[*_message_routes(state), *_batch_routes(state), *control_routes(state)],
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
     )
