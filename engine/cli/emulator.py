@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             batch_expire_rate=args.batch_expire_rate,
             latency_s=args.latency,
             batch_latency_s=args.batch_latency,
+            requests_log_size=args.requests_log_size,
         )
     except ValueError as exc:
         print(f"llm-policy emulator: {exc}", file=sys.stderr)
