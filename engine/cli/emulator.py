@@ -46,6 +46,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--latency", type=_seconds, default=0.0, help="seconds added before each response starts")
     p.add_argument("--batch-latency", type=_seconds, default=1.0, help="seconds a batch stays in_progress")
     p.add_argument(
+        "--requests-log-size", type=int, default=1000, help="requests kept for GET /_emulator/requests"
+    )
+    p.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )
     p.set_defaults(handler=run)
