@@ -411,3 +411,11 @@ def test_model_table_is_operator_data(emulator: Any, tmp_path: Any, monkeypatch:
     )  # "hello there" is 3 tokens
     at = post(emulator, "/v1/messages", {**body, "system": [block(2000, "s", ttl="5m")]}).json()["usage"]
     assert at["cache_creation_input_tokens"] == 2000
+
+
+def test_the_beta_client_path_works(emulator: Any) -> None:
+    client = sync_client(emulator)
+    m = client.beta.messages.create(**simple("beta route"), betas=["extended-cache-ttl-2025-04-11"])
+    assert m.content[0].text.startswith("echo: beta route")
+    counted = client.beta.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "beta route"}])
+    assert counted.input_tokens == 3
