@@ -52,7 +52,9 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def make_server(state: EmulatorState, *, log_level: str = "warning") -> uvicorn.Server:
-    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietDrops) for f in log.filters):
+        log.addFilter(_QuietDrops())
     config = uvicorn.Config(
         build_app(state), log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=30
     )
