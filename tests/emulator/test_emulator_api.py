@@ -417,5 +417,7 @@ def test_the_beta_client_path_works(emulator: Any) -> None:
     client = sync_client(emulator)
     m = client.beta.messages.create(**simple("beta route"), betas=["extended-cache-ttl-2025-04-11"])
     assert m.content[0].text.startswith("echo: beta route")
-    counted = client.beta.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "beta route"}])
+    counted = client.beta.messages.count_tokens(
+        model=MODEL, messages=[{"role": "user", "content": "beta route"}]
+    )
     assert counted.input_tokens == 3
