@@ -263,7 +263,7 @@ async def test_entry_usable_only_once_the_writing_response_started(emulator: Any
 
     from emulator_support import async_client
 
-    control(emulator, "POST", "/_emulator/faults", json={"latency_s": 0.3})
+    control(emulator, "POST", "/_emulator/faults", json={"latency_s": 0.8})
     params = {
         "model": MODEL,
         "max_tokens": 16,
