@@ -33,7 +33,7 @@ from engine.adapter import _batch
 from engine.adapter._call import Binding, CallRun
 from engine.ledger import CallShape
 
-__all__ = ["active", "policied_class", "wrap_model"]
+__all__ = ["PolicyHooks", "active", "policied_class", "wrap_model"]
 
 #: The run whose payload ``_get_request_payload`` is building, set around the parent's methods.
 _RUN: contextvars.ContextVar[tuple[CallRun, bool] | None] = contextvars.ContextVar(
@@ -113,70 +113,87 @@ def _as_parent(parent: type[Any], state: Any) -> Any:
     return model
 
 
-def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
-    def start(self: Any, shape: CallShape, run_manager: Any) -> CallRun | None:
-        streamed = shape in ("stream", "astream")
-        metadata = _stream_metadata(run_manager) if streamed else _metadata(run_manager)
-        return binding.start(str(self.model), _batch.shape_for(shape), metadata, caller=_batch.caller())
+def _binding(model: Any) -> Binding:
+    binding: Binding = type(model).__llm_policy_binding__
+    return binding
+
+
+def _parent(model: Any) -> type[Any]:
+    parent: type[Any] = type(model).__llm_policy_parent__
+    return parent
+
+
+def _start(model: Any, shape: CallShape, run_manager: Any) -> CallRun | None:
+    streamed = shape in ("stream", "astream")
+    metadata = _stream_metadata(run_manager) if streamed else _metadata(run_manager)
+    return _binding(model).start(str(model.model), _batch.shape_for(shape), metadata, caller=_batch.caller())
+
+
+class PolicyHooks:
+    """The methods the hooked subclass overrides; each ends in the parent's own (``super()``)."""
 
     def _get_request_payload(
-        self: Any, input_: Any, *, stop: list[str] | None = None, **kwargs: Any
+        self, input_: Any, *, stop: list[str] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        payload: dict[str, Any] = parent._get_request_payload(self, input_, stop=stop, **kwargs)
+        payload: dict[str, Any] = super()._get_request_payload(input_, stop=stop, **kwargs)  # type: ignore[misc]
         current = _RUN.get()
         if current is None:
             return payload
         run, batch = current
         return run.apply(payload, batch=batch)
 
-    def _should_stream(self: Any, *, async_api: bool, run_manager: Any = None, **kwargs: Any) -> bool:
-        streams: bool = parent._should_stream(self, async_api=async_api, run_manager=run_manager, **kwargs)
+    def _should_stream(self, *, async_api: bool, run_manager: Any = None, **kwargs: Any) -> bool:
+        streams: bool = super()._should_stream(  # type: ignore[misc]
+            async_api=async_api, run_manager=run_manager, **kwargs
+        )
         if not streams or run_manager is None:
             return streams
         if _batch.prepared() is not None:
             return False
-        if async_api and binding.pools(str(self.model), _metadata(run_manager)):
+        if async_api and _binding(self).pools(str(self.model), _metadata(run_manager)):  # type: ignore[attr-defined]
             return False  # an ainvoke the pool will hold goes through _agenerate, not streamed
         # invoke on a streaming model: LangChain calls _stream without the run manager
         _STREAM_METADATA.set(_metadata(run_manager))
         return True
 
     def _generate(
-        self: Any,
+        self,
         messages: list[BaseMessage],
         stop: list[str] | None = None,
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        run = start(self, "invoke", run_manager)
+        direct = super()._generate  # type: ignore[misc]
+        run = _start(self, "invoke", run_manager)
         if run is None:
-            result: ChatResult = parent._generate(self, messages, stop, run_manager, **kwargs)
+            result: ChatResult = direct(messages, stop, run_manager, **kwargs)
             return result
         table = _batch.prepared()
         if table is not None:
-            answered = _batch.answer_prepared(self, parent, table, messages, stop, kwargs)
+            answered = _batch.answer_prepared(self, _parent(self), table, messages, stop, kwargs)
             if answered is not None:
                 return answered
         run.pool_plan()
         with active(run):
-            result = parent._generate(self, messages, stop, run_manager, **kwargs)
+            result = direct(messages, stop, run_manager, **kwargs)
         run.finish((result.llm_output or {}).get("usage"))
         return result
 
     async def _agenerate(
-        self: Any,
+        self,
         messages: list[BaseMessage],
         stop: list[str] | None = None,
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        run = start(self, "ainvoke", run_manager)
+        direct = super()._agenerate  # type: ignore[misc]
+        run = _start(self, "ainvoke", run_manager)
         if run is None:
-            result: ChatResult = await parent._agenerate(self, messages, stop, run_manager, **kwargs)
+            result: ChatResult = await direct(messages, stop, run_manager, **kwargs)
             return result
         table = _batch.prepared()
         if table is not None:
-            answered = _batch.answer_prepared(self, parent, table, messages, stop, kwargs)
+            answered = _batch.answer_prepared(self, _parent(self), table, messages, stop, kwargs)
             if answered is not None:
                 return answered
         plan = run.pool_plan()
@@ -185,23 +202,23 @@ def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
             if pooled is not None:
                 return pooled
         with active(run):
-            result = await parent._agenerate(self, messages, stop, run_manager, **kwargs)
+            result = await direct(messages, stop, run_manager, **kwargs)
         run.finish((result.llm_output or {}).get("usage"))
         return result
 
     def _stream(
-        self: Any,
+        self,
         messages: list[BaseMessage],
         stop: list[str] | None = None,
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        run = start(self, "stream", run_manager)
+        run = _start(self, "stream", run_manager)
+        chunks = super()._stream(messages, stop, run_manager, **kwargs)  # type: ignore[misc]
         if run is None:
-            yield from parent._stream(self, messages, stop, run_manager, **kwargs)
+            yield from chunks
             return
         run.pool_plan()
-        chunks = parent._stream(self, messages, stop, run_manager, **kwargs)
         total: UsageMetadata | None = None
         try:
             with active(run, finish_on_error=False):  # the payload is built before the first chunk
@@ -216,19 +233,19 @@ def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
         run.finish(_stream_usage(total))
 
     async def _astream(
-        self: Any,
+        self,
         messages: list[BaseMessage],
         stop: list[str] | None = None,
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        run = start(self, "astream", run_manager)
+        run = _start(self, "astream", run_manager)
+        chunks = super()._astream(messages, stop, run_manager, **kwargs).__aiter__()  # type: ignore[misc]
         if run is None:
-            async for chunk in parent._astream(self, messages, stop, run_manager, **kwargs):
+            async for chunk in chunks:
                 yield chunk
             return
         run.pool_plan()
-        chunks = parent._astream(self, messages, stop, run_manager, **kwargs).__aiter__()
         total: UsageMetadata | None = None
         try:
             with active(run, finish_on_error=False):  # the payload is built before the first chunk
@@ -243,15 +260,16 @@ def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
         run.finish(_stream_usage(total))
 
     def stream(
-        self: Any,
+        self,
         input: Any,
         config: RunnableConfig | None = None,
         *,
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
+        """The parent's ``stream``, with the call's metadata where ``_stream`` can find it."""
         metadata = _config_metadata(config)
-        chunks = parent.stream(self, input, config, stop=stop, **kwargs)
+        chunks = super().stream(input, config, stop=stop, **kwargs)  # type: ignore[misc]
         while True:
             token = _STREAM_METADATA.set(metadata)
             try:
@@ -263,15 +281,16 @@ def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
             yield chunk
 
     async def astream(
-        self: Any,
+        self,
         input: Any,
         config: RunnableConfig | None = None,
         *,
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
+        """The parent's ``astream``, with the call's metadata where ``_astream`` can find it."""
         metadata = _config_metadata(config)
-        chunks = parent.astream(self, input, config, stop=stop, **kwargs).__aiter__()
+        chunks = super().astream(input, config, stop=stop, **kwargs).__aiter__()  # type: ignore[misc]
         while True:
             token = _STREAM_METADATA.set(metadata)
             try:
@@ -283,42 +302,31 @@ def _hooks(parent: type[Any], binding: Binding) -> dict[str, Any]:
             yield chunk
 
     def batch(
-        self: Any,
+        self,
         inputs: list[Any],
         config: RunnableConfig | list[RunnableConfig] | None = None,
         *,
         return_exceptions: bool = False,
         **kwargs: Any,
     ) -> list[Any]:
-        return _batch.run_batch(self, parent, binding, inputs, config, return_exceptions, kwargs)
+        return _batch.run_batch(
+            self, _parent(self), _binding(self), inputs, config, return_exceptions, kwargs
+        )
 
     async def abatch(
-        self: Any,
+        self,
         inputs: list[Any],
         config: RunnableConfig | list[RunnableConfig] | None = None,
         *,
         return_exceptions: bool = False,
         **kwargs: Any,
     ) -> list[Any]:
+        binding, parent = _binding(self), _parent(self)
         return await _batch.run_abatch(self, parent, binding, inputs, config, return_exceptions, kwargs)
 
-    def __reduce_ex__(self: Any, protocol: Any) -> Any:
+    def __reduce_ex__(self, protocol: Any) -> Any:
         """Pickle as the parent class: a process that unpickles it has no engine to bind."""
-        return _as_parent, (parent, self.__getstate__())
-
-    return {
-        "__reduce_ex__": __reduce_ex__,
-        "_get_request_payload": _get_request_payload,
-        "_should_stream": _should_stream,
-        "_generate": _generate,
-        "_agenerate": _agenerate,
-        "_stream": _stream,
-        "_astream": _astream,
-        "stream": stream,
-        "astream": astream,
-        "batch": batch,
-        "abatch": abatch,
-    }
+        return _as_parent, (_parent(self), self.__getstate__())
 
 
 def policied_class(parent: type[Any], binding: Binding) -> type[Any]:
@@ -331,9 +339,10 @@ def policied_class(parent: type[Any], binding: Binding) -> type[Any]:
                 "__module__": parent.__module__,
                 "__qualname__": parent.__qualname__,
                 "__doc__": parent.__doc__,
-                **_hooks(parent, binding),
+                "__llm_policy_binding__": binding,
+                "__llm_policy_parent__": parent,
             }
-            cls = type(parent.__name__, (parent,), namespace)
+            cls = type(parent.__name__, (PolicyHooks, parent), namespace)
             _classes[key] = cls
     return cls
 
