@@ -1,8 +1,8 @@
 """The wrapped model: a subclass of the factory's own class, hooked at the thinnest points.
 
-The subclass carries the parent's name, module, qualname and LangChain namespace, so
-``isinstance`` checks, ``repr``, ``to_json``/``dumpd`` ids and pydantic fields are the
-parent's. It overrides only:
+The subclass (bases: :class:`PolicyHooks`, then the parent) carries the parent's name,
+module, qualname and LangChain namespace, so ``isinstance`` checks, ``repr``,
+``to_json``/``dumpd`` ids and pydantic fields are the parent's. It overrides only:
 
 - ``_get_request_payload``: where the payload LangChain built becomes the one sent
   (cache markers placed by the run in progress, if any);
