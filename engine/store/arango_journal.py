@@ -217,12 +217,19 @@ def open_arango_journal(
 ) -> ArangoJournal:
     """The journal for an ``arangodb://`` URL (the store's URL forms and ``ARANGO_*`` fallbacks);
     prunes final items past the retention limit, as ``open_journal`` does for SQLite."""
+    journal = arango_journal_from_url(url, retention_s=retention_s, collection=collection)
+    journal.prune()
+    return journal
+
+
+def arango_journal_from_url(
+    url: str, *, retention_s: float = DEFAULT_RETENTION_S, collection: str = JOURNAL_COLLECTION
+) -> ArangoJournal:
+    """The journal for an ``arangodb://`` URL, not yet pruned (``open_journal`` prunes)."""
     try:
         location = parse_store_url(url)
     except StoreURLError as exc:
         raise JournalError(str(exc)) from exc
     if not isinstance(location, ArangoLocation):
         raise JournalError(f"not an ArangoDB URL: {location.masked!r}")
-    journal = ArangoJournal(location, collection=collection, retention_s=retention_s)
-    journal.prune()
-    return journal
+    return ArangoJournal(location, collection=collection, retention_s=retention_s)

@@ -124,3 +124,13 @@ def test_an_unreachable_arango_journal_fails_with_the_password_masked() -> None:
     with pytest.raises(JournalError) as info:
         open_arango_journal("arangodb://root:hunter2@127.0.0.1:9/es")
     assert "hunter2" not in str(info.value) and "root:***@127.0.0.1:9/es" in str(info.value)
+
+
+def test_open_journal_takes_the_store_urls_for_arangodb() -> None:
+    # The same URL that names the policy store names the journal; it reaches the
+    # ArangoDB backend (unreachable here), never the SQLite one, and masks the password.
+    from engine.providers.anthropic.batches import open_journal
+
+    with pytest.raises(JournalError) as info:
+        open_journal("arangodb://root:hunter2@127.0.0.1:9/es")
+    assert "hunter2" not in str(info.value) and "root:***@127.0.0.1:9/es" in str(info.value)

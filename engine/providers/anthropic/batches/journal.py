@@ -321,6 +321,21 @@ def _sqlite_path(url: str) -> str:
 _BACKENDS: dict[str, Callable[[str, float], Journal]] = {}
 
 
+def _arango(url: str, retention_s: float) -> Journal:
+    # Imported on use: python-arango is only loaded by deployments that journal there.
+    from engine.store.arango_journal import arango_journal_from_url
+
+    return arango_journal_from_url(url, retention_s=retention_s)
+
+
+#: Backends that ship with the engine; the same URLs as the policy store.
+_BUILTIN_BACKENDS: dict[str, Callable[[str, float], Journal]] = {
+    "arangodb": _arango,
+    "arangodb+http": _arango,
+    "arangodb+https": _arango,
+}
+
+
 def register_journal_backend(scheme: str, factory: Callable[[str, float], Journal]) -> None:
     """Let ``open_journal`` open ``scheme://...`` URLs with ``factory(url, retention_s)``.
 
@@ -333,17 +348,18 @@ def open_journal(url: str | None = None, *, retention_s: float = DEFAULT_RETENTI
     """Open the journal named by ``url`` (default ``sqlite:///.llm-policy/state.db``).
 
     ``sqlite:///rel.db`` is relative to the working directory, ``sqlite:////abs.db``
-    absolute, ``sqlite:///:memory:`` in memory (tests); other schemes go to the
-    backend registered for them. Final items are pruned once older than ``retention_s``.
+    absolute, ``sqlite:///:memory:`` in memory (tests); ``arangodb://user:pass@host:8529/db``
+    the ArangoDB journal; other schemes go to the backend registered for them. Final
+    items are pruned once older than ``retention_s``.
     """
     url = url or DEFAULT_JOURNAL_URL
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme == "sqlite":
         journal: Journal = SqliteJournal(_sqlite_path(url), retention_s=retention_s)
-    elif scheme in _BACKENDS:
-        journal = _BACKENDS[scheme](url, retention_s)
+    elif scheme in _BACKENDS or scheme in _BUILTIN_BACKENDS:
+        journal = (_BACKENDS.get(scheme) or _BUILTIN_BACKENDS[scheme])(url, retention_s)
     else:
-        known = ", ".join(["sqlite", *sorted(_BACKENDS)])
+        known = ", ".join(["sqlite", *sorted({*_BACKENDS, *_BUILTIN_BACKENDS})])
         raise JournalError(
             f"unsupported journal URL scheme {scheme or url!r} in {url!r}: known schemes: {known}"
         )
