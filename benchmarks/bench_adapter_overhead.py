@@ -132,10 +132,9 @@ def main() -> int:
         print(f"{name + ' invoke:':18} median {median:.3f} ms/call (round medians: {per_round})")
     print(f"decision records written: {logged}")
     mean_base, mean_ours = statistics.mean(timings["unwrapped"]), statistics.mean(timings["wrapped"])
-    print(
-        f"mean ms/call: unwrapped {mean_base:.3f}, wrapped {mean_ours:.3f}, ratio {mean_ours / mean_base:.3f}"
-    )
-    print(f"ratio wrapped/unwrapped: {ours / base:.3f} (target <= 1.10)")
+    print(f"mean ms/call: unwrapped {mean_base:.3f}, wrapped {mean_ours:.3f}")
+    ratios = f"median {ours / base:.3f}, mean {mean_ours / mean_base:.3f}"
+    print(f"ratio wrapped/unwrapped: {ratios} (target <= 1.10)")
     return 0
 
 
