@@ -1,32 +1,31 @@
 """A provable floor on what any marker placement and batching could pay for a trace.
 
-Every input token of a call is billed one of three ways: plain input (1x the
-base price), a cache write (at least 1.25x) or a cache read (0.1x), times the
-batch multiplier when the call goes through the Message Batches API. Output is
-billed at the output price whatever happens. So, per call, the floor charges:
+Every input token of a call is billed one of four ways: plain input (1x the base
+price), a 5m cache write (1.25x), a 1h cache write (2x) or a cache read (0.1x),
+times the batch multiplier when the call goes through the Message Batches API.
+Output is billed at the output price whatever happens. A call reads one run of
+its prefix, up to the position ``h`` whose entry it found (its *hit*); every
+position after ``h`` is billed at least as plain input.
 
-- *reusable* positions at the read price: position ``i`` is reusable only if an
-  earlier call of the same tenant contained the same prefix hash (a read needs an
-  entry, an entry is written only by a request that sent that exact prefix), no
-  more than the longest TTL (1h) ago (an entry lives at most one TTL past the
-  last request that wrote or read it), and the prefix reaches the model's
-  minimum cacheable length. Everything up to the last reusable position is
-  charged as read (the real read can only be shorter);
-- every other input token at the plain input price (nothing is cheaper for
-  content no entry can hold);
-- the output at the output price;
-- the batch multiplier where the call tolerates a batch (its latency is not
-  ``interactive``) and its transport takes batches.
+What the trace alone says about ``h`` (docs/savings.md has the proofs):
 
-And once per prefix position that is ever charged as read: the write premium
-(5m write price minus input price, the cheapest premium) times the smallest
-batch multiplier of the calls that could have written it. The first write of
-that position was billed at the write price by some earlier call, where the
-floor above charged at most the input price: the difference is at least that
-premium, and no two positions share it.
+- *reusable*: position ``i`` can be read only if an earlier call of the same
+  tenant sent the same prefix hash no more than 1h (the longest TTL) ago, and
+  the prefix reaches the model's minimum cacheable length;
+- *write premium*: the first time position ``i`` is read, some earlier call
+  wrote it at a write price where the floor charged it as plain input: at least
+  the 5m premium (0.25x) once per position;
+- *TTL premium*: when the hit's previous sighting is more than 5 minutes old, no
+  5m entry can still be alive there (an entry is only ever touched by a call
+  that sends its prefix), so the hit's own entry was written at 1h, and its own
+  block was billed at the 1h price: at least 0.75x more than the 5m premium,
+  once per position.
 
-Nothing here looks at where markers actually sat, so the floor holds for every
-placement (docs/savings.md has the argument in full).
+A one-time premium shared by many calls is charged to a single call fixed by
+the trace (the first call that could read the position, the first call that
+could use it as a long-gap hit), so each call's floor is a minimum over its own
+``h`` only, and the sum stays below the cost of any placement. Nothing here
+looks at where markers actually sat.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from engine.plan._trace import TraceRecord
-from engine.providers.anthropic.capabilities import capabilities
+from engine.providers.anthropic.capabilities import Prices, capabilities
 
 __all__ = ["floor_shares", "lower_bound", "tolerates_batch"]
 
@@ -48,24 +47,79 @@ def tolerates_batch(record: TraceRecord) -> bool:
 
 @dataclass(slots=True)
 class _Seen:
+    """One prefix position of a tenant: last sighting, cheapest factor so far, premiums assigned."""
+
     last: float
     min_factor: float
-    premium_paid: bool = False
+    write_premium_assigned: bool = False
+    ttl_premium_assigned: bool = False
 
 
-def _reusable_end(record: TraceRecord, seen: dict[tuple[str, str], _Seen], min_tokens: int) -> int:
-    """The last position an earlier call could have left a live, long-enough entry for."""
-    horizon = max(capabilities().ttl_seconds(t) for t in ("5m", "1h"))
-    cum = 0
-    end = -1
-    for i, block in enumerate(record.blocks):
-        cum += block.tokens
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """How long an entry can live: the short TTL (5m) and the longest one (1h)."""
+
+    short_s: float
+    long_s: float
+
+
+def _window() -> _Window:
+    caps = capabilities()
+    return _Window(float(caps.ttl_seconds("5m")), float(caps.ttl_seconds("1h")))
+
+
+def _gaps(record: TraceRecord, seen: dict[tuple[str, str], _Seen], window: _Window) -> list[float]:
+    """Per position, seconds since an earlier call sent that prefix; stops at the first one none did."""
+    out: list[float] = []
+    for block in record.blocks:
         prior = seen.get((record.tenant, block.hash))
-        if prior is None or record.ts - prior.last > horizon:
+        if prior is None or record.ts - prior.last > window.long_s:
             break
+        out.append(record.ts - prior.last)
+    return out
+
+
+def _readable(record: TraceRecord, gaps: list[float], min_tokens: int) -> list[float]:
+    """``gaps`` cut after the last position that can be a hit (its prefix reaches the minimum)."""
+    cum = 0
+    end = 0
+    for i, block in enumerate(record.blocks[: len(gaps)]):
+        cum += block.tokens
         if cum >= min_tokens:
-            end = i
-    return end
+            end = i + 1
+    return gaps[:end]
+
+
+def _call_floor(
+    record: TraceRecord, seen: dict[tuple[str, str], _Seen], prices: Prices, factor: float, min_tokens: int
+) -> float:
+    """The least this call can cost (micro-USD), minimised over its hit, premiums it is charged included.
+
+    Marks the one-time premiums this call carries as assigned (the trace fixes
+    which call carries them, whatever ``h`` the minimum picks).
+    """
+    window = _window()
+    gaps = _readable(record, _gaps(record, seen, window), min_tokens)
+    plain = sum(b.tokens for b in record.blocks) * prices.input * factor
+    best = plain  # h = -1: nothing read
+    cost = plain
+    cum = 0
+    for i, gap in enumerate(gaps):
+        block = record.blocks[i]
+        prior = seen[(record.tenant, block.hash)]
+        cost -= block.tokens * (prices.input - prices.cache_read) * factor
+        if not prior.write_premium_assigned:
+            prior.write_premium_assigned = True
+            cost += block.tokens * (prices.cache_write_5m - prices.input) * prior.min_factor
+        cum += block.tokens
+        if cum < min_tokens:
+            continue
+        hit = cost
+        if gap > window.short_s and not prior.ttl_premium_assigned:
+            prior.ttl_premium_assigned = True
+            hit += block.tokens * (prices.cache_write_1h - prices.cache_write_5m) * prior.min_factor
+        best = min(best, hit)
+    return best + record.output_tokens * prices.output * factor
 
 
 def lower_bound(records: Iterable[TraceRecord]) -> float:
@@ -74,28 +128,16 @@ def lower_bound(records: Iterable[TraceRecord]) -> float:
 
 
 def floor_shares(records: Iterable[TraceRecord]) -> dict[str, float]:
-    """The floor split by call site (a write premium counts where the prefix is read)."""
+    """The floor split by call site (a premium counts at the call that carries it)."""
     caps = capabilities()
     batch_mult = caps.multipliers["batch"]
     seen: dict[tuple[str, str], _Seen] = {}
     shares: dict[str, float] = {}
     for record in sorted(records, key=lambda r: r.ts):
-        total = 0.0
-        p = caps.model(record.model).prices
+        info = caps.model(record.model)
         factor = batch_mult if tolerates_batch(record) else 1.0
-        end = _reusable_end(record, seen, caps.model(record.model).min_cache_tokens)
-        micro = record.output_tokens * p.output
-        for i, block in enumerate(record.blocks):
-            if i <= end:
-                micro += block.tokens * p.cache_read
-                first = seen[(record.tenant, block.hash)]
-                if not first.premium_paid:
-                    first.premium_paid = True
-                    total += block.tokens * (p.cache_write_5m - p.input) * first.min_factor / 1e6
-            else:
-                micro += block.tokens * p.input
-        total += micro * factor / 1e6
-        shares[record.call_site] = shares.get(record.call_site, 0.0) + total
+        micro = _call_floor(record, seen, info.prices, factor, info.min_cache_tokens)
+        shares[record.call_site] = shares.get(record.call_site, 0.0) + micro / 1e6
         for block in record.blocks:
             key = (record.tenant, block.hash)
             prior = seen.get(key)
