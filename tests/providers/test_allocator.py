@@ -255,3 +255,36 @@ def test_a_system_prompt_that_varies_per_call_is_not_written_every_time() -> Non
     assert engine_marks(second) == [("system.0", "5m", "dropped")]
     assert "sent a different head 10s ago, so it varies per call" in second.placements[0].reason
     assert engine_marks(same) == [("system.0", "5m", "placed")], "seen again: shared after all"
+
+
+TIERED = CachePlan("explicit", "auto", ("tools", "system", "history", "last"))
+
+
+def test_ttl_auto_keeps_the_history_1h_and_writes_the_newest_turn_5m() -> None:
+    payload = request("q " * 10, "a", "next", tools=TOOLS)
+    result = BreakpointAllocator().apply(payload, TIERED, call_site="t", now=1.0)
+    assert engine_marks(result) == [
+        ("tools.0", "1h", "dropped"),
+        ("system.0", "1h", "placed"),
+        ("messages.1.content.0", "1h", "placed"),
+        ("messages.2.content.0", "5m", "placed"),
+    ]
+    assert any("newest turn at 5m" in note for note in result.notes)
+
+
+def test_ttl_auto_writes_the_newest_turn_1h_when_long_pauses_are_common() -> None:
+    allocator = BreakpointAllocator()
+    turns: list[str] = ["q " * 10]
+    for k in range(4):
+        turns += [f"answer {k}", f"question {k}"]
+        result = allocator.apply(request(*turns), TIERED, call_site="slow", now=k * 900.0)
+    assert [ttl for _, ttl, action in engine_marks(result) if action == "placed"] == ["1h", "1h", "1h"]
+    assert any("100% of 2 observed reuse gaps" in note for note in result.notes)
+
+
+def test_ttl_auto_without_a_history_anchor_or_growth_uses_one_ttl() -> None:
+    first_turn = BreakpointAllocator().apply(request("q " * 10), TIERED, call_site="t", now=1.0)
+    assert {ttl for _, ttl, _ in engine_marks(first_turn)} == {"5m"}
+    plan = CachePlan("explicit", "auto", ("system", "last"))
+    no_history = BreakpointAllocator().apply(request("q", "a", "next"), plan, call_site="t", now=1.0)
+    assert {ttl for _, ttl, _ in engine_marks(no_history)} == {"5m"}

@@ -14,6 +14,7 @@ from engine.providers.anthropic.caching._choose import (
     auto_candidates,
     choose_ttl,
     explicit_candidates,
+    tiered_ttls,
 )
 from engine.providers.anthropic.caching._edit import PayloadEditor
 from engine.providers.anthropic.caching._exact import ExactCounts, prefix_payload
@@ -91,10 +92,15 @@ class BreakpointAllocator:
         else:
             evidence = Evidence(sighting.seen, now, float(self._ttl_seconds(ttl)), sighting.last_request)
             candidates = auto_candidates(view, evidence, sorted(ledger.markers))
+        tiers = tiered_ttls(plan, view, candidates, sighting.gaps, batch)
+        if tiers is not None:
+            ttls, why = tiers
+        else:
+            ttls = {c.index: ttl for c in candidates}
         if candidates:
             ledger.notes.append(why)
         for candidate in candidates:
-            self._place(candidate, ttl, view, ledger, editor)
+            self._place(candidate, ttls[candidate.index], view, ledger, editor)
 
     def _ttl_seconds(self, ttl: TTL) -> int:
         return (self._caps or capabilities()).ttl_seconds(ttl)

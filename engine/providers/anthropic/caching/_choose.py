@@ -26,7 +26,7 @@ from engine.decision import CachePlan
 from engine.providers.anthropic.caching._request import RequestView
 from engine.providers.anthropic.caching._types import TTL
 
-__all__ = ["Candidate", "Evidence", "auto_candidates", "choose_ttl", "explicit_candidates"]
+__all__ = ["Candidate", "Evidence", "auto_candidates", "choose_ttl", "explicit_candidates", "tiered_ttls"]
 
 FIVE_MIN_S, ONE_HOUR_S = 300.0, 3600.0
 
@@ -78,6 +78,43 @@ def choose_ttl(plan: CachePlan, view: RequestView, median_gap: float | None, bat
     if ttl == "1h" and not view.allows_1h:
         return "5m", f"{why}; 1h unavailable ({view.why_no_1h()}), using 5m"
     return ttl, why
+
+
+def tiered_ttls(
+    plan: CachePlan, view: RequestView, candidates: list[Candidate], gaps: tuple[float, ...], batch: bool
+) -> tuple[dict[int, TTL], str] | None:
+    """``ttl: auto``, explicit ``history`` and ``last`` anchors, a growing conversation: 1h, then 5m.
+
+    A pause of more than 5 minutes must not lose the conversation, so the history
+    marker (and every marker before it: a 1h may not follow a 5m) gets 1h. Its 1h
+    write covers only what is new since the previous request's entry (the last
+    assistant turn): the cheap part. The newest turn is the expensive part; 5m
+    costs it ``w1h - w5m`` less now and, when the next turn comes after more than
+    5 minutes, ``w1h - read`` more then (re-written under the next 1h marker instead
+    of read). So it gets 5m unless the observed share of such pauses reaches
+    ``(w1h - w5m) / (w1h - read)`` (about 39% at the documented multipliers).
+    None when the rule does not apply (a fixed TTL, ``auto`` placement, batch, no
+    ``history`` or ``last`` anchor in the plan or the request).
+    """
+    last, history = view.anchors.last, view.anchors.history
+    if plan.ttl != "auto" or plan.mode != "explicit" or batch or not view.allows_1h:
+        return None
+    if not view.anchors.growing or last is None or history is None or history >= last:
+        return None
+    if {history, last} - {c.index for c in candidates}:
+        return None
+    prices = view.model.prices
+    breakeven = (prices.cache_write_1h - prices.cache_write_5m) / (prices.cache_write_1h - prices.cache_read)
+    share = sum(g > FIVE_MIN_S for g in gaps) / len(gaps) if gaps else 0.0
+    tail: TTL = "1h" if share >= breakeven else "5m"
+    ttls: dict[int, TTL] = {c.index: "1h" for c in candidates}
+    ttls[last] = tail
+    seen = f"{share:.0%} of {len(gaps)} observed reuse gaps exceed 5 minutes" if gaps else "no reuse gaps yet"
+    why = (
+        f"ttl auto: growing conversation: history at 1h (survives a pause), newest turn at {tail} "
+        f"({seen}; 1h pays from {breakeven:.0%})"
+    )
+    return ttls, why
 
 
 def explicit_candidates(plan: CachePlan, view: RequestView, notes: list[str]) -> list[Candidate]:

@@ -35,6 +35,7 @@ class Sighting:
     seen: list[float | None]
     last_request: float | None
     median_gap: float | None
+    gaps: tuple[float, ...] = ()
 
 
 @dataclass
@@ -61,9 +62,8 @@ class SiteMemory:
             return last
         return previous if previous is not None and previous < now else None
 
-    def median_gap(self, now: float) -> float | None:
-        samples = [gap for at, gap in self.gaps if at < now]
-        return statistics.median(samples) if samples else None
+    def gaps_before(self, now: float) -> tuple[float, ...]:
+        return tuple(gap for at, gap in self.gaps if at < now)
 
 
 class ReuseTracker:
@@ -76,15 +76,17 @@ class ReuseTracker:
         self._lock = threading.Lock()
 
     def lookup(self, call_site: str, digests: list[bytes], now: float) -> Sighting:
-        """For each digest its latest earlier sighting, the site's last request and median reuse gap."""
+        """For each digest its latest earlier sighting, the site's last request, its reuse gaps."""
         with self._lock:
             site = self._sites.get(call_site)
             if site is None:
                 return Sighting([None] * len(digests), None, None)
+            gaps = site.gaps_before(now)
             return Sighting(
                 [site.last_before(d, now) for d in digests],
                 site.last_request_before(now),
-                site.median_gap(now),
+                statistics.median(gaps) if gaps else None,
+                gaps,
             )
 
     def record(self, call_site: str, digests: list[bytes], now: float, *, horizon_s: float) -> None:
