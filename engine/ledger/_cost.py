@@ -54,11 +54,9 @@ def _costs(model: str, parsed: Usage) -> dict[str, float]:
     caps = capabilities()
     info = _model(caps, model)
     realized = info.cost(parsed, batch_multiplier=caps.multipliers["batch"])
-    plain = Usage(
-        input_tokens=parsed.input_tokens + parsed.cache_write_tokens + parsed.cache_read_tokens,
-        output_tokens=parsed.output_tokens,
-    )
-    counterfactual = info.cost(plain)
+    # The same tokens with no policy: all input at the plain input price, standard tier.
+    every_input = parsed.input_tokens + parsed.cache_write_tokens + parsed.cache_read_tokens
+    counterfactual = (every_input * info.prices.input + parsed.output_tokens * info.prices.output) / 1e6
     return {
         "realized_usd": round(realized, 8),
         "counterfactual_usd": round(counterfactual, 8),

@@ -11,8 +11,8 @@ have shared a cache entry written at position ``i``.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 __all__ = [
@@ -41,9 +41,21 @@ def new_decision_id() -> str:
     return "dec_" + os.urandom(16).hex()
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def utc_now() -> str:
-    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-25T05:01:02.123Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-25T05:01:02.123Z``.
+
+    Runs once per LLM call: the formatted second is reused until the clock moves on,
+    which makes this several times cheaper than ``datetime.isoformat``.
+    """
+    global _second
+    now = time.time()
+    whole = int(now)
+    if whole != _second[0]:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int((now - whole) * 1000):03d}Z"
 
 
 @dataclass(frozen=True, slots=True)

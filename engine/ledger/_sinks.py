@@ -7,7 +7,6 @@ sink and error type) on the ``llm_policy.ledger`` logger and the call goes on.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import threading
 import time
@@ -15,6 +14,8 @@ import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
+
+import orjson
 
 from engine.ledger._record import DecisionRecord
 
@@ -29,6 +30,9 @@ class Sink(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+_BUFFER_BYTES = 1 << 20
 
 
 class JsonLinesSink:
@@ -47,11 +51,13 @@ class JsonLinesSink:
         _open_files.add(self)
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+        line = orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE)
         with self._lock:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8")
+                # A large buffer: the timed flush below decides when lines reach the
+                # file, so a busy process makes one write call per interval, not per call.
+                self._file = self.path.open("ab", buffering=_BUFFER_BYTES)
             self._file.write(line)
             now = time.monotonic()
             if now - self._flushed >= self.flush_interval:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from engine.providers.anthropic.tokens import block_tokens, canonical_json, text_tokens
@@ -65,6 +66,22 @@ def _digest(value: Any) -> bytes:
     return hashlib.sha256(canonical_json(value).encode("utf-8")).digest()
 
 
+#: The keys of a text block whose position depends on its text alone.
+_PLAIN_TEXT_KEYS = frozenset({"type", "text", "cache_control"})
+
+
+@lru_cache(maxsize=2048)
+def _text_position(role: str | None, text: str) -> tuple[bytes, int]:
+    """Digest and tokens of a plain text position, remembered by content.
+
+    The same system prompt and shared instructions arrive on every call (often as the
+    very same string object, whose hash Python keeps), so this makes them nearly free.
+    A text block written as a string or as ``{"type": "text", "text": ...}`` digests
+    the same, as the API treats both alike.
+    """
+    return _digest({"role": role, "block": {"type": "text", "text": text}}), text_tokens(text)
+
+
 def _strip(block: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in block.items() if k != "cache_control"}
 
@@ -80,16 +97,16 @@ def _content_blocks(
     path: tuple[str | int, ...], section: Section, role: str | None, content: Any
 ) -> Iterator[Block]:
     if isinstance(content, str):
-        text = {"type": "text", "text": content}
+        digest, tokens = _text_position(role, content)
         yield Block(
             path=(*path, 0),
             section=section,
             role=role,
             type="text",
-            tokens=text_tokens(content),
+            tokens=tokens,
             markable=bool(content),
             cache_control=None,
-            digest=_digest({"role": role, "block": text}),
+            digest=digest,
             string_form=True,
         )
         return
@@ -134,15 +151,20 @@ def _one_block(
             digest=_digest({"role": role, "end": header}),
         )
         return
+    text = block.get("text")
+    if block.get("type") == "text" and isinstance(text, str) and _PLAIN_TEXT_KEYS.issuperset(block):
+        digest, tokens = _text_position(role, text)
+    else:
+        digest, tokens = _digest({"role": role, "block": _strip(block)}), block_tokens(block)
     yield Block(
         path=path,
         section=section,
         role=role,
         type=str(block.get("type", "")),
-        tokens=block_tokens(block),
+        tokens=tokens,
         markable=_markable(block),
         cache_control=marker,
-        digest=_digest({"role": role, "block": _strip(block)}),
+        digest=digest,
     )
 
 
