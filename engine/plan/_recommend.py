@@ -2,7 +2,8 @@
 
 For each call site the candidates are: no caching; explicit breakpoints on the
 stable prefix (``system``; ``tools`` + ``system``); the whole conversation
-(``tools``, ``system``, ``history``, ``last``), each at a 5m and at a 1h TTL; and
+(``tools``, ``system``, ``history``, ``last``), each at a 5m and at a 1h TTL (the
+conversation also at ``auto``: history 1h, newest turn 5m, see docs/strategies.md); and
 batching (``accumulate``) wherever every recorded call of the site could wait for
 a batch. Each candidate is replayed on the site's own calls with the emulator's
 rules and the cheapest wins, so cache stays off where prefixes are below the
@@ -20,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from engine.decision import Breakpoint, CachePlan
+from engine.decision import Breakpoint, CachePlan, CacheTTL
 from engine.plan._bound import tolerates_batch
 from engine.plan._place import fixed_placer
 from engine.plan._simulate import replay, summarize
@@ -49,7 +50,8 @@ class Choice:
 def _candidates(batch: bool) -> list[tuple[CachePlan | None, bool]]:
     out: list[tuple[CachePlan | None, bool]] = [(None, batch)]
     for anchors in _ANCHOR_SETS:
-        for ttl in ("5m", "1h"):
+        ttls: tuple[CacheTTL, ...] = ("5m", "1h", "auto") if "history" in anchors else ("5m", "1h")
+        for ttl in ttls:
             out.append((CachePlan(mode="explicit", ttl=ttl, breakpoints=anchors), batch))
     return out
 
