@@ -1,0 +1,32 @@
+"""The command line as a whole: what every command shares."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    # `llm-policy schema | head -1`: the reader closes the pipe before the command has
+    # written (here: before it starts); the command ends without a traceback.
+    schema = subprocess.Popen(
+        [sys.executable, "-m", "engine", "schema"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert schema.stdout is not None and schema.stderr is not None
+    schema.stdout.close()
+    err = schema.stderr.read().decode()
+    assert schema.wait(timeout=60) == 0
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_no_command_prints_the_commands_and_exits_2() -> None:
+    done = subprocess.run([sys.executable, "-m", "engine"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2
+    for command in ("validate", "explain", "emulator", "publish", "disable", "demo", "bench", "plan"):
+        assert command in done.stderr
