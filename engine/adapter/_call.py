@@ -26,6 +26,7 @@ from engine.ledger import (
     PolicyRef,
     PrefixBlock,
     account,
+    utc_now,
 )
 from engine.providers.anthropic.blocks import Block, iter_blocks, prefix_hashes
 from engine.providers.anthropic.capabilities import Transport
@@ -93,6 +94,7 @@ class Binding:
             return None
         support = _support(decision, self.transport, model)
         record = DecisionRecord(
+            time=utc_now(self.engine.clock()),
             call_site=ctx.call_site,
             call_site_source=source,
             call=shape,
@@ -224,7 +226,7 @@ class CallRun:
         if plan is None:
             return payload
         result = self.engine.allocator(self.binding.transport).apply(
-            payload, plan, call_site=record.call_site, now=time.time(), batch=batch
+            payload, plan, call_site=record.call_site, now=self.engine.clock(), batch=batch
         )
         record.markers = [
             MarkerRecord(p.path, p.ttl, p.prefix_tokens, p.source, p.action, p.reason, p.prefix_hash)

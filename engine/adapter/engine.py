@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -116,9 +117,14 @@ class PolicyEngine:
         decision_log: DecisionLog | str | Path | None = None,
         poll_interval: float | None = None,
         batch_poll_interval: float = 1.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._source = source
         self.batch_poll_interval = batch_poll_interval
+        #: Epoch seconds as the engine sees them: when prefixes were seen (reuse, ``ttl: auto``)
+        #: and the decision log's times. A test or benchmark that moves an emulator's clock
+        #: passes that clock, so the engine sees the same gaps the cache does.
+        self.clock: Callable[[], float] = clock or time.time
         self.state = state or DEFAULT_STATE
         if not isinstance(decision_log, DecisionLog):
             decision_log = DecisionLog.to(decision_log or os.environ.get(DECISION_LOG_ENV) or None)
@@ -151,11 +157,13 @@ class PolicyEngine:
         decision_log: DecisionLog | str | Path | None = None,
         poll_interval: float | None = None,
         batch_poll_interval: float = 1.0,
+        clock: Callable[[], float] | None = None,
     ) -> PolicyEngine:
         """A policy YAML file; ``poll_interval`` (seconds) re-reads it when it changes.
 
         ``decision_log``: a JSON-lines path (default ``$LLM_POLICY_DECISION_LOG``) or a
-        :class:`DecisionLog`; ``batch_poll_interval``: seconds between batch status polls.
+        :class:`DecisionLog`; ``batch_poll_interval``: seconds between batch status polls;
+        ``clock``: epoch seconds (default ``time.time``).
         """
         return cls(
             _FileSource(path),
@@ -163,6 +171,7 @@ class PolicyEngine:
             decision_log=decision_log,
             poll_interval=poll_interval,
             batch_poll_interval=batch_poll_interval,
+            clock=clock,
         )
 
     @classmethod
@@ -175,6 +184,7 @@ class PolicyEngine:
         poll_interval: float | None = 30.0,
         decision_log: DecisionLog | str | Path | None = None,
         batch_poll_interval: float = 1.0,
+        clock: Callable[[], float] | None = None,
     ) -> PolicyEngine:
         """The active version of ``name`` in the policy store at ``url``, polled every ``poll_interval`` s.
 
@@ -183,7 +193,7 @@ class PolicyEngine:
         try:
             source: _Source = _StoreSource(url, name)
         except Exception as exc:  # the store module itself failed to open the url
-            engine = cls(None, state=state, decision_log=decision_log)
+            engine = cls(None, state=state, decision_log=decision_log, clock=clock)
             engine.once.warn(
                 f"store:{type(exc).__name__}", "policy store %s unusable, engine off: %s", url, exc
             )
@@ -194,6 +204,7 @@ class PolicyEngine:
             decision_log=decision_log,
             poll_interval=poll_interval,
             batch_poll_interval=batch_poll_interval,
+            clock=clock,
         )
 
     @classmethod

@@ -75,14 +75,28 @@ class EmulatorControl:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, timeout=30.0)
+        self._offset: float | None = None
 
     def now(self) -> float:
-        return float(self._http.get("/_emulator/clock").json()["now"])
+        now = float(self._http.get("/_emulator/clock").json()["now"])
+        self._offset = now - time.time()
+        return now
 
     def advance_to(self, target: float) -> None:
         step = target - self.now()
         if step > 0:
             self._http.post("/_emulator/clock", json={"advance_s": step}).raise_for_status()
+            self._offset = (self._offset or 0.0) + step
+
+    def clock(self) -> float:
+        """Emulator time without a request: its offset from real time, kept as the clock moves.
+
+        The engine under test reads this, so it sees the same gaps between calls that the
+        emulator's cache sees (the workloads move the emulator's clock, not the wall's).
+        """
+        if self._offset is None:
+            self.now()
+        return time.time() + (self._offset or 0.0)
 
     def billing(self, api_key: str) -> dict[str, Any]:
         data: dict[str, Any] = self._http.get("/_emulator/billing").json()
@@ -131,14 +145,17 @@ async def _drive(
 
 
 async def _policy_caller(
-    base_url: str, key: str, model: str, policy: Path, workdir: Path
+    ctl: EmulatorControl, key: str, model: str, policy: Path, workdir: Path
 ) -> tuple[Caller, Any]:
     from engine.adapter import PolicyEngine, wrap_factory
 
     engine = PolicyEngine.from_file(
-        policy, state=f"sqlite:///{workdir / 'state.db'}", decision_log=workdir / "decisions.jsonl"
+        policy,
+        state=f"sqlite:///{workdir / 'state.db'}",
+        decision_log=workdir / "decisions.jsonl",
+        clock=ctl.clock,
     )
-    wrapped = wrap_factory(pipeshub_factory(base_url), engine)
+    wrapped = wrap_factory(pipeshub_factory(ctl.base_url), engine)
     llm = wrapped("anthropic", model_config(key, model))
     return model_caller(llm, with_call_site=True), engine
 
@@ -152,7 +169,7 @@ async def _run_arm(
     note = ""
     with tempfile.TemporaryDirectory(prefix="llm-policy-bench-") as tmp:
         if arm == "policy":
-            caller, engine = await _policy_caller(ctl.base_url, key, workload.model, policy, Path(tmp))
+            caller, engine = await _policy_caller(ctl, key, workload.model, policy, Path(tmp))
         elif arm == "langchain-middleware":
             caller = middleware_caller(factory("anthropic", model_config(key, workload.model)))
             note = "LangChain's own AnthropicPromptCachingMiddleware.awrap_model_call on a ModelRequest"

@@ -9,6 +9,7 @@ from engine.ledger._record import (
     MarkerRecord,
     PolicyRef,
     PrefixBlock,
+    utc_now,
 )
 from engine.ledger._sinks import DecisionLog, JsonLinesSink, LoggingSink, Sink
 
@@ -27,4 +28,5 @@ __all__ = [
     "account",
     "call_costs",
     "usage_fields",
+    "utc_now",
 ]

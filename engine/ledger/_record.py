@@ -44,14 +44,14 @@ def new_decision_id() -> str:
 _second: tuple[int, str] = (-1, "")
 
 
-def utc_now() -> str:
-    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-25T05:01:02.123Z``.
+def utc_now(at: float | None = None) -> str:
+    """RFC 3339 UTC with milliseconds of ``at`` (default now), e.g. ``2026-11-25T05:01:02.123Z``.
 
     Runs once per LLM call: the formatted second is reused until the clock moves on,
     which makes this several times cheaper than ``datetime.isoformat``.
     """
     global _second
-    now = time.time()
+    now = time.time() if at is None else at
     whole = int(now)
     if whole != _second[0]:
         _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
