@@ -153,8 +153,14 @@ class CompiledPolicy:
         object.__setattr__(self, "rule_decisions", tuple(self._decision(r) for r in self.rules))
         object.__setattr__(self, "default_decision", self._decision(None))
         why = f'policy "{self.name}" is disabled (spec.enabled: false): the call goes direct, untouched'
-        disabled = replace(self._decision(None), strategy="direct", cache=None, batch=None, enabled=False,
-                           trace=(TraceStep(POLICY_STEP, False, why),))
+        disabled = replace(
+            self._decision(None),
+            strategy="direct",
+            cache=None,
+            batch=None,
+            enabled=False,
+            trace=(TraceStep(POLICY_STEP, False, why),),
+        )
         object.__setattr__(self, "disabled_decision", disabled)
 
     def _decision(self, rule: CompiledRule | None) -> Decision:
@@ -179,7 +185,6 @@ class CompiledPolicy:
             on_unsupported=self.on_unsupported,
             trace=(step,),
         )
-
 
 
 def strategy_of(cache: CachePlan | None, batch: BatchPlan | None) -> Strategy:

@@ -1,6 +1,5 @@
 """Shared fixtures. Each area's own fixtures live in its folder's conftest."""
 
-
 # -- the Anthropic emulator: one real server per test session ------------------------------
 from collections.abc import Iterator as _Iterator
 

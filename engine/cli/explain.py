@@ -32,8 +32,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--policy", required=True, metavar="FILE", help="the policy file")
     parser.add_argument("--call-site", required=True, metavar="ID", help="e.g. indexing.table_rows")
-    for flag, what in (("role", "e.g. indexing"), ("provider", "e.g. anthropic"), ("model", "a model id"),
-                       ("org", "an organisation id")):
+    for flag, what in (
+        ("role", "e.g. indexing"),
+        ("provider", "e.g. anthropic"),
+        ("model", "a model id"),
+        ("org", "an organisation id"),
+    ):
         parser.add_argument(f"--{flag}", metavar=flag[0].upper(), help=what)
     parser.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
     parser.set_defaults(handler=run)

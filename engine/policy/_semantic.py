@@ -83,7 +83,7 @@ def _check_cache(
             where.value(f"{path}.breakpoints"),
             f"{path}.breakpoints",
             f'breakpoints are only used with cache mode "explicit", but the mode here is "{mode}"{source}; '
-            'set mode: explicit or remove breakpoints',
+            "set mode: explicit or remove breakpoints",
         )
     has_points = "breakpoints" in own or "breakpoints" in inherited
     if mode == "explicit" and "mode" in own and not has_points:

@@ -35,8 +35,14 @@ def test_validate_json_reports_every_file(tmp_path: Path, capsys: pytest.Capture
     assert body == {
         "valid": False,
         "errors": [
-            {"code": "schema.range", "file": str(bad), "line": 5, "column": 12, "path": "$.spec.rollout",
-             "message": "spec.rollout must be between 0 and 100, not 101"},
+            {
+                "code": "schema.range",
+                "file": str(bad),
+                "line": 5,
+                "column": 12,
+                "path": "$.spec.rollout",
+                "message": "spec.rollout must be between 0 and 100, not 101",
+            },
         ],
         "warnings": [],
     }
@@ -46,7 +52,7 @@ def test_validate_text_form_and_warnings(tmp_path: Path, capsys: pytest.CaptureF
     path = _write(tmp_path, "p.yaml", policy_text("rules: [{name: a}, {name: b, match: {role: x}}]"))
     assert main(["validate", str(path)]) == 0  # warnings do not make a policy invalid
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"{path}:5:22: rule.unreachable: rule \"b\" can never match")
+    assert out[0].startswith(f'{path}:5:22: rule.unreachable: rule "b" can never match')
     assert out[1] == "1 file(s) checked: 1 valid, 0 invalid, 1 warning(s)"
 
 
@@ -61,19 +67,46 @@ def test_validate_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_explain_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["explain", "--policy", INDEXING, "--call-site", "indexing.table_rows", "--role", "indexing",
-            "--provider", "anthropic", "--model", "claude-sonnet-4-5", "--format", "json"]
+    args = [
+        "explain",
+        "--policy",
+        INDEXING,
+        "--call-site",
+        "indexing.table_rows",
+        "--role",
+        "indexing",
+        "--provider",
+        "anthropic",
+        "--model",
+        "claude-sonnet-4-5",
+        "--format",
+        "json",
+    ]
     assert main(args) == 0
     body = json.loads(capsys.readouterr().out)
     assert set(body) == {"strategy", "rule", "policy", "cache", "batch", "trace"}
     assert body["strategy"] == "batch+cache" and body["rule"] == "indexing-extraction"
     assert body["policy"]["name"] == "indexing-batch-cache" and body["policy"]["version"] is None
     assert body["cache"] == {"mode": "auto", "ttl": "1h", "breakpoints": []}
-    assert body["batch"] == {"mode": "accumulate", "maxRequests": 200, "maxWait": "2m", "deadline": "24h",
-                             "retries": 3, "onFailure": "direct"}
-    assert body["trace"] == [{"rule": "indexing-extraction", "matched": True, "why": (
-        'callSite "indexing.table_rows" matches "indexing.table_*"; role "indexing" matches "indexing"; '
-        'provider "anthropic" matches "anthropic"; model "claude-sonnet-4-5" matches "claude-*"')}]
+    assert body["batch"] == {
+        "mode": "accumulate",
+        "maxRequests": 200,
+        "maxWait": "2m",
+        "deadline": "24h",
+        "retries": 3,
+        "onFailure": "direct",
+    }
+    assert body["trace"] == [
+        {
+            "rule": "indexing-extraction",
+            "matched": True,
+            "why": (
+                'callSite "indexing.table_rows" matches "indexing.table_*"; '
+                'role "indexing" matches "indexing"; '
+                'provider "anthropic" matches "anthropic"; model "claude-sonnet-4-5" matches "claude-*"'
+            ),
+        }
+    ]
 
 
 def test_explain_text_says_what_and_why(capsys: pytest.CaptureFixture[str]) -> None:
@@ -82,7 +115,7 @@ def test_explain_text_says_what_and_why(capsys: pytest.CaptureFixture[str]) -> N
     assert out.startswith('health.llm_check: direct. In policy "indexing-batch-cache"')
     assert 'rule "health-direct" decides: no caching and no batching' in out
     assert "skipped  indexing-extraction: the call has no role" not in out  # callSite fails first
-    assert 'skipped  indexing-extraction: callSite does not match any of' in out
+    assert "skipped  indexing-extraction: callSite does not match any of" in out
 
 
 def test_explain_invalid_and_missing_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -29,8 +29,12 @@ def _cases(name: str) -> list[Any]:
 
 def _view(decision: Decision) -> dict[str, Any]:
     view = decision_json(decision)
-    view.update(enabled=decision.enabled, mode=decision.mode, rollout=decision.rollout,
-                on_unsupported=decision.on_unsupported)
+    view.update(
+        enabled=decision.enabled,
+        mode=decision.mode,
+        rollout=decision.rollout,
+        on_unsupported=decision.on_unsupported,
+    )
     return view
 
 

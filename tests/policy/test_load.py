@@ -24,9 +24,25 @@ def test_yaml_1_1_booleans_stay_strings(word: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("true", True), ("False", False), ("null", None), ("~", None), ("", None), ("12", 12), ("-3", -3),
-     ("0o17", 15), ("0x1F", 31), ("1.5", 1.5), ("5m", "5m"), ("30s", "30s"), ("1_000", "1_000"),
-     ("2026-01-01", "2026-01-01"), ("010", 10), ("'off'", "off"), ("!!str 12", "12")],
+    [
+        ("true", True),
+        ("False", False),
+        ("null", None),
+        ("~", None),
+        ("", None),
+        ("12", 12),
+        ("-3", -3),
+        ("0o17", 15),
+        ("0x1F", 31),
+        ("1.5", 1.5),
+        ("5m", "5m"),
+        ("30s", "30s"),
+        ("1_000", "1_000"),
+        ("2026-01-01", "2026-01-01"),
+        ("010", 10),
+        ("'off'", "off"),
+        ("!!str 12", "12"),
+    ],
 )
 def test_core_schema_scalars(text: str, value: object) -> None:
     assert _data(f"a: {text}") == {"a": value}

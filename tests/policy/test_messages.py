@@ -149,9 +149,11 @@ def test_policy_error_lists_every_error() -> None:
     with pytest.raises(PolicyError) as caught:
         load_policy_text(text, source="p.yaml")
     assert [i.code for i in caught.value.errors] == ["schema.range", "schema.value"]
-    assert str(caught.value) == "\n".join([
-        "2 errors in policy",
-        "  p.yaml:5:12: schema.range: spec.rollout must be between 0 and 100, not 150",
-        '  p.yaml:6:9: schema.value: spec.mode must be "enforce" or "shadow", not the string "fast"',
-    ])
+    assert str(caught.value) == "\n".join(
+        [
+            "2 errors in policy",
+            "  p.yaml:5:12: schema.range: spec.rollout must be between 0 and 100, not 150",
+            '  p.yaml:6:9: schema.value: spec.mode must be "enforce" or "shadow", not the string "fast"',
+        ]
+    )
     assert isinstance(caught.value, ValueError)

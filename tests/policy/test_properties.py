@@ -22,10 +22,28 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 # Small alphabets so that globs and values collide often.
 VALUES = st.sampled_from(["a", "a.b", "a.bc", "ab", "b.a", "abc", "x", "a.b.c", "A.b", ""])
-GLOBS = st.sampled_from([
-    "*", "**", "a*", "a.*", "a.b", "a.b*", "a.b.c", "a?", "x", "A*", "*.*",
-    "*c", "*.b", "*b*", "*[bc]", "[ab]*", "[!a]*", "a[.]b",
-])
+GLOBS = st.sampled_from(
+    [
+        "*",
+        "**",
+        "a*",
+        "a.*",
+        "a.b",
+        "a.b*",
+        "a.b.c",
+        "a?",
+        "x",
+        "A*",
+        "*.*",
+        "*c",
+        "*.b",
+        "*b*",
+        "*[bc]",
+        "[ab]*",
+        "[!a]*",
+        "a[.]b",
+    ]
+)
 FIELD_GLOBS = st.one_of(GLOBS, st.lists(GLOBS, min_size=1, max_size=3))
 JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 200) | st.text(max_size=8),
@@ -47,14 +65,22 @@ def rules(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 
 def _policy(rule_list: list[dict[str, Any]]) -> str:
-    doc = {"apiVersion": "llm-policy/v1", "kind": "OptimizationPolicy", "metadata": {"name": "p"},
-           "spec": {"enabled": True, "rules": rule_list}}
+    doc = {
+        "apiVersion": "llm-policy/v1",
+        "kind": "OptimizationPolicy",
+        "metadata": {"name": "p"},
+        "spec": {"enabled": True, "rules": rule_list},
+    }
     return yaml.safe_dump(doc, sort_keys=False)
 
 
 contexts = st.builds(
-    CallContext, call_site=VALUES, role=st.none() | VALUES, provider=st.none() | VALUES,
-    model=st.none() | VALUES, org=st.none() | VALUES,
+    CallContext,
+    call_site=VALUES,
+    role=st.none() | VALUES,
+    provider=st.none() | VALUES,
+    model=st.none() | VALUES,
+    org=st.none() | VALUES,
 )
 
 
@@ -86,8 +112,12 @@ def test_validator_never_crashes_on_text(text: str) -> None:
 @FAST
 @given(JSONISH, st.sampled_from(["", "spec", "spec.rules", "spec.defaults", "metadata"]))
 def test_validator_never_crashes_on_structures(value: Any, where: str) -> None:
-    doc: dict[str, Any] = {"apiVersion": "llm-policy/v1", "kind": "OptimizationPolicy",
-                           "metadata": {"name": "p"}, "spec": {"rules": [{"name": "a"}]}}
+    doc: dict[str, Any] = {
+        "apiVersion": "llm-policy/v1",
+        "kind": "OptimizationPolicy",
+        "metadata": {"name": "p"},
+        "spec": {"rules": [{"name": "a"}]},
+    }
     if where:
         target = doc
         *parents, last = where.split(".")
@@ -103,8 +133,9 @@ def test_validator_never_crashes_on_structures(value: Any, where: str) -> None:
 
 @FAST
 @given(rules(), st.lists(contexts, min_size=1, max_size=6))
-def test_evaluation_agrees_with_first_match_reference(rule_list: list[dict[str, Any]],
-                                                     ctxs: list[CallContext]) -> None:
+def test_evaluation_agrees_with_first_match_reference(
+    rule_list: list[dict[str, Any]], ctxs: list[CallContext]
+) -> None:
     compiled = compile_policy(load_policy_text(_policy(rule_list)))
     for ctx in ctxs:
         want = _reference(rule_list, ctx)
