@@ -153,6 +153,13 @@ def litellm_rule_caller(llm: BaseChatModel) -> Caller:
     return call
 
 
+_LITELLM_OFFLINE = (
+    "LITELLM_OFFLINE_MODE",
+    "LITELLM_LOCAL_MODEL_COST_MAP",
+    "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS",
+)
+
+
 def litellm_available() -> bool:
     import importlib.util
 
@@ -161,7 +168,10 @@ def litellm_available() -> bool:
 
 def litellm_caller(base_url: str, api_key: str, model: str) -> Caller:
     """Send each call through LiteLLM's own code with its system-message injection point."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # LiteLLM fetches catalogs from GitHub on its own unless told not to; this project
+    # reaches nothing but the emulator, so use the copies bundled with the package.
+    for setting in _LITELLM_OFFLINE:
+        os.environ.setdefault(setting, "True")
     import litellm
     from langchain_core.messages import convert_to_openai_messages
     from langchain_core.utils.function_calling import convert_to_openai_tool
