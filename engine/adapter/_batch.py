@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import anthropic
@@ -35,6 +36,8 @@ from engine.providers.anthropic.batches import BatchItemError, client_identity, 
 __all__ = ["answer_prepared", "caller", "pooled", "prepared", "run_abatch", "run_batch", "shape_for"]
 
 Prepared = dict[str, deque[tuple[Any, CallRun, str | None]]]
+#: Items an ``explicit`` rule sends to the Batches API, by plan: (request key, payload, run).
+Groups = dict[BatchPlan, list[tuple[str, dict[str, Any], CallRun]]]
 
 _IN_BATCH: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "llm_policy_batch_caller", default=None
@@ -173,10 +176,10 @@ def _plan_items(
     kwargs: dict[str, Any],
     where: str,
     shape: CallShape,
-) -> dict[BatchPlan, list[tuple[str, dict[str, Any], CallRun]]]:
+) -> Groups:
     """The items an ``explicit`` rule routes to the Batches API, grouped by plan."""
     clean = {k: v for k, v in kwargs.items() if k not in _TRACING_KWARGS}
-    groups: dict[BatchPlan, list[tuple[str, dict[str, Any], CallRun]]] = defaultdict(list)
+    groups: Groups = defaultdict(list)
     for item, config in zip(inputs, configs, strict=True):
         metadata: Mapping[str, Any] | None = config.get("metadata")
         run = binding.start(str(model.model), shape, metadata, caller=where)
@@ -192,9 +195,7 @@ def _plan_items(
     return groups
 
 
-async def _submit(
-    groups: dict[BatchPlan, list[tuple[str, dict[str, Any], CallRun]]], client: Any, service: Any
-) -> Prepared:
+async def _submit(groups: Groups, client: Any, service: Any) -> Prepared:
     table: Prepared = defaultdict(deque)
     for plan, items in groups.items():
         outcomes = await service.submit_many(
@@ -209,6 +210,37 @@ async def _submit(
     return table
 
 
+@contextlib.contextmanager
+def _batch_scope(
+    model: Any,
+    parent: type[Any],
+    binding: Binding,
+    inputs: list[Any],
+    config: RunnableConfig | list[RunnableConfig] | None,
+    kwargs: dict[str, Any],
+    shape: CallShape,
+) -> Iterator[Groups]:
+    """Mark the calls below as one ``batch``/``abatch`` (from the caller's code location)
+    and give the items to submit, grouped; empty when there are none."""
+    where = code_location()
+    token = _IN_BATCH.set(where)
+    try:
+        configs = get_config_list(config, len(inputs))
+        yield _plan_items(model, parent, binding, inputs, configs, kwargs, where, shape) if inputs else {}
+    finally:
+        _IN_BATCH.reset(token)
+
+
+@contextlib.contextmanager
+def _answers(table: Prepared | None) -> Iterator[None]:
+    """The submitted results, for the parent's ``batch``/``abatch`` to pick up item by item."""
+    token = _PREPARED.set(table)
+    try:
+        yield
+    finally:
+        _PREPARED.reset(token)
+
+
 async def run_abatch(
     model: Any,
     parent: type[Any],
@@ -218,34 +250,20 @@ async def run_abatch(
     return_exceptions: bool,
     kwargs: dict[str, Any],
 ) -> list[Any]:
-    where = code_location()
-    token = _IN_BATCH.set(where)
-    try:
-        groups = (
-            _plan_items(
-                model, parent, binding, inputs, get_config_list(config, len(inputs)), kwargs, where, "abatch"
-            )
-            if inputs
-            else {}
-        )
+    with _batch_scope(model, parent, binding, inputs, config, kwargs, "abatch") as groups:
         table = None
         if groups:
             client = model._async_client
             service = await _service(binding, client)
             table = await _submit(groups, client, service) if service is not None else None
-        prepared_token = _PREPARED.set(table)
-        try:
+        with _answers(table):
             out: list[Any] = await parent.abatch(
                 model, inputs, config, return_exceptions=return_exceptions, **kwargs
             )
-        finally:
-            _PREPARED.reset(prepared_token)
         return out
-    finally:
-        _IN_BATCH.reset(token)
 
 
-async def _submit_isolated(groups: Any, model: Any, binding: Binding) -> Prepared:
+async def _submit_isolated(groups: Groups, model: Any, binding: Binding) -> Prepared:
     """Sync ``batch``: a client and batch service of its own, on a loop of its own."""
     from engine.providers.anthropic.batches import BatchService, open_journal
 
@@ -269,16 +287,7 @@ def run_batch(
     return_exceptions: bool,
     kwargs: dict[str, Any],
 ) -> list[Any]:
-    where = code_location()
-    token = _IN_BATCH.set(where)
-    try:
-        groups = (
-            _plan_items(
-                model, parent, binding, inputs, get_config_list(config, len(inputs)), kwargs, where, "batch"
-            )
-            if inputs
-            else {}
-        )
+    with _batch_scope(model, parent, binding, inputs, config, kwargs, "batch") as groups:
         table = None
         if groups:
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -286,13 +295,8 @@ def run_batch(
                     table = pool.submit(asyncio.run, _submit_isolated(groups, model, binding)).result()
                 except Exception as exc:  # the journal or the client would not open: direct
                     _unusable(binding, exc)
-        prepared_token = _PREPARED.set(table)
-        try:
+        with _answers(table):
             out: list[Any] = parent.batch(
                 model, inputs, config, return_exceptions=return_exceptions, **kwargs
             )
-        finally:
-            _PREPARED.reset(prepared_token)
         return out
-    finally:
-        _IN_BATCH.reset(token)
