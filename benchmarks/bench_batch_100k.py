@@ -17,7 +17,6 @@ import asyncio
 import os
 import resource
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,32 +24,16 @@ from typing import Any
 
 import anthropic
 import httpx
+from _emulator import start_emulator
 
 from engine.decision import BatchPlan
 from engine.providers.anthropic.batches import BatchService, open_journal
 
 MODEL = "claude-sonnet-4-6"
 
-SERVER = (
-    "import argparse, sys\n"
-    "from engine.cli import emulator\n"
-    "p = argparse.ArgumentParser(); emulator.register(p.add_subparsers())\n"
-    "a = p.parse_args(sys.argv[1:]); sys.exit(a.handler(a))\n"
-)
-
 
 def start_server(batch_latency: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, "emulator", "--port", "0", "--batch-latency", str(batch_latency)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("listening on "):
-        proc.kill()
-        raise SystemExit(f"the emulator did not start: {line!r}")
-    return proc, line.removeprefix("listening on ")
+    return start_emulator("--batch-latency", str(batch_latency))
 
 
 def cpu_s(pid: int | None = None) -> float:

@@ -21,32 +21,13 @@ from typing import Any
 
 import anthropic
 import httpx
+from _emulator import start_emulator
 
 MODEL = "claude-sonnet-4-6"
 
 
-# ``llm-policy emulator``, reached through its own command module so that the
-# benchmark does not depend on every other command importing cleanly.
-SERVER = (
-    "import argparse, sys\n"
-    "from engine.cli import emulator\n"
-    "p = argparse.ArgumentParser(); emulator.register(p.add_subparsers())\n"
-    "a = p.parse_args(sys.argv[1:]); sys.exit(a.handler(a))\n"
-)
-
-
 def _start_server(batch_latency: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, "emulator", "--port", "0", "--batch-latency", str(batch_latency)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("listening on "):
-        proc.kill()
-        raise SystemExit(f"emulator did not start: {line!r}")
-    return proc, line.removeprefix("listening on ")
+    return start_emulator("--batch-latency", str(batch_latency))
 
 
 def _memory_kb(pid: int) -> dict[str, int]:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import httpx
+from _emulator import start_emulator
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -32,17 +32,7 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 def _start_server() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "emulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("listening on "):
-        proc.kill()
-        raise SystemExit(f"emulator did not start: {line!r}")
-    return proc, line.removeprefix("listening on ")
+    return start_emulator()
 
 
 def _body(i: int, stream: bool) -> dict[str, object]:
