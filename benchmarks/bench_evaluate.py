@@ -66,7 +66,7 @@ def _leading_wildcard(i: int) -> str:
 
 
 def _payload_builder() -> Callable[[], object]:
-    model = ChatAnthropic(model="claude-sonnet-4-5", api_key="sk-ant-dummy", max_tokens=4096)  # type: ignore[call-arg]
+    model = ChatAnthropic(model="claude-sonnet-4-6", api_key="sk-ant-dummy", max_tokens=4096)  # type: ignore[call-arg]
     bound = model.bind_tools([search_documents])
     messages: list[BaseMessage] = [
         SystemMessage("You are PipesHub's assistant. Answer from the company's documents. " * 20),
@@ -102,7 +102,7 @@ def main() -> None:
     payload = _best(_payload_builder(), 500)
     text = _policy_text(_distinct_sites)
     compiled = compile_policy(load_policy_text(text))
-    ctx = CallContext(TARGET, role="indexing", provider="anthropic", model="claude-sonnet-4-5")
+    ctx = CallContext(TARGET, role="indexing", provider="anthropic", model="claude-sonnet-4-6")
     assert evaluate(compiled, ctx).rule == f"r{RULES - 1}"
     repeated = _best(lambda: evaluate(compiled, ctx), 20000)
     unseen = _never_seen(text)

@@ -28,7 +28,7 @@ __all__ = ["WORKLOADS", "Shape", "Workload", "WorkloadCall", "build_workload", "
 
 Shape = Literal["ainvoke", "astream"]
 Latency = Literal["interactive", "awaitable", "batch"]
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-4-6"
 
 _WORDS = [
     "account",
