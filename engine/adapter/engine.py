@@ -81,11 +81,13 @@ class _StoreSource:
 
     def load(self) -> tuple[Policy, int | None]:
         from engine.policy import load_policy_text
+        from engine.store import mask_url
 
         stored = self._connected().get(self.name)
         document = stored.document
         text = document if isinstance(document, str) else json.dumps(document)
-        return load_policy_text(text, source=f"{self.url}#{self.name}@{stored.version}"), stored.version
+        where = f"{mask_url(self.url)}#{self.name}@{stored.version}"  # names it in errors and logs
+        return load_policy_text(text, source=where), stored.version
 
     def describe(self) -> str:
         return f"store {self.name!r}"
@@ -193,9 +195,11 @@ class PolicyEngine:
         try:
             source: _Source = _StoreSource(url, name)
         except Exception as exc:  # the store module itself failed to open the url
+            from engine.store import mask_url
+
             engine = cls(None, state=state, decision_log=decision_log, clock=clock)
             engine.once.warn(
-                f"store:{type(exc).__name__}", "policy store %s unusable, engine off: %s", url, exc
+                f"store:{type(exc).__name__}", "policy store %s unusable, engine off: %s", mask_url(url), exc
             )
             return engine
         return cls(

@@ -14,7 +14,7 @@ import pytest
 
 from engine.adapter import PolicyEngine, wrap_factory
 from engine.ledger import DecisionLog
-from engine.store import open_store
+from engine.store import StoreUnavailableError, open_store
 from tests.adapter.conftest import decisions, policy_text, received
 from tests.adapter.pipeshub_factory import ai_model_config, get_generator_model
 
@@ -176,3 +176,28 @@ def _doc(*, enabled: bool) -> dict[str, Any]:
 
     loaded: dict[str, Any] = yaml.safe_load(policy_text(enabled=enabled))
     return loaded
+
+
+def test_a_store_that_goes_away_keeps_the_last_good_policy_in_force(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path}/policies.db"
+    open_store(url).publish(_doc(enabled=True), author="ops")
+    engine = PolicyEngine.from_store(
+        url, name="test-policy", decision_log=DecisionLog([]), poll_interval=None
+    )
+    assert engine.enabled and engine.version == 1
+    store = engine._source._connected()  # type: ignore[union-attr]
+
+    def unreachable(*_: Any, **__: Any) -> Any:
+        raise StoreUnavailableError("policy store sqlite:///policies.db unreachable: disk I/O error")
+
+    real = store.active_revision, store.get
+    store.active_revision = store.get = unreachable
+    assert [engine.reload() for _ in range(3)] == [False, False, False]
+    assert engine.enabled and engine.version == 1  # the last good version stays in force
+    warned = [r for r in caplog.records if r.name == "llm_policy.engine" and r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "keeping" in warned[0].getMessage()
+    store.active_revision, store.get = real
+    open_store(url).publish(_doc(enabled=False), author="ops")
+    assert engine.reload() is True and engine.version == 2 and not engine.enabled
