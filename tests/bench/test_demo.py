@@ -52,3 +52,24 @@ def test_workloads_are_seeded_and_sized_as_documented() -> None:
 def test_an_unknown_workload_is_named() -> None:
     with pytest.raises(ValueError, match="unknown workload 'nope'"):
         build_workload("nope")
+
+
+def test_live_demo_takes_the_real_code_path_to_whatever_base_url_is_set(
+    capsys: Any, monkeypatch: Any, tmp_path: Any, emulator: Any
+) -> None:
+    # The live run differs from production only by its base URL: pointed at the
+    # emulator it must price the sample, then send both arms through the same SDK.
+    import httpx
+
+    monkeypatch.chdir(tmp_path)  # the engine's batch journal goes under ./.llm-policy/
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-live-sample")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.base_url)
+    monkeypatch.delenv("ANTHROPIC_API_URL", raising=False)
+    emulator.state.config.update({"batch_latency_s": 0.05})
+    assert main(["demo", "--live", "--yes", "--scale", "0.03"]) == 0
+    out = capsys.readouterr().out
+    estimate = out.index("--live:")
+    assert "at most about $" in out[estimate:] and out.index("dollars") > estimate
+    billed = httpx.get(f"{emulator.base_url}/_emulator/billing", params={"api_key": "sk-ant-live-sample"})
+    record = billed.json()
+    assert record["requests_standard"] > 0 and record["requests_batch"] > 0
