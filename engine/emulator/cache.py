@@ -10,6 +10,9 @@ The rules (ANTHROPIC.md, "Prompt caching"):
 - usage follows the mixed-TTL rule: A = highest hit position, B = highest 1h
   marker after A, C = last marker: read up to A, 1h write for B-A, 5m write for
   C-B, plain input after C.
+
+The reading and billing are ``engine.providers.anthropic.cache_accounting``, shared
+with the planner; this module keeps the entries (per API key, with ``ready_at``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.emulator.validate import Prepared
+from engine.providers.anthropic.cache_accounting import TTL, account
 from engine.providers.anthropic.capabilities import Capabilities
 
 __all__ = ["CacheOutcome", "PromptCache"]
@@ -57,52 +61,44 @@ class PromptCache:
         return sum(1 for e in self._entries.values() if e.expires_at > now)
 
     def apply(self, req: Prepared, now: float, ready_at: float) -> CacheOutcome:
-        """Read, refresh and write for ``req``; return how its input tokens split."""
-        cum = req.cumulative
-        eligible = [(i, ttl) for i, ttl in req.markers if cum[i] >= req.info.min_cache_tokens]
-        if not eligible:
+        """Read, refresh and write for ``req``; return how its input tokens split.
+
+        The billing itself is :func:`cache_accounting.account`, the function the planner
+        replays traces with, so a predicted cost is the billed one by construction.
+        """
+        if not req.markers:
             return CacheOutcome(input=req.total_tokens)
-        hit = self._read(req, [i for i, _ in eligible], now)
-        for i, _ in eligible:
-            if hit is not None and i <= hit:
-                self._refresh(req.hashes[i], now)
-        base = cum[hit] if hit is not None else 0
-        later = [(i, ttl) for i, ttl in eligible if hit is None or i > hit]
-        if not later:
-            return CacheOutcome(read=base, input=req.total_tokens - base, hit_index=hit)
-        last = later[-1][0]
-        ones = [i for i, ttl in later if ttl == "1h"]
-        upto_1h = cum[ones[-1]] if ones else base
-        for i, ttl in later:
-            self._entries[req.hashes[i]] = _Entry(ttl, now + self._ttl_s[ttl], ready_at)
-        self._maybe_sweep(now)
-        return CacheOutcome(
-            read=base,
-            write_1h=upto_1h - base,
-            write_5m=cum[last] - upto_1h,
-            input=req.total_tokens - cum[last],
-            hit_index=hit,
+        markers: list[TTL | None] = [None] * len(req.blocks)
+        for i, ttl in req.markers:
+            markers[i] = "1h" if ttl == "1h" else "5m"
+        entries = self._entries
+
+        def alive(key: bytes) -> bool:
+            entry = entries.get(key)
+            return entry is not None and entry.expires_at > now and entry.ready_at <= now
+
+        out = account(
+            req.hashes,
+            [b.tokens for b in req.blocks],
+            markers,
+            min_tokens=req.info.min_cache_tokens,
+            lookback=self._lookback,
+            alive=alive,
         )
-
-    def _read(self, req: Prepared, marker_positions: list[int], now: float) -> int | None:
-        """The highest position whose entry a marker's lookback finds (and refreshes)."""
-        best: int | None = None
-        for m in marker_positions:
-            for j in range(m, max(-1, m - self._lookback), -1):
-                if best is not None and j <= best:
-                    break
-                entry = self._entries.get(req.hashes[j])
-                if entry is not None and entry.expires_at > now and entry.ready_at <= now:
-                    best = j
-                    break
-        if best is not None:
-            self._refresh(req.hashes[best], now)
-        return best
-
-    def _refresh(self, key: bytes, now: float) -> None:
-        entry = self._entries.get(key)
-        if entry is not None and entry.expires_at > now and entry.ready_at <= now:
+        for pos in out.refreshed:
+            entry = entries[req.hashes[pos]]
             entry.expires_at = now + self._ttl_s[entry.ttl]
+        for pos, ttl in out.writes:
+            entries[req.hashes[pos]] = _Entry(ttl, now + self._ttl_s[ttl], ready_at)
+        if out.writes:
+            self._maybe_sweep(now)
+        return CacheOutcome(
+            read=out.cache_read_tokens,
+            write_5m=out.cache_write_5m_tokens,
+            write_1h=out.cache_write_1h_tokens,
+            input=out.input_tokens,
+            hit_index=out.hit if out.hit >= 0 else None,
+        )
 
     def _maybe_sweep(self, now: float) -> None:
         """Drop expired entries now and then, so a long run's memory stays flat."""

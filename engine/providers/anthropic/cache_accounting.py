@@ -2,8 +2,10 @@
 
 A pure function of a request's positions (prefix hash, tokens, marker) and of the
 cache entries alive at that moment. Anything that has to bill exactly like the
-API (the emulator, the planner replaying a trace) calls :func:`account` and then
-:func:`commit`, so a cost the planner predicts is the cost the emulator bills.
+API calls :func:`account`: the emulator (``engine/emulator/cache.py``, which keeps
+entries of its own that also know when they become readable) and the planner
+replaying a trace (which stores them with :func:`commit`), so a cost the planner
+predicts is the cost the emulator bills.
 
 The rules (ANTHROPIC.md, "Prompt caching"):
 
@@ -16,7 +18,7 @@ The rules (ANTHROPIC.md, "Prompt caching"):
   marker after A. Read price up to A, 1h write for (A, B], 5m write for (B, C],
   plain input after C (after A when no marker follows it).
 - Refreshes: the entry at A, and the entry at each marker at or before A whose
-  own prefix is cached (as the emulator does, ``engine/emulator/cache.py``).
+  own prefix is cached.
 - Writes: one entry per marker after A, keyed by its prefix hash, with its TTL.
 """
 
