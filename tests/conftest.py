@@ -29,3 +29,34 @@ def emulator(emulator_server: object) -> _Iterator[object]:
     finally:
         state.config.update(saved)
         state.reseed(saved["seed"])
+
+
+# -- real Redis and etcd servers (Debian packages), one each per test session --------------
+@_pytest.fixture(scope="session")
+def redis_server() -> _Iterator[object]:
+    """A real ``redis-server`` on a free port (``.url``, ``.restart()``, ``.kill()``)."""
+    import realservers
+
+    why = realservers.missing_binary("redis")
+    if why:
+        _pytest.skip(why)
+    server = realservers.start_redis()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@_pytest.fixture(scope="session")
+def etcd_server() -> _Iterator[object]:
+    """A real ``etcd`` on free ports (``.url`` is ``etcd://127.0.0.1:PORT``)."""
+    import realservers
+
+    why = realservers.missing_binary("etcd")
+    if why:
+        _pytest.skip(why)
+    server = realservers.start_etcd()
+    try:
+        yield server
+    finally:
+        server.close()
