@@ -33,7 +33,8 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float, log
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"server exited with {proc.returncode}: {tail}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -128,7 +129,8 @@ def missing_binary(kind: str) -> str | None:
     """Why a server of this kind cannot start here, or None when it can."""
     binary = {"redis": "redis-server", "etcd": "etcd"}[kind]
     if shutil.which(binary) is None:
-        return f"{binary} not installed (Debian package {'redis-server' if kind == 'redis' else 'etcd-server'})"
+        package = "redis-server" if kind == "redis" else "etcd-server"
+        return f"{binary} not installed (Debian package {package})"
     return None
 
 
