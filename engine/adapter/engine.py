@@ -144,6 +144,7 @@ class PolicyEngine:
         self._batches: Any = None
         self._allocators: dict[Transport, Any] = {}
         self._batch_hits: Any = None
+        self._shadow: Any = None
         self._resumed: set[tuple[str, str]] = set()
         if source is not None:
             self.reload()
@@ -321,6 +322,14 @@ class PolicyEngine:
 
             self._batch_hits = BatchHitRates()
         return self._batch_hits
+
+    def shadow_billing(self) -> Any:
+        """The simulated cache that prices shadow-mode calls as if the policy were enforced."""
+        if self._shadow is None:
+            from engine.ledger import ShadowBilling
+
+            self._shadow = ShadowBilling()
+        return self._shadow
 
     def batches(self) -> Any:
         """The batch service on the ``state`` journal, opened on first use (one event loop per engine)."""
