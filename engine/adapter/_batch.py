@@ -112,12 +112,20 @@ def answer_prepared(
 async def pooled(
     model: Any, run: CallRun, plan: BatchPlan, messages: Any, stop: Any, kwargs: dict[str, Any]
 ) -> ChatResult | None:
-    """Send one call through the engine's pool; None when it must go direct after all."""
-    from engine.adapter._model import active
+    """Send one call through the engine's pool; None when it must go direct after all.
 
-    with active(run, batch=True):
-        payload = model._get_request_payload(messages, stop=stop, **kwargs)
-    if "betas" in payload:
+    The payload is built once, without markers; only a call the pool takes gets the
+    batch placement. One it declines keeps that payload (``run.prebuilt``) for the
+    direct path, which places its markers once, as for any direct call.
+    """
+    try:
+        raw: dict[str, Any] = type(model).__llm_policy_parent__._get_request_payload(
+            model, messages, stop=stop, **kwargs
+        )
+    except Exception:
+        return None  # the direct path builds it again and raises as the unwrapped model would
+    run.prebuilt = raw
+    if "betas" in raw:
         run.note("batch: beta features are sent direct")
         return None
     client = model._async_client
@@ -125,10 +133,13 @@ async def pooled(
     if service is None:
         run.note("engine error: the batch service is unusable, sent direct")
         return None
+    run.prebuilt = None
+    payload = run.apply(raw, batch=True)
     try:
         message = await service.submit_one(payload, plan, client, call_site=run.record.call_site)
     except Exception as exc:
         if _rejected_direct(exc):
+            run.prebuilt = raw
             return None
         run.finish(None, error=exc)
         raise_as_langchain(exc)
