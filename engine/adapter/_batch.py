@@ -128,22 +128,28 @@ async def pooled(
     Anything the engine cannot do before the request is handed over (payload, journal,
     a request the Batches API cannot carry) sends it direct, unchanged; once handed
     over, the caller gets its answer or the exception a direct call would raise.
-    """
-    from engine.adapter._model import active
 
+    The payload is built once, without markers; only a call the pool takes gets the
+    batch placement. One it declines keeps that payload (``run.prebuilt``) for the
+    direct path, which places its markers once, as for any direct call.
+    """
     try:
-        with active(run, batch=True, finish_on_error=False):
-            payload = model._get_request_payload(messages, stop=stop, **kwargs)
+        raw: dict[str, Any] = type(model).__llm_policy_parent__._get_request_payload(
+            model, messages, stop=stop, **kwargs
+        )
         client = model._async_client
-    except Exception:  # the direct call builds it again and raises what the parent raises
-        return None
-    if "betas" in payload:
+    except Exception:
+        return None  # the direct path builds it again and raises as the unwrapped model would
+    run.prebuilt = raw
+    if "betas" in raw:
         run.note("batch: beta features are sent direct")
         return None
     service = await _service(run.binding, client)
     if service is None:
         run.note("engine error: the batch service is unusable, sent direct")
         return None
+    run.prebuilt = None
+    payload = run.apply(raw, batch=True)
     key = (metadata or {}).get(IDEMPOTENCY_KEY)
     try:
         answer = await service.answer_one(
@@ -152,6 +158,7 @@ async def pooled(
     except (NotBatchable, JournalError) as exc:
         _unusable(run.binding, exc)
         run.note(f"batch: {exc}; sent direct")
+        run.prebuilt = raw
         return None
     except Exception as exc:
         run.finish(None, error=exc)
