@@ -19,16 +19,16 @@ import contextlib
 import contextvars
 from collections import defaultdict, deque
 from collections.abc import Iterator, Mapping
-from typing import Any, NoReturn
+from typing import Any
 
 import anthropic
-from langchain_anthropic.chat_models import _handle_anthropic_api_error, _handle_anthropic_bad_request
 from langchain_core.outputs import ChatResult
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import get_config_list
 
 from engine.adapter._call import Binding, CallRun, request_key
 from engine.adapter.callsite import code_location
+from engine.adapter.errors import raise_as_langchain
 from engine.decision import BatchPlan
 from engine.journal import JournalError
 from engine.ledger import CallShape
@@ -77,15 +77,6 @@ def prepared() -> Prepared | None:
     return _PREPARED.get()
 
 
-def _raise_as_langchain(error: BaseException) -> NoReturn:
-    """Raise an API error the way the parent's direct call would have."""
-    if isinstance(error, anthropic.BadRequestError):
-        _handle_anthropic_bad_request(error)
-    if isinstance(error, anthropic.APIError):
-        _handle_anthropic_api_error(error)
-    raise error
-
-
 def _result(model: Any, answer: Answer, run: CallRun) -> ChatResult:
     """The parent's own output for ``answer``; logged at cost 0 when this call did not pay for it."""
     result: ChatResult = model._format_output(answer.message)
@@ -110,7 +101,7 @@ def answer_prepared(
     if isinstance(outcome, BaseException):
         run.record.applied = True
         run.finish(None, error=outcome)
-        _raise_as_langchain(outcome)
+        raise_as_langchain(outcome)
     return _result(model, outcome, run)
 
 
@@ -162,7 +153,7 @@ async def pooled(
         return None
     except Exception as exc:
         run.finish(None, error=exc)
-        _raise_as_langchain(exc)
+        raise_as_langchain(exc)
     return _result(model, answer, run)
 
 
