@@ -22,13 +22,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import anthropic
-from langchain_anthropic.chat_models import _handle_anthropic_api_error, _handle_anthropic_bad_request
 from langchain_core.outputs import ChatResult
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import get_config_list
 
 from engine.adapter._call import Binding, CallRun, request_key
 from engine.adapter.callsite import code_location
+from engine.adapter.errors import raise_as_langchain
 from engine.decision import BatchPlan
 from engine.ledger import CallShape
 from engine.providers.anthropic.batches import BatchItemError, client_identity, request_hash
@@ -83,15 +83,6 @@ def _rejected_direct(outcome: Any) -> bool:
     return isinstance(outcome, BatchItemError) and outcome.failure == "direct"
 
 
-def _raise_as_langchain(error: BaseException) -> None:
-    """Raise an API error the way the parent's direct call would have."""
-    if isinstance(error, anthropic.BadRequestError):
-        _handle_anthropic_bad_request(error)
-    if isinstance(error, anthropic.APIError):
-        _handle_anthropic_api_error(error)
-    raise error
-
-
 def _result(model: Any, message: Any, run: CallRun, batch_id: str | None) -> ChatResult:
     result: ChatResult = model._format_output(message)
     run.record.applied = True
@@ -114,19 +105,27 @@ def answer_prepared(
     if isinstance(outcome, BaseException):
         run.record.applied = True
         run.finish(None, error=outcome, batch_id=batch_id)
-        _raise_as_langchain(outcome)
+        raise_as_langchain(outcome)
     return _result(model, outcome, run, batch_id)
 
 
 async def pooled(
     model: Any, run: CallRun, plan: BatchPlan, messages: Any, stop: Any, kwargs: dict[str, Any]
 ) -> ChatResult | None:
-    """Send one call through the engine's pool; None when it must go direct after all."""
-    from engine.adapter._model import active
+    """Send one call through the engine's pool; None when it must go direct after all.
 
-    with active(run, batch=True):
-        payload = model._get_request_payload(messages, stop=stop, **kwargs)
-    if "betas" in payload:
+    The payload is built once, without markers; only a call the pool takes gets the
+    batch placement. One it declines keeps that payload (``run.prebuilt``) for the
+    direct path, which places its markers once, as for any direct call.
+    """
+    try:
+        raw: dict[str, Any] = type(model).__llm_policy_parent__._get_request_payload(
+            model, messages, stop=stop, **kwargs
+        )
+    except Exception:
+        return None  # the direct path builds it again and raises as the unwrapped model would
+    run.prebuilt = raw
+    if "betas" in raw:
         run.note("batch: beta features are sent direct")
         return None
     client = model._async_client
@@ -134,13 +133,16 @@ async def pooled(
     if service is None:
         run.note("engine error: the batch service is unusable, sent direct")
         return None
+    run.prebuilt = None
+    payload = run.apply(raw, batch=True)
     try:
         message = await service.submit_one(payload, plan, client, call_site=run.record.call_site)
     except Exception as exc:
         if _rejected_direct(exc):
+            run.prebuilt = raw
             return None
         run.finish(None, error=exc)
-        _raise_as_langchain(exc)
+        raise_as_langchain(exc)
     return _result(model, message, run, _batch_id(service, payload, client))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +154,7 @@ class CallRun:
         "cache_plan",
         "decision",
         "in_rollout",
+        "prebuilt",
         "record",
     )
 
@@ -171,6 +172,9 @@ class CallRun:
         self._payload: dict[str, Any] | None = None
         self._usage: dict[str, Any] | None = None
         self.in_rollout = True
+        #: The payload LangChain built before the call was routed (a pool that declined
+        #: it): the direct path sends it instead of building it again.
+        self.prebuilt: dict[str, Any] | None = None
         record.evaluation_ms = (time.perf_counter() - started) * 1000.0
 
     @property
@@ -196,11 +200,21 @@ class CallRun:
             return None
         return plan if self.in_rollout else None
 
-    def apply(self, payload: dict[str, Any], *, batch: bool = False) -> dict[str, Any]:
-        """The payload to send: ``payload`` itself, or a copy with cache markers (fail open)."""
+    def apply(
+        self,
+        payload: dict[str, Any],
+        *,
+        batch: bool = False,
+        counter: Callable[[dict[str, Any]], int] | None = None,
+    ) -> dict[str, Any]:
+        """The payload to send: ``payload`` itself, or a copy with cache markers (fail open).
+
+        ``counter`` counts a prefix exactly (``count_tokens`` on the model's own client)
+        where the token estimate is too close to the model's cache minimum to trust.
+        """
         started = time.perf_counter()
         try:
-            out = self._apply(payload, batch=batch)
+            out = self._apply(payload, batch=batch, counter=counter)
         except Exception as exc:
             self.engine.once.warn(
                 f"apply:{type(exc).__name__}:{exc}",
@@ -212,7 +226,9 @@ class CallRun:
         self.record.evaluation_ms += (time.perf_counter() - started) * 1000.0
         return out
 
-    def _apply(self, payload: dict[str, Any], *, batch: bool) -> dict[str, Any]:
+    def _apply(
+        self, payload: dict[str, Any], *, batch: bool, counter: Callable[[dict[str, Any]], int] | None
+    ) -> dict[str, Any]:
         record = self.record
         self._payload = payload
         max_tokens = payload.get("max_tokens")
@@ -226,7 +242,14 @@ class CallRun:
         if plan is None:
             return payload
         result = self.engine.allocator(self.binding.transport).apply(
-            payload, plan, call_site=record.call_site, now=self.engine.clock(), batch=batch
+            payload,
+            plan,
+            call_site=record.call_site,
+            now=self.engine.clock(),
+            batch=batch,
+            counter=counter,
+            sent=self.decision.mode != "shadow",
+            hit_rate=self.engine.batch_hit_rate(record.call_site) if batch else 1.0,
         )
         record.markers = [
             MarkerRecord(p.path, p.ttl, p.prefix_tokens, p.source, p.action, p.reason, p.prefix_hash)
@@ -255,6 +278,10 @@ class CallRun:
         if error is not None:
             record.error = type(error).__name__
         self._usage = dict(usage) if usage else None
+        if batch_id is not None and usage and any(m.action != "dropped" for m in record.markers):
+            # what the batch's cache actually did: the hit rate later batches decide with
+            hit = int(usage.get("cache_read_input_tokens") or 0) > 0
+            self.engine.batch_hits().observe(record.call_site, hit)
         self.engine.log.emit(record, self._complete)
 
     def _complete(self) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -89,6 +89,19 @@ def _add(total: UsageMetadata | None, chunk: ChatGenerationChunk) -> UsageMetada
     return add_usage(total, usage) if usage else total
 
 
+def _token_counter(model: Any) -> Callable[[dict[str, Any]], int] | None:
+    """``count_tokens`` on the model's own (synchronous) client, or None where there is none.
+
+    Only asked for prefixes whose estimate is near the cache minimum, once per prefix.
+    """
+    from engine.providers.anthropic.caching import sdk_counter
+
+    try:
+        return sdk_counter(model._client)
+    except Exception:
+        return None
+
+
 class active:
     """Sets the current run for the parent's payload building; logs an error if one escapes."""
 
@@ -135,12 +148,17 @@ class PolicyHooks:
     def _get_request_payload(
         self, input_: Any, *, stop: list[str] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        payload: dict[str, Any] = super()._get_request_payload(input_, stop=stop, **kwargs)  # type: ignore[misc]
         current = _RUN.get()
+        prebuilt = current[0].prebuilt if current is not None else None
+        if prebuilt is not None:
+            current[0].prebuilt = None  # type: ignore[index]  # built once, before a pool declined it
+            payload = prebuilt
+        else:
+            payload = super()._get_request_payload(input_, stop=stop, **kwargs)  # type: ignore[misc]
         if current is None:
             return payload
         run, batch = current
-        return run.apply(payload, batch=batch)
+        return run.apply(payload, batch=batch, counter=_token_counter(self))
 
     def _should_stream(self, *, async_api: bool, run_manager: Any = None, **kwargs: Any) -> bool:
         streams: bool = super()._should_stream(  # type: ignore[misc]

@@ -146,6 +146,7 @@ class PolicyEngine:
         self._poller: threading.Thread | None = None
         self._batches: Any = None
         self._allocators: dict[Transport, Any] = {}
+        self._batch_hits: Any = None
         self._resumed: set[tuple[str, str]] = set()
         if source is not None:
             self.reload()
@@ -311,6 +312,18 @@ class PolicyEngine:
 
             allocator = self._allocators[transport] = BreakpointAllocator(transport=transport)
         return allocator
+
+    def batch_hit_rate(self, call_site: str) -> float:
+        """The share of this call site's batch items that read their cache entry (learned from usage)."""
+        return float(self.batch_hits().rate(call_site))
+
+    def batch_hits(self) -> Any:
+        """The per-call-site record of cache hits inside batches (one per engine)."""
+        if self._batch_hits is None:
+            from engine.providers.anthropic.caching import BatchHitRates
+
+            self._batch_hits = BatchHitRates()
+        return self._batch_hits
 
     def batches(self) -> Any:
         """The batch service on the ``state`` journal, opened on first use (one event loop per engine)."""
