@@ -31,7 +31,7 @@ from engine.ledger import (
 from engine.providers.anthropic.blocks import Block, iter_blocks, prefix_hashes
 from engine.providers.anthropic.capabilities import Transport
 from engine.providers.anthropic.tokens import canonical_json
-from engine.providers.anthropic.transport import SupportResult, check_support
+from engine.providers.anthropic.transport import SupportResult, UnsupportedError, check_support
 
 if TYPE_CHECKING:
     from engine.adapter.engine import PolicyEngine
@@ -74,7 +74,11 @@ class Binding:
         Asked before the payload exists, so a partial ``rollout`` cannot be applied here:
         such a call is sent unstreamed even when its hash falls outside the rollout.
         """
-        decision = self.engine.decide(self.context(model, metadata)[0])
+        try:
+            decision = self.engine.decide(self.context(model, metadata)[0])
+        except Exception as exc:
+            self._failed("pools", exc)
+            return False
         if decision is None or decision.mode != "enforce":
             return False
         try:
@@ -83,10 +87,31 @@ class Binding:
             return False
         return batch is not None and batch.mode == "accumulate"
 
+    def _failed(self, where: str, exc: Exception) -> None:
+        """An engine failure before the call: logged once per cause (its type and place)."""
+        self.engine.once.warn(
+            f"{where}:{type(exc).__name__}", "engine failed (%s), calls go out unchanged: %r", where, exc
+        )
+
     def start(
         self, model: str, shape: CallShape, metadata: Mapping[str, Any] | None, *, caller: str | None = None
     ) -> CallRun | None:
-        """A run for this call, or None when the engine is off for it (nothing to do, nothing logged)."""
+        """A run for this call, or None when the engine is off for it (nothing to do, nothing logged).
+
+        Fail open: an exception in call-site resolution, evaluation, capability checks
+        or the record makes the call go out unchanged (``onUnsupported: error`` still raises).
+        """
+        try:
+            return self._start(model, shape, metadata, caller)
+        except UnsupportedError:
+            raise
+        except Exception as exc:
+            self._failed("start", exc)
+            return None
+
+    def _start(
+        self, model: str, shape: CallShape, metadata: Mapping[str, Any] | None, caller: str | None
+    ) -> CallRun | None:
         started = time.perf_counter()
         ctx, source = self.context(model, metadata, caller)
         decision = self.engine.decide(ctx)

@@ -216,7 +216,7 @@ class PolicyHooks:
                 return answered
         plan = run.pool_plan()
         if plan is not None and plan.mode == "accumulate":
-            pooled = await _batch.pooled(self, run, plan, messages, stop, kwargs)
+            pooled = await _batch.pooled(self, run, plan, messages, stop, kwargs, _metadata(run_manager))
             if pooled is not None:
                 return pooled
         with active(run):

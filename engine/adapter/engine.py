@@ -145,9 +145,9 @@ class PolicyEngine:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._batches: Any = None
+        self._batches_lock = threading.Lock()
         self._allocators: dict[Transport, Any] = {}
         self._batch_hits: Any = None
-        self._resumed: set[tuple[str, str]] = set()
         if source is not None:
             self.reload()
             if poll_interval:
@@ -326,30 +326,24 @@ class PolicyEngine:
         return self._batch_hits
 
     def batches(self) -> Any:
-        """The batch service on the ``state`` journal, opened on first use (one event loop per engine)."""
-        if self._batches is None:
-            from engine.providers.anthropic.batches import BatchService, open_journal
+        """The batch service on the ``state`` journal, opened on first use (any event loop, any thread)."""
+        with self._batches_lock:
+            if self._batches is None:
+                from engine.providers.anthropic.batches import BatchService, open_journal
 
-            self._batches = BatchService(open_journal(self.state), poll_interval=self.batch_poll_interval)
-        return self._batches
+                self._batches = BatchService(open_journal(self.state), poll_interval=self.batch_poll_interval)
+            return self._batches
 
     async def batch_service(self, client: Any) -> Any:
-        """The batch service, after resuming what the journal holds for ``client``'s credential.
+        """The batch service. The journal keeps no API keys, so work a dead process left is
+        resumed by the service the first time a call with the same credential and endpoint
+        comes through (on each event loop). Opened in a thread: the journal's file I/O
+        never blocks the event loop."""
+        import asyncio
 
-        The journal keeps no API keys, so work left by a crashed process is resumed the
-        first time a model with the same credential and endpoint routes a call here.
-        """
-        from engine.providers.anthropic.batches import client_identity
-
-        service = self.batches()
-        identity = client_identity(client)
-        if identity not in self._resumed:
-            self._resumed.add(identity)
-            try:
-                await service.resume(lambda fp, url: client if (fp, url) == identity else None)
-            except Exception as exc:  # resuming is best effort; the journal keeps the work
-                self.once.warn(f"resume:{type(exc).__name__}", "resuming journaled batches failed: %r", exc)
-        return service
+        if self._batches is not None:
+            return self._batches
+        return await asyncio.to_thread(self.batches)
 
     # ---- lifecycle -------------------------------------------------------------------
     def _start_polling(self, interval: float) -> None:
@@ -366,12 +360,17 @@ class PolicyEngine:
             self._poller.join(timeout=5)
             self._poller = None
 
-    async def aclose(self) -> None:
-        """Stop polling, flush pooled batch requests, close clients and the log."""
+    async def aclose(self, timeout: float | None = 60.0) -> None:
+        """Stop polling, flush pooled batch requests, close clients and the log.
+
+        Waits at most ``timeout`` seconds for batches in flight (None: until they end);
+        callers still waiting then get ``BatchItemError(failure="closed")`` and the
+        journal keeps their items for the next start.
+        """
         self.close_polling()
         if self._batches is not None:
             batches, self._batches = self._batches, None
-            await batches.aclose()
+            await batches.aclose(timeout)
         self.log.close()
 
     def __repr__(self) -> str:
