@@ -9,6 +9,7 @@ engine were not there. Each distinct cause is logged once, not once per call.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -67,7 +68,9 @@ class _StoreSource:
         from engine.store import open_store
 
         self.url, self.name = url, name
-        self._open: Callable[[str], Any] = open_store
+        # Never create a store: a missing one (wrong directory, deleted file) stays "off
+        # and logged" until the real one appears, instead of becoming an empty new store.
+        self._open: Callable[[str], Any] = functools.partial(open_store, create=False)
         self._store: Any = None
 
     def _connected(self) -> Any:
