@@ -338,9 +338,12 @@ class PolicyEngine:
         """The batch service on the ``state`` journal, opened on first use (any event loop, any thread)."""
         with self._batches_lock:
             if self._batches is None:
+                from engine.adapter._warm import warm_items
                 from engine.providers.anthropic.batches import BatchService, open_journal
 
-                self._batches = BatchService(open_journal(self.state), poll_interval=self.batch_poll_interval)
+                service = BatchService(open_journal(self.state), poll_interval=self.batch_poll_interval)
+                service.warm = lambda items: warm_items(self, items)
+                self._batches = service
             return self._batches
 
     async def batch_service(self, client: Any) -> Any:
