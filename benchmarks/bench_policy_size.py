@@ -20,16 +20,21 @@ import cProfile
 import pstats
 import time
 from collections.abc import Callable
+from functools import partial
 
 from engine.compile import compile_policy
 from engine.policy import check_text
 from engine.policy._load import MAX_BYTES
 
-HEAD = "apiVersion: llm-policy/v1\nkind: OptimizationPolicy\nmetadata: {name: bench}\nspec:\n  enabled: true\n  rules:\n"
+HEAD = (
+    "apiVersion: llm-policy/v1\nkind: OptimizationPolicy\nmetadata: {name: bench}\n"
+    "spec:\n  enabled: true\n  rules:\n"
+)
 
 
 def _distinct(i: int) -> str:
-    return f"    - {{name: r{i}, match: {{callSite: 'service{i}.feature.*', role: indexing}}, cache: {{mode: auto}}}}\n"
+    match = f"{{callSite: 'service{i}.feature.*', role: indexing}}"
+    return f"    - {{name: r{i}, match: {match}, cache: {{mode: auto}}}}\n"
 
 
 def _shared(i: int) -> str:
@@ -42,10 +47,16 @@ def _open(i: int) -> str:
 
 def _lists(i: int) -> str:
     sites = ", ".join(f"'svc{i}.part{k}.*'" for k in range(12))
-    return f"    - name: r{i}\n      match: {{callSite: [{sites}], model: 'claude-*'}}\n      cache: {{mode: auto, ttl: 1h}}\n"
+    match = f"{{callSite: [{sites}], model: 'claude-*'}}"
+    return f"    - name: r{i}\n      match: {match}\n      cache: {{mode: auto, ttl: 1h}}\n"
 
 
-SHAPES: dict[str, Callable[[int], str]] = {"distinct": _distinct, "shared": _shared, "open": _open, "lists": _lists}
+SHAPES: dict[str, Callable[[int], str]] = {
+    "distinct": _distinct,
+    "shared": _shared,
+    "open": _open,
+    "lists": _lists,
+}
 
 
 def policy_at_cap(rule: Callable[[int], str]) -> str:
@@ -77,15 +88,18 @@ def main() -> None:
         profiler = cProfile.Profile() if args.profile else None
         if profiler:
             profiler.enable()
-        check_s, report = _cpu(lambda: check_text(text, source=f"{name}.yaml"))
+        check_s, report = _cpu(partial(check_text, text, source=f"{name}.yaml"))
         policy = getattr(report, "policy", None)
         if policy is None:
-            raise SystemExit(f"{name}: the generated policy is invalid: {report.errors[:3]}")  # type: ignore[attr-defined]
-        compile_s, _ = _cpu(lambda: compile_policy(policy))
+            raise SystemExit(f"{name}: the generated policy is invalid: {report}")
+        compile_s, _ = _cpu(partial(compile_policy, policy))
         if profiler:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
-        print(f"{name:9s} {len(text):8d} bytes {rules:6d} rules  validate {check_s:7.3f} s  compile {compile_s:7.3f} s (CPU)")
+        print(
+            f"{name:9s} {len(text):8d} bytes {rules:6d} rules  "
+            f"validate {check_s:7.3f} s  compile {compile_s:7.3f} s (CPU)"
+        )
 
 
 if __name__ == "__main__":

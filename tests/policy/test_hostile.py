@@ -34,7 +34,9 @@ def test_any_text_gets_findings_not_a_traceback(text: str) -> None:
 
 @FAST
 @given(st.binary(max_size=200))
-def test_any_bytes_in_a_file_get_a_located_finding(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
+def test_any_bytes_in_a_file_get_a_located_finding(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
     path = tmp_path_factory.mktemp("p") / "p.yaml"
     path.write_bytes(HEADER.encode() + data)
     report = check_file(path)
