@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -75,18 +75,34 @@ def _stream_usage(total: UsageMetadata | None) -> dict[str, Any] | None:
     w5m = int(details.get("ephemeral_5m_input_tokens") or 0)
     w1h = int(details.get("ephemeral_1h_input_tokens") or 0)
     written = (w5m + w1h) or int(details.get("cache_creation") or 0)
-    return {
+    usage: dict[str, Any] = {
         "input_tokens": max(0, total["input_tokens"] - read - written),
         "cache_read_input_tokens": read,
         "cache_creation_input_tokens": written,
-        "cache_creation": {"ephemeral_5m_input_tokens": written - w1h, "ephemeral_1h_input_tokens": w1h},
         "output_tokens": total["output_tokens"],
     }
+    if w5m + w1h:
+        usage["cache_creation"] = {"ephemeral_5m_input_tokens": w5m, "ephemeral_1h_input_tokens": w1h}
+    # else: the stream's final usage gave no TTL split; the record infers it from the markers sent
+    return usage
 
 
 def _add(total: UsageMetadata | None, chunk: ChatGenerationChunk) -> UsageMetadata | None:
     usage = getattr(chunk.message, "usage_metadata", None)
     return add_usage(total, usage) if usage else total
+
+
+def _token_counter(model: Any) -> Callable[[dict[str, Any]], int] | None:
+    """``count_tokens`` on the model's own (synchronous) client, or None where there is none.
+
+    Only asked for prefixes whose estimate is near the cache minimum, once per prefix.
+    """
+    from engine.providers.anthropic.caching import sdk_counter
+
+    try:
+        return sdk_counter(model._client)
+    except Exception:
+        return None
 
 
 class active:
@@ -135,12 +151,17 @@ class PolicyHooks:
     def _get_request_payload(
         self, input_: Any, *, stop: list[str] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        payload: dict[str, Any] = super()._get_request_payload(input_, stop=stop, **kwargs)  # type: ignore[misc]
         current = _RUN.get()
+        prebuilt = current[0].prebuilt if current is not None else None
+        if prebuilt is not None:
+            current[0].prebuilt = None  # type: ignore[index]  # built once, before a pool declined it
+            payload = prebuilt
+        else:
+            payload = super()._get_request_payload(input_, stop=stop, **kwargs)  # type: ignore[misc]
         if current is None:
             return payload
         run, batch = current
-        return run.apply(payload, batch=batch)
+        return run.apply(payload, batch=batch, counter=_token_counter(self))
 
     def _should_stream(self, *, async_api: bool, run_manager: Any = None, **kwargs: Any) -> bool:
         streams: bool = super()._should_stream(  # type: ignore[misc]
@@ -198,7 +219,7 @@ class PolicyHooks:
                 return answered
         plan = run.pool_plan()
         if plan is not None and plan.mode == "accumulate":
-            pooled = await _batch.pooled(self, run, plan, messages, stop, kwargs)
+            pooled = await _batch.pooled(self, run, plan, messages, stop, kwargs, _metadata(run_manager))
             if pooled is not None:
                 return pooled
         with active(run):

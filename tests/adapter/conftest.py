@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import textwrap
 from collections.abc import Callable, Iterator
@@ -45,19 +46,19 @@ def policy_text(
     ) + textwrap.indent(textwrap.dedent(rules), "  ")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_async_http_client() -> None:
-    """langchain_anthropic shares one cached httpx AsyncClient per process; a client left on
-    another test's (closed) event loop fails its first request here. PipesHub runs one loop."""
-    from langchain_anthropic import _client_utils
-
-    _client_utils._get_default_async_httpx_client.cache_clear()
+_URL_IDS = itertools.count()
 
 
 @pytest.fixture
 def anthropic_env(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Point ChatAnthropic (as PipesHub builds it, without base_url) at the emulator."""
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.base_url)
+    """Point ChatAnthropic (as PipesHub builds it, without base_url) at the emulator.
+
+    langchain-anthropic shares one cached httpx AsyncClient per base URL and process; one left
+    on an earlier test's (closed) event loop fails its first request. Each test therefore gets
+    a base URL of its own (``/tN/../``, which the URL parser folds back to ``/``), so a fresh
+    client through public means. PipesHub itself keeps each model on one loop.
+    """
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"{emulator.base_url.rstrip('/')}/t{next(_URL_IDS)}/../")
     emulator.state.config.update({"batch_latency_s": 0.1})  # restored by the emulator fixture
     monkeypatch.delenv("ANTHROPIC_API_URL", raising=False)
     return emulator

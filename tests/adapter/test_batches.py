@@ -130,6 +130,7 @@ async def test_journaled_work_is_resumed_when_the_credential_is_next_used(
     call with the same credential sends it, and its result lands in the journal."""
     from engine.providers.anthropic.batches import (
         JournalEntry,
+        Lease,
         client_identity,
         custom_id_for,
         open_journal,
@@ -141,8 +142,9 @@ async def test_journaled_work_is_resumed_when_the_credential_is_next_used(
     params = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "left behind"}]}
     digest = request_hash(params, fingerprint, base_url)
     journal = open_journal(engine.state)
-    journal.add(
-        [JournalEntry(digest, custom_id_for(digest), fingerprint, base_url, "pending", params=params)]
+    journal.claim(
+        [JournalEntry(digest, custom_id_for(digest), fingerprint, base_url, "pending", params=params)],
+        Lease("a process that died", ttl_s=-1),
     )
     journal.close()
 
@@ -211,3 +213,42 @@ async def test_an_unusable_journal_sends_calls_direct(
     assert (await llm.ainvoke("row x", config=pooled)).content == direct[0]
     assert set(_tiers(anthropic_env)) == {"standard"}
     assert sum("batch service unusable" in r.getMessage() for r in caplog.records) == 1
+
+
+@session_loop
+async def test_a_call_the_pool_declines_builds_its_payload_once_and_writes_nothing_unread(
+    anthropic_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Routed to a pool that cannot take it (no batch service): sent direct, built once, no write."""
+    from langchain_anthropic import ChatAnthropic
+
+    from tests.adapter.conftest import policy_text
+
+    rules = """\
+- name: indexing
+  match: {callSite: "indexing.*"}
+  cache: {mode: auto, ttl: 5m}
+  batch: {mode: accumulate, maxRequests: 3, maxWait: 30s}
+"""
+    (tmp_path / "blocked").write_text("a file where the journal's folder should be", encoding="utf-8")
+    (tmp_path / "policy.yaml").write_text(policy_text(rules=rules), encoding="utf-8")
+    engine = PolicyEngine.from_file(
+        tmp_path / "policy.yaml", state=f"sqlite:///{tmp_path}/blocked/state.db", decision_log=None
+    )
+    built: list[int] = []
+    original = ChatAnthropic._get_request_payload
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        built.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ChatAnthropic, "_get_request_payload", counting)
+    _, llm = _models(engine)
+    document = "a one-off document to summarise, long enough to cache " * 120  # ~1,700 tokens
+    config = {"metadata": {"call_site": "indexing.doc_extraction.fallback_summary"}}
+    await llm.ainvoke(document, config=config)
+    assert len(built) == 1, "the payload is built once, not once for the pool and again for the direct call"
+    [sent] = received(anthropic_env, last=1)
+    assert sent["tier"] == "standard"
+    assert "cache_control" not in str(sent["body"]), "a one-off prompt written whole costs 1.25x"
+    assert sent["usage"]["cache_creation_input_tokens"] == 0

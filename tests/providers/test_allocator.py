@@ -52,15 +52,36 @@ def test_short_prefix_is_dropped_with_the_model_minimum_named() -> None:
     assert "cache_control" not in str(result.payload)
 
 
-def test_a_repeated_prompt_within_the_ttl_is_written_then_read() -> None:
+def test_a_prompt_sent_twice_is_not_written_on_its_second_use() -> None:
+    """Sent once is no cache entry: writing it on the second use pays only if a third is likely."""
     allocator = BreakpointAllocator()
-    doc = "d " * 3000
-    first = allocator.apply(request(doc, system=None), AUTO, call_site="s", now=0.0)
-    again = allocator.apply(request(doc, system=None), AUTO, call_site="s", now=60.0)
-    late = allocator.apply(request(doc, system=None), AUTO, call_site="t", now=0.0)
-    assert first.placements == ()
+    for k in range(6):  # documents used exactly twice each
+        doc = f"doc {k} " + "d " * 3000
+        first = allocator.apply(request(doc, system=None), AUTO, call_site="s", now=k * 100.0)
+        again = allocator.apply(request(doc, system=None), AUTO, call_site="s", now=k * 100.0 + 60)
+        assert first.placements == ()
+        assert engine_marks(again) == [], "a write nobody reads costs 1.25x"
+        assert "read it back" not in str(again.placements)
+
+
+def test_repeats_that_go_on_are_written_on_the_second_use_and_read_on_the_third() -> None:
+    allocator = BreakpointAllocator()
+    for k in range(4):  # prompts that come three times: learned from the site's runs
+        doc = f"doc {k} " + "d " * 3000
+        for j in range(3):
+            allocator.apply(request(doc, system=None), AUTO, call_site="s", now=k * 1000.0 + j * 60)
+    fresh = "fresh " + "d " * 3000
+    allocator.apply(request(fresh, system=None), AUTO, call_site="s", now=9000.0)
+    again = allocator.apply(request(fresh, system=None), AUTO, call_site="s", now=9060.0)
     assert engine_marks(again) == [("messages.0.content.0", "5m", "placed")]
-    assert "sent at this call site 60s ago" in again.placements[0].reason
+    assert (
+        "sent 2 times in a row" in again.placements[0].reason
+        and "a 5m write pays" in again.placements[0].reason
+    )
+    third = allocator.apply(request(fresh, system=None), AUTO, call_site="s", now=9120.0)
+    assert engine_marks(third) == [("messages.0.content.0", "5m", "placed")]
+    assert "was written at this call site and is alive" in third.placements[0].reason
+    late = BreakpointAllocator().apply(request(fresh, system=None), AUTO, call_site="t", now=0.0)
     assert late.placements == (), "evidence is per call site"
 
 
@@ -94,7 +115,7 @@ def test_ttl_auto_picks_1h_when_reuse_gaps_sit_between_5_minutes_and_an_hour() -
     for k in range(4):
         result = allocator.apply(request(f"doc {k}"), AUTO, call_site="slow", now=k * 900.0)
     assert engine_marks(result) == [("system.0", "1h", "placed")]
-    assert "~900s" in result.notes[-1]
+    assert "a reuse costs 3.750 with 5m entries and 0.300 with 1h entries" in result.notes[-1]
 
 
 def test_ttl_auto_keeps_5m_for_frequent_reuse_and_1h_for_batches() -> None:
@@ -188,7 +209,10 @@ def test_a_model_without_1h_gets_5m(tmp_path: Any) -> None:
     assert "takes no 1h TTL" in result.notes[-1]
 
 
-def test_exact_mode_asks_count_tokens_once_per_prefix_and_only_above_the_estimate() -> None:
+NEAR_MIN = "You extract metadata from documents. " * 120  # ~1110 estimated tokens: near 1024
+
+
+def test_exact_mode_asks_count_tokens_once_per_prefix_and_only_near_the_minimum() -> None:
     asked: list[dict[str, Any]] = []
 
     def counter(prefix: dict[str, Any]) -> int:
@@ -196,13 +220,47 @@ def test_exact_mode_asks_count_tokens_once_per_prefix_and_only_above_the_estimat
         return 900  # the API says: shorter than the estimate, below the minimum
 
     allocator = BreakpointAllocator(exact_counter=counter)
-    first = allocator.apply(request("one"), AUTO, call_site="x", now=1.0)
-    allocator.apply(request("two"), AUTO, call_site="x", now=2.0)
+    first = allocator.apply(request("one", system=NEAR_MIN), AUTO, call_site="x", now=1.0)
+    allocator.apply(request("two", system=NEAR_MIN), AUTO, call_site="x", now=2.0)
     allocator.apply(request("q", system="short"), AUTO, call_site="x", now=3.0)
-    assert len(asked) == 1, "same system prefix: counted once; short prefix: never asked"
-    assert asked[0]["system"] == SYSTEM and asked[0]["messages"] == [{"role": "user", "content": "."}]
+    allocator.apply(request("q"), AUTO, call_site="y", now=3.0)
+    assert len(asked) == 1, "same prefix: counted once; far below or far above the minimum: never asked"
+    assert asked[0]["system"] == NEAR_MIN and asked[0]["messages"] == [{"role": "user", "content": "."}]
     assert engine_marks(first) == [("system.0", "5m", "dropped")]
     assert "900 tokens (counted)" in first.placements[0].reason
+
+
+def test_an_estimate_that_undercounts_is_corrected_by_an_exact_count() -> None:
+    """Code and JSON take up to ~2.4x the bytes/4 estimate: a prefix estimated at ~700 can be cached."""
+    system = '{"field": "value", "nested": [1, 2, 3]} ' * 70  # ~720 estimated tokens
+    plain = BreakpointAllocator().apply(request("doc", system=system), AUTO, call_site="x", now=1.0)
+    assert engine_marks(plain) == [("system.0", "5m", "dropped")], "without a counter the estimate decides"
+    exact = BreakpointAllocator().apply(
+        request("doc", system=system), AUTO, call_site="x", now=1.0, counter=lambda prefix: 1500
+    )
+    assert engine_marks(exact) == [("system.0", "5m", "placed")]
+    assert exact.placements[0].prefix_tokens == 1500
+
+
+def test_a_failing_counter_leaves_the_estimate_in_force() -> None:
+    def broken(prefix: dict[str, Any]) -> int:
+        raise ConnectionError("count_tokens unreachable")
+
+    result = BreakpointAllocator().apply(
+        request("doc", system=NEAR_MIN), AUTO, call_site="x", now=1.0, counter=broken
+    )
+    assert engine_marks(result) == [("system.0", "5m", "placed")]
+
+
+def test_ttl_auto_weighs_bursty_gaps_by_break_even_not_by_the_median() -> None:
+    """Mostly 10 s apart, one gap in three of 10 minutes: the median says 5m, the cost says 1h."""
+    allocator = BreakpointAllocator()
+    now = 0.0
+    for k in range(12):
+        now += 600.0 if k % 3 == 0 else 10.0
+        result = allocator.apply(request(f"doc {k}"), AUTO, call_site="bursty", now=now)
+    assert engine_marks(result) == [("system.0", "1h", "placed")]
+    assert "ttl auto: over" in result.notes[-1]
 
 
 def test_prefix_payload_cuts_inside_messages() -> None:
@@ -288,3 +346,23 @@ def test_ttl_auto_without_a_history_anchor_or_growth_uses_one_ttl() -> None:
     plan = CachePlan("explicit", "auto", ("system", "last"))
     no_history = BreakpointAllocator().apply(request("q", "a", "next"), plan, call_site="t", now=1.0)
     assert {ttl for _, ttl, _ in engine_marks(no_history)} == {"5m"}
+
+
+def test_caller_markers_on_server_tool_blocks_are_valid_and_kept() -> None:
+    marker = {"type": "ephemeral", "ttl": "5m"}
+    use = {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}}
+    found = {
+        "type": "web_search_tool_result",
+        "tool_use_id": "srvtoolu_1",
+        "content": [{"type": "web_search_result", "url": "https://example.com", "title": "t"}],
+        "cache_control": marker,
+    }
+    payload = request("find it", [{"type": "text", "text": "searching"}, use, found], "thanks")
+    result = BreakpointAllocator().apply(payload, CachePlan("off", "5m"), call_site="c", now=1.0)
+    assert [(p.path, p.action) for p in result.placements] == [("messages.1.content.2", "kept")]
+    assert result.payload["messages"][1]["content"][2]["cache_control"] == marker
+    thinking = request(
+        "q", [{"type": "thinking", "thinking": "hm", "signature": "s", "cache_control": marker}]
+    )
+    dropped = BreakpointAllocator().apply(thinking, CachePlan("off", "5m"), call_site="c", now=1.0)
+    assert [p.action for p in dropped.placements] == ["dropped"]

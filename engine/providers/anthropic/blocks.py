@@ -31,8 +31,11 @@ __all__ = ["Block", "Section", "iter_blocks", "prefix_hashes", "request_tokens"]
 
 Section = Literal["tools", "system", "messages"]
 
-#: Block types that may carry ``cache_control`` (thinking blocks and empty text may not).
-MARKABLE_TYPES = frozenset({"tool", "text", "image", "document", "tool_use", "tool_result", "search_result"})
+#: Block types that may not carry ``cache_control``. Every other typed block may: text,
+#: image, document, tool_use, tool_result, search_result and the server tools' blocks
+#: (``server_tool_use``, ``web_search_tool_result``, ``web_fetch_tool_result``,
+#: ``code_execution_tool_result``, ``mcp_tool_use``, ...), which a caller may mark.
+UNMARKABLE_TYPES = frozenset({"thinking", "redacted_thinking"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,7 @@ def _markable(block: dict[str, Any]) -> bool:
     kind = block.get("type", "")
     if kind == "text" and not block.get("text"):
         return False
-    return kind in MARKABLE_TYPES
+    return bool(kind) and isinstance(kind, str) and kind not in UNMARKABLE_TYPES
 
 
 def _content_blocks(

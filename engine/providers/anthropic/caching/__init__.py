@@ -10,6 +10,14 @@ caller's markers kept and counted) are in ``docs/strategies.md``.
 
 from engine.providers.anthropic.caching._allocator import BreakpointAllocator
 from engine.providers.anthropic.caching._exact import prefix_payload, sdk_counter
+from engine.providers.anthropic.caching._hits import BatchHitRates
 from engine.providers.anthropic.caching._types import CacheResult, Placement
 
-__all__ = ["BreakpointAllocator", "CacheResult", "Placement", "prefix_payload", "sdk_counter"]
+__all__ = [
+    "BatchHitRates",
+    "BreakpointAllocator",
+    "CacheResult",
+    "Placement",
+    "prefix_payload",
+    "sdk_counter",
+]

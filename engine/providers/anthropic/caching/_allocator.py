@@ -37,9 +37,10 @@ class BreakpointAllocator:
 
     ``transport`` is how the payload reaches Claude (``direct``, ``custom`` base URL,
     ``bedrock``, ``vertex``): a transport without block markers gets none, one
-    without 1h TTLs gets 5m. ``exact_counter`` (e.g. :func:`sdk_counter`) confirms
-    prefix lengths with ``count_tokens`` where the estimate says a prefix is long
-    enough; answers are kept by prefix hash.
+    without 1h TTLs gets 5m. ``exact_counter`` (e.g. :func:`sdk_counter`) counts
+    prefix lengths with ``count_tokens`` where the estimate is near the model's
+    minimum (either side: the estimate can undercount); answers are kept by prefix
+    hash. A counter passed per call to ``apply`` does the same when none was given here.
     """
 
     def __init__(
@@ -52,13 +53,30 @@ class BreakpointAllocator:
         self._caps = caps
         self.transport: Transport = transport
         self._exact = ExactCounts(exact_counter) if exact_counter is not None else None
-        self._tracker = ReuseTracker()
+        self._tracker = ReuseTracker(horizon_s=float((caps or capabilities()).ttl_seconds("1h")))
         self._lock = threading.Lock()
 
     def apply(
-        self, payload: dict[str, Any], plan: CachePlan, *, call_site: str, now: float, batch: bool = False
+        self,
+        payload: dict[str, Any],
+        plan: CachePlan,
+        *,
+        call_site: str,
+        now: float,
+        batch: bool = False,
+        counter: Callable[[dict[str, Any]], int] | None = None,
+        sent: bool = True,
+        hit_rate: float = 1.0,
     ) -> CacheResult:
-        """A copy of ``payload`` with markers per ``plan``, and why each marker is (not) there."""
+        """A copy of ``payload`` with markers per ``plan``, and why each marker is (not) there.
+
+        ``counter`` (e.g. :func:`sdk_counter` on the caller's client) counts a prefix
+        exactly where the estimate is near the model's minimum, unless the allocator
+        was built with one. ``sent=False`` (shadow mode: the request goes out
+        unchanged) remembers only the caller's own markers as written. ``hit_rate``
+        is the chance a marker in this request is read back when its prefix comes
+        again (below 1 for a batch item: hits inside batches are best effort).
+        """
         caps = self._caps or capabilities()
         view = RequestView.build(payload, caps, self.transport)
         editor = PayloadEditor(payload)
@@ -67,11 +85,25 @@ class BreakpointAllocator:
         if plan.mode != "off":
             if view.transport.block_markers:
                 self._place_engine_markers(
-                    view, plan, ledger, editor, call_site=call_site, now=now, batch=batch
+                    view,
+                    plan,
+                    ledger,
+                    editor,
+                    call_site=call_site,
+                    now=now,
+                    batch=batch,
+                    counter=counter,
+                    hit_rate=hit_rate,
                 )
             else:
                 ledger.notes.append(f"the {self.transport} transport takes no cache markers")
-        self._tracker.record(call_site, view.hashes, now, horizon_s=caps.ttl_seconds("1h"))
+        kept = ledger.markers if sent else {i: t for i, t in ledger.markers.items() if i in ledger.caller}
+        writes = [
+            (i, float(caps.ttl_seconds(ttl)))
+            for i, ttl in kept.items()
+            if ledger.counted.get(i, view.prefix_tokens[i]) >= view.model.min_cache_tokens
+        ]
+        self._tracker.record(call_site, view.hashes, now, horizon_s=caps.ttl_seconds("1h"), written=writes)
         return CacheResult(editor.root, tuple(ledger.placements), tuple(ledger.notes))
 
     def _place_engine_markers(
@@ -84,13 +116,26 @@ class BreakpointAllocator:
         call_site: str,
         now: float,
         batch: bool,
+        counter: Callable[[dict[str, Any]], int] | None,
+        hit_rate: float,
     ) -> None:
         sighting = self._tracker.lookup(call_site, view.hashes, now)
-        ttl, why = choose_ttl(plan, view, sighting.median_gap, batch)
+        ttl, why = choose_ttl(plan, view, sighting.gaps, batch)
         if plan.mode == "explicit":
             candidates = explicit_candidates(plan, view, ledger.notes)
         else:
-            evidence = Evidence(sighting.seen, now, float(self._ttl_seconds(ttl)), sighting.last_request)
+            evidence = Evidence(
+                sighting.seen,
+                now,
+                float(self._ttl_seconds(ttl)),
+                sighting.last_request,
+                runs=sighting.runs,
+                written=sighting.written,
+                reached=sighting.reached,
+                prices=view.model.prices,
+                ttl=ttl,
+                hit_rate=hit_rate,
+            )
             candidates = auto_candidates(view, evidence, sorted(ledger.markers))
         tiers = tiered_ttls(plan, view, candidates, sighting.gaps, batch)
         if tiers is not None:
@@ -100,20 +145,48 @@ class BreakpointAllocator:
         if candidates:
             ledger.notes.append(why)
         for candidate in candidates:
-            self._place(candidate, ttls[candidate.index], view, ledger, editor)
+            self._place(candidate, ttls[candidate.index], view, ledger, editor, counter)
 
     def _ttl_seconds(self, ttl: TTL) -> int:
         return (self._caps or capabilities()).ttl_seconds(ttl)
 
-    def _prefix_tokens(self, view: RequestView, index: int) -> tuple[int, str]:
+    def _prefix_tokens(
+        self, view: RequestView, index: int, counter: Callable[[dict[str, Any]], int] | None
+    ) -> tuple[int, str]:
+        """The prefix length: counted exactly where the estimate is near the minimum.
+
+        The local estimate (bytes / 4) can be off either way against the real
+        tokenizer (by up to ``exact_count_band`` in the price table), so a prefix
+        whose estimate lies in that band around the model's minimum is counted with
+        ``count_tokens``, once per prefix hash. Far outside the band, the estimate
+        decides. A counter that fails leaves the estimate in force (fail open).
+        """
         estimate = view.prefix_tokens[index]
-        if self._exact is None or estimate < view.model.min_cache_tokens:
+        minimum = view.model.min_cache_tokens
+        band = view.exact_band
+        if not minimum / band[0] <= estimate < minimum * band[1]:
             return estimate, "estimated"
-        exact = self._exact.count(view.hashes[index], lambda: prefix_payload(view.params, view.blocks, index))
-        return exact, "counted"
+        exact = self._exact
+        if exact is None and counter is not None:
+            exact = self._exact = ExactCounts(counter)
+        if exact is None:
+            return estimate, "estimated"
+        try:
+            value = exact.count(
+                view.hashes[index], lambda: prefix_payload(view.params, view.blocks, index), counter
+            )
+        except Exception as exc:
+            return estimate, f"estimated; count_tokens failed: {type(exc).__name__}"
+        return value, "counted"
 
     def _place(
-        self, cand: Candidate, ttl: TTL, view: RequestView, ledger: Ledger, editor: PayloadEditor
+        self,
+        cand: Candidate,
+        ttl: TTL,
+        view: RequestView,
+        ledger: Ledger,
+        editor: PayloadEditor,
+        counter: Callable[[dict[str, Any]], int] | None,
     ) -> None:
         i = cand.index
         if i in ledger.markers:
@@ -121,7 +194,9 @@ class BreakpointAllocator:
         if cand.refuted is not None:
             ledger.log(i, ttl, "engine", "dropped", f"{cand.reason}; {cand.refuted}")
             return
-        tokens, how = self._prefix_tokens(view, i)
+        tokens, how = self._prefix_tokens(view, i, counter)
+        if how == "counted":
+            ledger.counted[i] = tokens
         minimum = view.model.min_cache_tokens
         if tokens < minimum:
             reason = (

@@ -34,6 +34,8 @@ class Ledger:
         self.view = view
         self.markers: dict[int, TTL] = {}
         self.caller: set[int] = set()
+        #: Exact prefix lengths ``count_tokens`` gave for positions the engine considered.
+        self.counted: dict[int, int] = {}
         self.placements: list[Placement] = []
         self.notes: list[str] = []
 

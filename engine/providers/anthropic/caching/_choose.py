@@ -7,26 +7,46 @@ Candidates come in priority order: when the 4 slots run out, the first ones win.
 1. the end of tools/system: shared across calls by construction (one write, then
    reads at 10% for every later call of the call site);
 2. the last block, when the conversation is growing (the next turn's request
-   starts with this one) or this very prompt was seen at the call site within
-   the TTL (a redelivered message, a repeated question);
+   starts with this one), or this very prompt was written at the call site and
+   its entry is alive (a read), or it was sent before and the site's runs of
+   repeats say a further repeat is likely enough to pay for the write;
 3. the longest prefix this call site sent before within the TTL, when no other
-   marker's 20-position lookback reaches it: it turns that entry into a read;
+   marker's 20-position lookback reaches it: a read when an entry was written
+   there and is alive; a write only where the break-even says so (a prefix
+   merely *sent* before is no cache entry: writing it on its second use pays
+   only if a third use is likely);
 4. in a growing conversation, the previous turn's end, when the newest turn added
    20 positions or more (the lookback from the last block would not find it).
 
 A one-off prompt (no shared part, never seen) gets nothing: it would pay the write
 premium for an entry nobody reads.
+
+Break-even, always on the model's own price row (input ``i``, write ``w`` at the
+TTL, read ``r``): a write pays when the chance ``p`` of a later read satisfies
+``p * (i - r) >= w - i``; ``ttl: auto`` picks the TTL with the lower expected
+cost per reuse over the observed gap distribution (a gap within the TTL is a
+read, a longer one a fresh write).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.decision import CachePlan
 from engine.providers.anthropic.caching._request import RequestView
 from engine.providers.anthropic.caching._types import TTL
+from engine.providers.anthropic.capabilities import Prices
 
-__all__ = ["Candidate", "Evidence", "auto_candidates", "choose_ttl", "explicit_candidates", "tiered_ttls"]
+__all__ = [
+    "Candidate",
+    "Evidence",
+    "auto_candidates",
+    "choose_ttl",
+    "explicit_candidates",
+    "tiered_ttls",
+    "ttl_costs",
+    "write_pays",
+]
 
 FIVE_MIN_S, ONE_HOUR_S = 300.0, 3600.0
 
@@ -42,12 +62,25 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """Earlier sightings (per position) at this call site, and the TTL window that counts."""
+    """Earlier sightings (per position) at this call site, and the TTL window that counts.
+
+    ``runs[i]``: how many times in a row position ``i``'s prefix has now been sent
+    (this request included); ``written[i]``: whether an entry written there is
+    alive; ``continues(k)``: the site's observed chance that a run of ``k`` goes on,
+    and over how many runs. ``hit_rate`` scales every expected read (a batch reads
+    its cache entries only that often).
+    """
 
     seen: list[float | None]
     now: float
     window_s: float
     last_request: float | None = None
+    runs: list[int] = field(default_factory=list)
+    written: list[bool] = field(default_factory=list)
+    reached: tuple[int, ...] = ()
+    prices: Prices | None = None
+    ttl: TTL = "5m"
+    hit_rate: float = 1.0
 
     def age(self, index: int) -> float | None:
         return self._age(self.seen[index])
@@ -62,19 +95,59 @@ class Evidence:
             return None
         return self.now - at
 
+    def is_written(self, index: int) -> bool:
+        return bool(self.written) and self.written[index]
 
-def choose_ttl(plan: CachePlan, view: RequestView, median_gap: float | None, batch: bool) -> tuple[TTL, str]:
-    """The TTL for the engine's markers on this request, and why."""
+    def continues(self, k: int) -> tuple[float, int]:
+        if k < 1 or k >= len(self.reached) or self.reached[k] == 0:
+            return 0.0, 0
+        nxt = self.reached[k + 1] if k + 1 < len(self.reached) else 0
+        return nxt / self.reached[k], self.reached[k]
+
+
+def write_pays(p_read: float, prices: Prices, ttl: TTL) -> bool:
+    """Whether a write at ``ttl`` pays for itself when it is read back with chance ``p_read``."""
+    write = prices.cache_write_1h if ttl == "1h" else prices.cache_write_5m
+    return p_read * (prices.input - prices.cache_read) >= write - prices.input
+
+
+def ttl_costs(gaps: tuple[float, ...], prices: Prices) -> tuple[float, float]:
+    """Expected price per reuse (per token, standard tier) with 5m and with 1h entries.
+
+    Each observed gap is a reuse: within the TTL it reads; past it the entry is gone
+    and the reuse writes again at that TTL's price.
+    """
+    n = len(gaps)
+    within_5m = sum(g <= FIVE_MIN_S for g in gaps) / n
+    within_1h = sum(g <= ONE_HOUR_S for g in gaps) / n
+    r = prices.cache_read
+    return (
+        within_5m * r + (1 - within_5m) * prices.cache_write_5m,
+        within_1h * r + (1 - within_1h) * prices.cache_write_1h,
+    )
+
+
+def choose_ttl(plan: CachePlan, view: RequestView, gaps: tuple[float, ...], batch: bool) -> tuple[TTL, str]:
+    """The TTL for the engine's markers on this request, and why.
+
+    ``ttl: auto`` compares the expected cost per reuse of each TTL over the site's
+    observed reuse gaps, at the model's own prices (:func:`ttl_costs`). A batch item
+    gets 1h: its batch may run longer than 5 minutes after the entry was warmed.
+    """
     ttl: TTL
     if plan.ttl in ("5m", "1h"):
         ttl, why = plan.ttl, f"ttl {plan.ttl} by the rule"
     elif batch:
         ttl, why = "1h", "ttl auto: batch-routed, and a batch can outlast 5 minutes"
-    elif median_gap is not None and FIVE_MIN_S < median_gap < ONE_HOUR_S:
-        ttl, why = "1h", f"ttl auto: reuse gaps at this call site are ~{median_gap:.0f}s (5 min to 1 h)"
+    elif gaps:
+        c5, c1 = ttl_costs(gaps, view.model.prices)
+        ttl = "1h" if c1 < c5 else "5m"
+        why = (
+            f"ttl auto: over {len(gaps)} observed reuse gaps a reuse costs {c5:.3f} with 5m entries and "
+            f"{c1:.3f} with 1h entries (USD per million tokens, {view.model.family} prices): {ttl}"
+        )
     else:
-        gap = "no reuse observed yet" if median_gap is None else f"reuse gaps ~{median_gap:.0f}s"
-        ttl, why = "5m", f"ttl auto: {gap}"
+        ttl, why = "5m", "ttl auto: no reuse observed yet (5m is the cheaper write)"
     if ttl == "1h" and not view.allows_1h:
         return "5m", f"{why}; 1h unavailable ({view.why_no_1h()}), using 5m"
     return ttl, why
@@ -90,11 +163,11 @@ def tiered_ttls(
     write covers only what is new since the previous request's entry (the last
     assistant turn): the cheap part. The newest turn is the expensive part; 5m
     costs it ``w1h - w5m`` less now and, when the next turn comes after more than
-    5 minutes, ``w1h - read`` more then (re-written under the next 1h marker instead
-    of read). So it gets 5m unless the observed share of such pauses reaches
-    ``(w1h - w5m) / (w1h - read)`` (about 39% at the documented multipliers).
-    None when the rule does not apply (a fixed TTL, ``auto`` placement, batch, no
-    ``history`` or ``last`` anchor in the plan or the request).
+    5 minutes (and within the hour), ``w1h - read`` more then (re-written under the
+    next 1h marker instead of read). So it gets 5m unless the observed share of
+    such pauses reaches ``(w1h - w5m) / (w1h - read)`` (about 39% at the documented
+    multipliers). None when the rule does not apply (a fixed TTL, ``auto``
+    placement, batch, no ``history`` or ``last`` anchor in the plan or the request).
     """
     last, history = view.anchors.last, view.anchors.history
     if plan.ttl != "auto" or plan.mode != "explicit" or batch or not view.allows_1h:
@@ -105,11 +178,15 @@ def tiered_ttls(
         return None
     prices = view.model.prices
     breakeven = (prices.cache_write_1h - prices.cache_write_5m) / (prices.cache_write_1h - prices.cache_read)
-    share = sum(g > FIVE_MIN_S for g in gaps) / len(gaps) if gaps else 0.0
+    share = sum(FIVE_MIN_S < g <= ONE_HOUR_S for g in gaps) / len(gaps) if gaps else 0.0
     tail: TTL = "1h" if share >= breakeven else "5m"
     ttls: dict[int, TTL] = {c.index: "1h" for c in candidates}
     ttls[last] = tail
-    seen = f"{share:.0%} of {len(gaps)} observed reuse gaps exceed 5 minutes" if gaps else "no reuse gaps yet"
+    seen = (
+        f"{share:.0%} of {len(gaps)} observed reuse gaps are between 5 minutes and an hour"
+        if gaps
+        else "no reuse gaps yet"
+    )
     why = (
         f"ttl auto: growing conversation: history at 1h (survives a pause), newest turn at {tail} "
         f"({seen}; 1h pays from {breakeven:.0%})"
@@ -154,13 +231,34 @@ def _stable(view: RequestView, ev: Evidence) -> Candidate | None:
     )
 
 
+def _repeat(view: RequestView, ev: Evidence, index: int, what: str) -> Candidate | None:
+    """A prefix this site sent before: read back if written, else written only where it pays."""
+    age = ev.age(index)
+    if age is None:
+        return None
+    if ev.is_written(index):
+        return Candidate(
+            index, f"{what} was written at this call site and is alive ({age:.0f}s ago): read it back"
+        )
+    run = ev.runs[index] if ev.runs else 2
+    p, n = ev.continues(run)
+    p *= ev.hit_rate
+    if ev.prices is not None and n and write_pays(p, ev.prices, ev.ttl):
+        return Candidate(
+            index,
+            f"{what} was sent {run} times in a row at this call site ({age:.0f}s ago) and never written; "
+            f"{p:.0%} of {n} such runs went on, so a {ev.ttl} write pays",
+        )
+    return None
+
+
 def _last(view: RequestView, ev: Evidence) -> Candidate | None:
     last = view.anchors.last
     if last is None or view.blocks[last].section != "messages":
         return None
-    age = ev.age(last)
-    if age is not None:
-        return Candidate(last, f"the same prompt was sent at this call site {age:.0f}s ago")
+    repeat = _repeat(view, ev, last, "the same prompt")
+    if repeat is not None:
+        return repeat
     if view.anchors.growing:
         return Candidate(last, "growing conversation: the next turn starts with this prefix")
     return None
@@ -170,11 +268,15 @@ def auto_candidates(view: RequestView, ev: Evidence, existing: list[int]) -> lis
     out = [c for c in (_stable(view, ev), _last(view, ev)) if c is not None]
     marks = existing + [c.index for c in out]
     seen = [i for i, b in enumerate(view.blocks) if b.markable and ev.age(i) is not None]
-    if seen and not _covered(seen[-1], marks, view.lookback) and seen[-1] not in marks:
-        age = ev.age(seen[-1]) or 0.0
-        why = f"this prefix was sent at this call site {age:.0f}s ago: read it back"
-        out.append(Candidate(seen[-1], why))
-        marks.append(seen[-1])
+    written = [i for i in seen if ev.is_written(i)]
+    for index in dict.fromkeys([*seen[-1:], *written[-1:]]):
+        if _covered(index, marks, view.lookback) or index in marks:
+            break
+        repeat = _repeat(view, ev, index, "this prefix")
+        if repeat is not None:
+            out.append(repeat)
+            marks.append(index)
+            break
     prev = view.anchors.previous_turn_end
     if view.anchors.growing and prev is not None and not _covered(prev, marks, view.lookback):
         out.append(

@@ -1,9 +1,11 @@
 """Exact prefix lengths through ``count_tokens``, asked once per prefix.
 
-The local estimate never undercounts by much, so a prefix it finds too short is
-too short; only prefixes it finds long enough are confirmed with the API (free,
-but a round trip), and each answer is kept by prefix hash, so a call site's
-shared system prompt is counted once.
+The local estimate (bytes / 4) is off against the real tokenizer in both
+directions: code, non-English text and JSON can take up to ~2.4 times the
+estimated tokens. A prefix whose estimate falls in a band around the model's
+minimum is therefore asked of the API (free, but a round trip); far from the
+minimum the estimate decides. Each answer is kept by prefix hash, so a call
+site's shared system prompt is counted once.
 """
 
 from __future__ import annotations
@@ -72,12 +74,18 @@ class ExactCounts:
         self._size = size
         self._lock = threading.Lock()
 
-    def count(self, digest: bytes, build: Callable[[], dict[str, Any]]) -> int:
+    def count(
+        self,
+        digest: bytes,
+        build: Callable[[], dict[str, Any]],
+        counter: Callable[[dict[str, Any]], int] | None = None,
+    ) -> int:
+        """The memoised count of ``digest``; ``counter`` (default: this memo's own) asks on a miss."""
         with self._lock:
             if digest in self._memo:
                 self._memo.move_to_end(digest)
                 return self._memo[digest]
-        value = int(self._counter(build()))
+        value = int((counter or self._counter)(build()))
         with self._lock:
             self._memo[digest] = value
             while len(self._memo) > self._size:

@@ -25,6 +25,8 @@ class RequestView:
     transport: TransportInfo
     max_markers: int
     lookback: int
+    #: Estimates within ``minimum / band[0]`` and ``minimum * band[1]`` are counted exactly.
+    exact_band: tuple[float, float] = (2.5, 1.25)
 
     @classmethod
     def build(cls, params: dict[str, Any], caps: Capabilities, transport: str) -> RequestView:
@@ -40,6 +42,7 @@ class RequestView:
             transport=caps.transport(transport),
             max_markers=int(caps.limits["max_cache_markers"]),
             lookback=int(caps.limits["cache_lookback_positions"]),
+            exact_band=_band(caps.limits.get("exact_count_band")),
         )
 
     @property
@@ -56,3 +59,9 @@ class RequestView:
 
     def hex(self, index: int) -> str:
         return self.hashes[index].hex()
+
+
+def _band(raw: object) -> tuple[float, float]:
+    if isinstance(raw, dict):
+        return float(raw.get("below", 2.5)), float(raw.get("above", 1.25))
+    return 2.5, 1.25

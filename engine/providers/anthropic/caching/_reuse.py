@@ -1,9 +1,20 @@
 """What a call site has sent before: the evidence that a prefix will be read again.
 
 The allocator only pays the cache-write premium where reuse is expected. Part of
-that evidence is memory: the prefixes (by the same hashes the emulator caches by)
-each call site sent recently, and the gaps between a prefix's sightings, which
-``ttl: auto`` turns into a 5m or 1h choice.
+that evidence is memory, per call site, by the same prefix hashes the emulator
+caches by:
+
+- when each prefix was last sent, and how many times in a row it was sent with
+  gaps under the longest TTL (its *run*: a prefix sent after a longer gap could
+  not have been read, so its run starts again);
+- which prefixes were *written* (a marker sat on them in a request that went
+  out) and until when that entry lives: only those can be read back; a prefix
+  that was merely sent before is no cache entry;
+- how runs grow: of the prefixes whose run reached ``k`` sightings, how many
+  reached ``k + 1`` (the chance that one more sighting follows, which the
+  break-even of a write needs);
+- the gaps between a prefix's sightings, which ``ttl: auto`` weighs against the
+  model's prices.
 
 Observations made at the very instant of the current request do not count as
 evidence for it (an entry is readable only after the response that wrote it has
@@ -16,9 +27,9 @@ and per call site a fixed number of prefix hashes and gap samples.
 
 from __future__ import annotations
 
-import statistics
 import threading
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 __all__ = ["ReuseTracker", "Sighting", "SiteMemory"]
@@ -26,25 +37,58 @@ __all__ = ["ReuseTracker", "Sighting", "SiteMemory"]
 MAX_SITES = 1024
 MAX_HASHES_PER_SITE = 8192
 MAX_GAPS_PER_SITE = 64
+MAX_RUN = 64
+
+
+@dataclass(slots=True)
+class _Seen:
+    previous: float | None
+    last: float
+    run: int = 1
+    written_until: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Sighting:
-    """What a call site sent before ``now``: per prefix, the site's last request, reuse gaps."""
+    """What a call site sent before ``now``.
+
+    Per position: the latest earlier sighting (``seen``), the run length including
+    this request (``runs``) and whether a written entry is alive now (``written``).
+    Per site: its last request, its reuse gaps, and the observed chance that a run
+    of ``k`` sightings goes on (``continues(k)``).
+    """
 
     seen: list[float | None]
     last_request: float | None
-    median_gap: float | None
     gaps: tuple[float, ...] = ()
+    runs: list[int] = field(default_factory=list)
+    written: list[bool] = field(default_factory=list)
+    reached: tuple[int, ...] = ()
+
+    @property
+    def median_gap(self) -> float | None:
+        if not self.gaps:
+            return None
+        ordered = sorted(self.gaps)
+        mid = len(ordered) // 2
+        return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+    def continues(self, k: int) -> tuple[float, int]:
+        """The observed share of runs of ``k`` sightings that reached ``k + 1``, and of how many."""
+        if k < 1 or k >= len(self.reached) or self.reached[k] == 0:
+            return 0.0, 0
+        nxt = self.reached[k + 1] if k + 1 < len(self.reached) else 0
+        return nxt / self.reached[k], self.reached[k]
 
 
 @dataclass
 class SiteMemory:
-    """One call site: prefix hash -> (previous, last) sighting; recent reuse gaps."""
+    """One call site: what each prefix hash did, recent reuse gaps, how runs grow."""
 
-    seen: OrderedDict[bytes, tuple[float | None, float]] = field(default_factory=OrderedDict)
+    seen: OrderedDict[bytes, _Seen] = field(default_factory=OrderedDict)
     gaps: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=MAX_GAPS_PER_SITE))
     requests: tuple[float | None, float | None] = (None, None)
+    reached: Counter[int] = field(default_factory=Counter)
 
     def last_request_before(self, now: float) -> float | None:
         previous, last = self.requests
@@ -57,64 +101,114 @@ class SiteMemory:
         entry = self.seen.get(digest)
         if entry is None:
             return None
-        previous, last = entry
-        if last < now:
-            return last
-        return previous if previous is not None and previous < now else None
+        if entry.last < now:
+            return entry.last
+        return entry.previous if entry.previous is not None and entry.previous < now else None
+
+    def run_at(self, digest: bytes, now: float, horizon_s: float) -> int:
+        """The run length ``digest`` reaches if sent at ``now`` (1 for a new or lapsed prefix)."""
+        entry = self.seen.get(digest)
+        if entry is None:
+            return 1
+        before = self.last_before(digest, now)
+        if before is None or now - before >= horizon_s:
+            return 1
+        return entry.run + 1 if entry.last < now else entry.run
+
+    def written_alive(self, digest: bytes, now: float) -> bool:
+        entry = self.seen.get(digest)
+        if entry is None or entry.written_until is None:
+            return False
+        wrote_before = entry.last < now or entry.previous is not None
+        return wrote_before and entry.written_until > now
 
     def gaps_before(self, now: float) -> tuple[float, ...]:
         return tuple(gap for at, gap in self.gaps if at < now)
+
+    def reached_table(self) -> tuple[int, ...]:
+        top = max(self.reached, default=0)
+        return tuple(self.reached.get(k, 0) for k in range(top + 1))
 
 
 class ReuseTracker:
     """Thread-safe, bounded memory of prefixes per call site."""
 
-    def __init__(self, *, max_sites: int = MAX_SITES, max_hashes: int = MAX_HASHES_PER_SITE) -> None:
+    def __init__(
+        self,
+        *,
+        max_sites: int = MAX_SITES,
+        max_hashes: int = MAX_HASHES_PER_SITE,
+        horizon_s: float = 3600.0,
+    ) -> None:
         self._sites: OrderedDict[str, SiteMemory] = OrderedDict()
         self._max_sites = max_sites
         self._max_hashes = max_hashes
+        self.horizon_s = horizon_s
         self._lock = threading.Lock()
 
     def lookup(self, call_site: str, digests: list[bytes], now: float) -> Sighting:
-        """For each digest its latest earlier sighting, the site's last request, its reuse gaps."""
+        """For each digest its latest earlier sighting, run and live entry; the site's statistics."""
         with self._lock:
             site = self._sites.get(call_site)
             if site is None:
-                return Sighting([None] * len(digests), None, None)
-            gaps = site.gaps_before(now)
+                n = len(digests)
+                return Sighting([None] * n, None, (), [1] * n, [False] * n)
             return Sighting(
                 [site.last_before(d, now) for d in digests],
                 site.last_request_before(now),
-                statistics.median(gaps) if gaps else None,
-                gaps,
+                site.gaps_before(now),
+                [site.run_at(d, now, self.horizon_s) for d in digests],
+                [site.written_alive(d, now) for d in digests],
+                site.reached_table(),
             )
 
-    def record(self, call_site: str, digests: list[bytes], now: float, *, horizon_s: float) -> None:
-        """Remember that ``digests`` were sent at ``now``; note the gap of the longest reused one.
+    def record(
+        self,
+        call_site: str,
+        digests: list[bytes],
+        now: float,
+        *,
+        horizon_s: float | None = None,
+        written: Iterable[tuple[int, float]] = (),
+    ) -> None:
+        """Remember that ``digests`` were sent at ``now``, and the entries the request writes.
 
-        Only gaps shorter than ``horizon_s`` (the longest TTL) are sampled: a prefix
-        seen again after the longest TTL could not have been read anyway.
+        ``written`` holds ``(position, ttl_seconds)`` for each marker in the request
+        that went out. The gap of the longest prefix sent before is sampled (a gap
+        past the longest TTL too: it tells ``ttl: auto`` how often even 1h lapses),
+        and the run it extends is counted in the site's run table.
         """
+        horizon = self.horizon_s if horizon_s is None else horizon_s
         with self._lock:
             site = self._site(call_site)
             if site.requests[1] is None or site.requests[1] < now:
                 site.requests = (site.requests[1], now)
-            longest_gap: float | None = None
-            for digest in digests:
+            longest: tuple[float, int] | None = None
+            new_last = False
+            for i, digest in enumerate(digests):
                 entry = site.seen.pop(digest, None)
                 if entry is None:
-                    site.seen[digest] = (None, now)
+                    site.seen[digest] = _Seen(None, now)
+                    new_last = i == len(digests) - 1
                     continue
-                last = entry[1]
-                if last < now:
-                    longest_gap = now - last
-                    site.seen[digest] = (last, now)
-                else:
-                    site.seen[digest] = entry
+                if entry.last < now:
+                    gap = now - entry.last
+                    entry.run = min(MAX_RUN, entry.run + 1) if gap < horizon else 1
+                    entry.previous, entry.last = entry.last, now
+                    longest = (gap, entry.run)
+                site.seen[digest] = entry
+            for position, ttl_s in written:
+                entry = site.seen.get(digests[position])
+                if entry is not None:
+                    entry.written_until = max(entry.written_until or 0.0, now + ttl_s)
             while len(site.seen) > self._max_hashes:
                 site.seen.popitem(last=False)
-            if longest_gap is not None and longest_gap < horizon_s:
-                site.gaps.append((now, longest_gap))
+            if new_last:
+                site.reached[1] += 1
+            if longest is not None:
+                site.gaps.append((now, longest[0]))
+                if longest[1] > 1:
+                    site.reached[longest[1]] += 1
 
     def _site(self, call_site: str) -> SiteMemory:
         site = self._sites.pop(call_site, None) or SiteMemory()
