@@ -146,6 +146,7 @@ class PolicyEngine:
         self._poller: threading.Thread | None = None
         self._batches: Any = None
         self._batches_lock = threading.Lock()
+        self._telemetry: Any = None
         self._allocators: dict[Transport, Any] = {}
         self._batch_hits: Any = None
         self._shadow: Any = None
@@ -341,7 +342,19 @@ class PolicyEngine:
                 from engine.providers.anthropic.batches import BatchService, open_journal
 
                 self._batches = BatchService(open_journal(self.state), poll_interval=self.batch_poll_interval)
+                if self._telemetry is not None:
+                    self._telemetry.watch_pool(self._batches)
             return self._batches
+
+    def attach_telemetry(self, telemetry: Any) -> PolicyEngine:
+        """Report every call as OpenTelemetry spans and metrics and Prometheus samples
+        (an :class:`engine.telemetry.Telemetry`), and the batch pools' depth and age."""
+        self._telemetry = telemetry
+        self.log.sinks.append(telemetry.sink())
+        with self._batches_lock:
+            if self._batches is not None:
+                telemetry.watch_pool(self._batches)
+        return self
 
     async def batch_service(self, client: Any) -> Any:
         """The batch service. The journal keeps no API keys, so work a dead process left is
