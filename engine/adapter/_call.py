@@ -26,6 +26,7 @@ from engine.ledger import (
     PolicyRef,
     PrefixBlock,
     account,
+    prefix_blocks,
     split_writes,
     utc_now,
 )
@@ -323,17 +324,7 @@ class CallRun:
         if payload is not None:
             blocks = iter_blocks(payload)
             hashes = prefix_hashes(payload, blocks)
-            record.prefix = [
-                PrefixBlock(
-                    h.hex(),
-                    b.tokens,
-                    b.section,
-                    b.path[1] if b.section == "messages" and isinstance(b.path[1], int) else None,
-                    b.role if b.section == "messages" else None,
-                    b.markable,
-                )
-                for b, h in zip(blocks, hashes, strict=True)
-            ]
+            record.prefix = prefix_blocks(blocks, hashes)
             record.input_tokens_estimate = sum(b.tokens for b in blocks)
             if not record.markers:
                 record.markers = _caller_markers(record.prefix, blocks)

@@ -339,11 +339,14 @@ class PolicyEngine:
         """The batch service on the ``state`` journal, opened on first use (any event loop, any thread)."""
         with self._batches_lock:
             if self._batches is None:
+                from engine.adapter._warm import warm_items
                 from engine.providers.anthropic.batches import BatchService, open_journal
 
-                self._batches = BatchService(open_journal(self.state), poll_interval=self.batch_poll_interval)
+                service = BatchService(open_journal(self.state), poll_interval=self.batch_poll_interval)
+                service.warm = lambda items: warm_items(self, items)
+                self._batches = service
                 if self._telemetry is not None:
-                    self._telemetry.watch_pool(self._batches)
+                    self._telemetry.watch_pool(service)
             return self._batches
 
     def attach_telemetry(self, telemetry: Any) -> PolicyEngine:

@@ -24,6 +24,7 @@ __all__ = [
     "PolicyRef",
     "PrefixBlock",
     "new_decision_id",
+    "prefix_blocks",
     "utc_now",
 ]
 
@@ -157,3 +158,21 @@ class DecisionRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(DecisionRecord))
+
+
+def prefix_blocks(blocks: list[Any], hashes: list[bytes]) -> list[PrefixBlock]:
+    """The log's ``prefix`` of a request: per position its hash, tokens, section, message, role."""
+    out: list[PrefixBlock] = []
+    for b, h in zip(blocks, hashes, strict=True):
+        in_messages = b.section == "messages" and isinstance(b.path[1], int)
+        out.append(
+            PrefixBlock(
+                h.hex(),
+                b.tokens,
+                b.section,
+                b.path[1] if in_messages else None,
+                b.role if in_messages else None,
+                b.markable,
+            )
+        )
+    return out

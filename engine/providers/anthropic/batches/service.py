@@ -39,7 +39,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -142,6 +142,8 @@ class _Worker(InFlight):
         self._resumed: set[tuple[str, str]] = set()
         self._renewer: asyncio.Task[None] | None = None
         self._orphans = orphans
+        #: Runs before a pool's items become batches: warms shared prefixes, orders items by them.
+        self.warm: Callable[[list[Item]], Awaitable[list[Item]]] | None = None
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -356,6 +358,8 @@ class _Worker(InFlight):
 
     async def _submit(self, items: list[Item]) -> None:
         """Create batches for ``items`` (split at the limits) and start collecting each."""
+        if self.warm is not None:
+            items = await self.warm(items)
         batches = self._batch_client(items[0])
         by_id = {i.custom_id: i for i in items}
         requests = ({"custom_id": i.custom_id, "params": i.params} for i in items)
@@ -590,6 +594,8 @@ class BatchService:
         self._lock = threading.Lock()
         self._warned: set[str] = set()
         self._retired_batches = 0
+        #: Given to each event loop's worker (see ``_Worker.warm``); set by the engine.
+        self.warm: Callable[[list[Item]], Awaitable[list[Item]]] | None = None
 
     @property
     def batches_created(self) -> int:
@@ -629,6 +635,7 @@ class BatchService:
                 max_poll_interval=self.max_poll_interval, dedupe_window_s=self.dedupe_window_s,
                 warn=self._warn, orphans=orphans,
             )  # fmt: skip
+            worker.warm = self.warm
             self._workers[loop] = worker
             return worker
 
