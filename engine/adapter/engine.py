@@ -147,6 +147,7 @@ class PolicyEngine:
         self._batches: Any = None
         self._batches_lock = threading.Lock()
         self._telemetry: Any = None
+        self._doctor: Any = None
         self._allocators: dict[Transport, Any] = {}
         self._batch_hits: Any = None
         self._shadow: Any = None
@@ -326,6 +327,14 @@ class PolicyEngine:
 
             self._batch_hits = BatchHitRates()
         return self._batch_hits
+
+    def cache_doctor(self) -> Any:
+        """Why calls miss the cache: each call site's previous request, remembered (one per engine)."""
+        if self._doctor is None:
+            from engine.doctor import CacheDoctor
+
+            self._doctor = CacheDoctor()
+        return self._doctor
 
     def shadow_billing(self) -> Any:
         """The simulated cache that prices shadow-mode calls as if the policy were enforced."""

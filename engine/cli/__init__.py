@@ -37,6 +37,7 @@ COMMANDS: tuple[str, ...] = (
     "plan",
     "recommend",
     "report",
+    "doctor",
 )
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
