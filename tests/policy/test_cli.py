@@ -34,6 +34,7 @@ def test_validate_json_reports_every_file(tmp_path: Path, capsys: pytest.Capture
     body = json.loads(capsys.readouterr().out)
     assert body == {
         "valid": False,
+        "strict": False,
         "errors": [
             {
                 "code": "schema.range",
@@ -84,8 +85,16 @@ def test_explain_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     ]
     assert main(args) == 0
     body = json.loads(capsys.readouterr().out)
-    assert set(body) == {"strategy", "rule", "policy", "cache", "batch", "trace"}
+    assert set(body) == {"strategy", "engine", "rule", "policy", "cache", "batch", "decided", "trace"}
     assert body["strategy"] == "batch+cache" and body["rule"] == "indexing-extraction"
+    assert body["engine"] == {
+        "touches": True,
+        "transport": "direct",
+        "mode": "enforce",
+        "rollout": 100,
+        "notes": [],
+    }
+    assert body["decided"] == {"strategy": "batch+cache", "cache": body["cache"], "batch": body["batch"]}
     assert body["policy"]["name"] == "indexing-batch-cache" and body["policy"]["version"] is None
     assert body["cache"] == {"mode": "auto", "ttl": "1h", "breakpoints": []}
     assert body["batch"] == {
