@@ -146,8 +146,10 @@ class PolicyEngine:
         self._poller: threading.Thread | None = None
         self._batches: Any = None
         self._batches_lock = threading.Lock()
+        self._telemetry: Any = None
         self._allocators: dict[Transport, Any] = {}
         self._batch_hits: Any = None
+        self._shadow: Any = None
         if source is not None:
             self.reload()
             if poll_interval:
@@ -329,14 +331,37 @@ class PolicyEngine:
             self._batch_hits = BatchHitRates()
         return self._batch_hits
 
+    def shadow_billing(self) -> Any:
+        """The simulated cache that prices shadow-mode calls as if the policy were enforced."""
+        if self._shadow is None:
+            from engine.ledger import ShadowBilling
+
+            self._shadow = ShadowBilling()
+        return self._shadow
+
     def batches(self) -> Any:
         """The batch service on the ``state`` journal, opened on first use (any event loop, any thread)."""
         with self._batches_lock:
             if self._batches is None:
+                from engine.adapter._warm import warm_items
                 from engine.providers.anthropic.batches import BatchService, open_journal
 
-                self._batches = BatchService(open_journal(self.state), poll_interval=self.batch_poll_interval)
+                service = BatchService(open_journal(self.state), poll_interval=self.batch_poll_interval)
+                service.warm = lambda items: warm_items(self, items)
+                self._batches = service
+                if self._telemetry is not None:
+                    self._telemetry.watch_pool(service)
             return self._batches
+
+    def attach_telemetry(self, telemetry: Any) -> PolicyEngine:
+        """Report every call as OpenTelemetry spans and metrics and Prometheus samples
+        (an :class:`engine.telemetry.Telemetry`), and the batch pools' depth and age."""
+        self._telemetry = telemetry
+        self.log.sinks.append(telemetry.sink())
+        with self._batches_lock:
+            if self._batches is not None:
+                telemetry.watch_pool(self._batches)
+        return self
 
     async def batch_service(self, client: Any) -> Any:
         """The batch service. The journal keeps no API keys, so work a dead process left is
