@@ -187,7 +187,7 @@ class PolicyEngine:
     def from_store(
         cls,
         url: str,
-        name: str = "pipeshub-default",
+        name: str | None = None,
         state: str | None = None,
         *,
         poll_interval: float | None = 30.0,
@@ -198,7 +198,11 @@ class PolicyEngine:
         """The active version of ``name`` in the policy store at ``url``, polled every ``poll_interval`` s.
 
         An unreachable store does not raise: the engine starts off and keeps trying.
+        ``name`` defaults to ``$LLM_POLICY_NAME``, else ``pipeshub-default``: the same
+        variable tells ``llm-policy disable`` / ``enable`` / ``rollback`` which policy the
+        engine loads, so the kill switch can say when it was aimed at another one.
         """
+        name = name or os.environ.get("LLM_POLICY_NAME") or "pipeshub-default"
         try:
             source: _Source = _StoreSource(url, name)
         except Exception as exc:  # the store module itself failed to open the url
