@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -75,22 +73,6 @@ def cache_keys(payload: dict[str, Any]) -> dict[str, str]:
     return {k: hashlib.sha256(canonical_json(v).encode()).hexdigest()[:12] for k, v in values.items()}
 
 
-def _records(path: str | Path) -> Iterable[dict[str, Any]]:
-    from engine.plan import LogError
-
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise LogError(f"{path}:{number}: not JSON: {exc.msg}") from None
-            if not isinstance(record, dict) or "call_site" not in record:
-                raise LogError(f"{path}:{number}: not a decision-log record (no call_site)")
-            yield record
-
-
 def doctor_report(path: str | Path) -> dict[str, Any]:
     """Every miss in the log at ``path`` with its cause, and per call site the USD per cause.
 
@@ -101,7 +83,9 @@ def doctor_report(path: str | Path) -> dict[str, Any]:
     misses: list[dict[str, Any]] = []
     sites: dict[str, dict[str, dict[str, float]]] = {}
     calls = 0
-    for record in _records(path):
+    from engine.plan._report import read_log
+
+    for record in read_log(path):
         calls += 1
         found = doctor.observe(record)
         miss = record.get("cache_miss") or (found.to_dict() if found is not None else None)
