@@ -15,14 +15,11 @@ from typing import Any, TypeVar, cast
 from engine.adapter._call import Binding
 from engine.adapter._model import wrap_model
 from engine.adapter.engine import PolicyEngine
-from engine.providers.anthropic.transport import transport_for_provider
+from engine.providers.anthropic.transport import CLAUDE_PROVIDERS, transport_for_provider
 
 __all__ = ["CLAUDE_PROVIDERS", "wrap_factory"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: The host's provider strings that can reach Claude (``transport_for_provider`` maps them).
-CLAUDE_PROVIDERS = frozenset({"anthropic", "azureAI", "bedrock", "vertexAI"})
 
 
 def _provider_of(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:

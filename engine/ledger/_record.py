@@ -140,6 +140,11 @@ class DecisionRecord:
     usage: dict[str, Any] | None = None
     cost: dict[str, float] | None = None
     error: str | None = None
+    #: Short hashes of the settings that invalidate a cache without showing in the blocks
+    #: (``tool_choice``, ``thinking``, ``effort``): the cache doctor compares them.
+    cache_keys: dict[str, str] | None = None
+    #: Why this call paid a write or missed a read (``llm-policy doctor``), or None.
+    cache_miss: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form. Written by hand, not ``asdict``: it runs once per LLM call."""

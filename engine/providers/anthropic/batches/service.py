@@ -602,6 +602,16 @@ class BatchService:
         with self._lock:
             return self._retired_batches + sum(w.batches_created for w in self._workers.values())
 
+    def pool_depth(self) -> int:
+        """Requests waiting in a pool for their batch to be sent, on every loop (for metrics)."""
+        with self._lock:
+            return sum(len(w._pool) for w in self._workers.values())
+
+    def pool_oldest_age(self) -> float:
+        """Seconds the oldest pooled request has waited, 0 when none waits (for metrics)."""
+        with self._lock:
+            return max((w._pool.oldest_age() for w in self._workers.values()), default=0.0)
+
     def _warn(self, key: str, message: str) -> None:
         with self._lock:
             if key in self._warned:
