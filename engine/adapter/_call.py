@@ -27,12 +27,14 @@ from engine.ledger import (
     PolicyRef,
     PrefixBlock,
     account,
+    prefix_blocks,
+    split_writes,
     utc_now,
 )
 from engine.providers.anthropic.blocks import Block, iter_blocks, prefix_hashes
 from engine.providers.anthropic.capabilities import Transport
 from engine.providers.anthropic.tokens import canonical_json
-from engine.providers.anthropic.transport import SupportResult, check_support
+from engine.providers.anthropic.transport import SupportResult, UnsupportedError, check_support
 
 if TYPE_CHECKING:
     from engine.adapter.engine import PolicyEngine
@@ -82,7 +84,11 @@ class Binding:
         Asked before the payload exists, so a partial ``rollout`` cannot be applied here:
         such a call is sent unstreamed even when its hash falls outside the rollout.
         """
-        decision = self.engine.decide(self.context(model, metadata)[0])
+        try:
+            decision = self.engine.decide(self.context(model, metadata)[0])
+        except Exception as exc:
+            self._failed("pools", exc)
+            return False
         if decision is None or decision.mode != "enforce":
             return False
         try:
@@ -91,10 +97,31 @@ class Binding:
             return False
         return batch is not None and batch.mode == "accumulate"
 
+    def _failed(self, where: str, exc: Exception) -> None:
+        """An engine failure before the call: logged once per cause (its type and place)."""
+        self.engine.once.warn(
+            f"{where}:{type(exc).__name__}", "engine failed (%s), calls go out unchanged: %r", where, exc
+        )
+
     def start(
         self, model: str, shape: CallShape, metadata: Mapping[str, Any] | None, *, caller: str | None = None
     ) -> CallRun | None:
-        """A run for this call, or None when the engine is off for it (nothing to do, nothing logged)."""
+        """A run for this call, or None when the engine is off for it (nothing to do, nothing logged).
+
+        Fail open: an exception in call-site resolution, evaluation, capability checks
+        or the record makes the call go out unchanged (``onUnsupported: error`` still raises).
+        """
+        try:
+            return self._start(model, shape, metadata, caller)
+        except UnsupportedError:
+            raise
+        except Exception as exc:
+            self._failed("start", exc)
+            return None
+
+    def _start(
+        self, model: str, shape: CallShape, metadata: Mapping[str, Any] | None, caller: str | None
+    ) -> CallRun | None:
         started = time.perf_counter()
         ctx, source = self.context(model, metadata, caller)
         decision = self.engine.decide(ctx)
@@ -157,6 +184,7 @@ class CallRun:
         "_payload",
         "_started",
         "_usage",
+        "at",
         "batch_plan",
         "binding",
         "cache_plan",
@@ -164,6 +192,7 @@ class CallRun:
         "in_rollout",
         "prebuilt",
         "record",
+        "shadow_batch",
     )
 
     def __init__(
@@ -183,6 +212,9 @@ class CallRun:
         #: The payload LangChain built before the call was routed (a pool that declined
         #: it): the direct path sends it instead of building it again.
         self.prebuilt: dict[str, Any] | None = None
+        #: Shadow mode: whether the policy would have sent this call through a batch.
+        self.shadow_batch = False
+        self.at = binding.engine.clock()
         record.evaluation_ms = (time.perf_counter() - started) * 1000.0
 
     @property
@@ -205,6 +237,7 @@ class CallRun:
             return None
         if self.decision.mode == "shadow":
             self.note(f"shadow: would go through the Message Batches API ({plan.mode}), sent direct")
+            self.shadow_batch = self.in_rollout
             return None
         return plan if self.in_rollout else None
 
@@ -299,15 +332,35 @@ class CallRun:
         if payload is not None:
             blocks = iter_blocks(payload)
             hashes = prefix_hashes(payload, blocks)
-            record.prefix = [
-                PrefixBlock(h.hex(), b.tokens, b.section) for b, h in zip(blocks, hashes, strict=True)
-            ]
+            record.prefix = prefix_blocks(blocks, hashes)
             record.input_tokens_estimate = sum(b.tokens for b in blocks)
             if not record.markers:
                 record.markers = _caller_markers(record.prefix, blocks)
         if usage:
+            if payload is not None and usage.get("cache_creation") is None:
+                usage = {**usage, "cache_creation": split_writes(iter_blocks(payload), usage)}
             record.usage, record.cost = account(record.model, usage)
             record.output_tokens = record.usage["output_tokens"]
+            if payload is not None and self.decision.mode == "shadow":
+                record.cost["policy_usd"] = round(self._shadow_cost(payload, record.output_tokens), 8)
+
+    def _shadow_cost(self, payload: dict[str, Any], output_tokens: int) -> float:
+        """What this call would have cost enforced: the markers it would carry, its batch tier."""
+        blocks = iter_blocks(payload)
+        hashes = prefix_hashes(payload, blocks)
+        ttls = {m.prefix_hash: m.ttl for m in self.record.markers if m.action != "dropped"}
+        markers: list[Any] = [ttls.get(h.hex()) for h in hashes]
+        return float(
+            self.engine.shadow_billing().bill(
+                self.record.model,
+                hashes,
+                [b.tokens for b in blocks],
+                markers,
+                now=self.at,
+                output_tokens=output_tokens,
+                batch=self.shadow_batch,
+            )
+        )
 
 
 def _caller_markers(prefix: list[PrefixBlock], blocks: list[Block]) -> list[MarkerRecord]:

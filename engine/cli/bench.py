@@ -62,7 +62,10 @@ def _emulator(url: str | None) -> AbstractContextManager[Any]:
         return nullcontext(url)
     from engine.emulator import run_emulator
 
-    return run_emulator(port=0, requests_log_size=5000)
+    # Batch items read every entry earlier items wrote (hit rate 1, waves of one): the
+    # most favourable batch cache model, the one the planner's replay assumes. The
+    # emulator's default is the documented best-effort range (batches_cache.py).
+    return run_emulator(port=0, requests_log_size=5000, batch_cache_hit_rate=1.0, batch_wave_size=1)
 
 
 def _progress_bar(quiet: bool) -> Any:

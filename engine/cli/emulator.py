@@ -43,6 +43,16 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--batch-expire-rate", type=_rate, default=0.0, help="share of batch items that end expired"
     )
+    p.add_argument(
+        "--batch-cache-hit-rate",
+        type=_rate,
+        default=None,
+        help="probability that a batch item reads an entry available to it "
+        "(default: a per-batch rate drawn from the documented 30%%..98%%)",
+    )
+    p.add_argument(
+        "--batch-wave-size", type=int, default=100, help="batch items that run concurrently, per wave"
+    )
     p.add_argument("--latency", type=_seconds, default=0.0, help="seconds added before each response starts")
     p.add_argument("--batch-latency", type=_seconds, default=1.0, help="seconds a batch stays in_progress")
     p.add_argument(
@@ -68,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
             latency_s=args.latency,
             batch_latency_s=args.batch_latency,
             requests_log_size=args.requests_log_size,
+            batch_cache_hit_rate=args.batch_cache_hit_rate,
+            batch_wave_size=args.batch_wave_size,
         )
     except ValueError as exc:
         print(f"llm-policy emulator: {exc}", file=sys.stderr)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from engine.emulator.batches_cache import BatchCacheRun
 from engine.emulator.batches_intake import BatchLimits, Intake
 from engine.emulator.batches_spool import LineSpool, SpoolDir
 from engine.emulator.errors import invalid_request, not_found
@@ -67,6 +68,7 @@ class Batch:
     archived_at: float | None = None
     discarded: bool = False
     task: asyncio.Task[None] | None = None
+    cache_run: BatchCacheRun | None = None  # set when processing starts
     total: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +102,8 @@ class Batch:
 
     def end(self, at: float) -> None:
         """Mark the batch ended at ``at``; its items, ids and order are no longer needed."""
+        if self.cache_run is not None:
+            self.cache_run.release()
         self.custom_ids, self.order = [], array("I")
         self.status = "ended"
         self.ended_at = at

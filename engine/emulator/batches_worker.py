@@ -1,9 +1,10 @@
 """Processing a Message Batch: one asyncio task per batch, on the server's loop.
 
 The task waits ``batch_latency_s`` of wall time (the batch stays ``in_progress``),
-then answers the items one by one through ``state.run_message(..., tier="batch")``
-in the batch's seeded random order, so cache entries written by one item are read
-by later ones, exactly "when an entry exists at processing time". It works in
+then answers the items through ``state.run_message(..., tier="batch")`` in the
+batch's seeded random order, as concurrent waves under the seeded cache hit
+model of :mod:`batches_cache` (an item reads only what earlier waves wrote, and
+only when its draw says so). It works in
 slices of a few milliseconds and yields to the event loop between them, so a
 100,000-item batch never stalls other requests for long, and a cancel, a clock
 jump past ``expires_at`` or a reset is noticed between slices.
@@ -25,6 +26,7 @@ import logging
 import time
 from typing import Any
 
+from engine.emulator.batches_cache import start_run
 from engine.emulator.batches_store import Batch, BatchStore, Fate
 from engine.emulator.errors import ApiError, new_request_id
 
@@ -58,9 +60,11 @@ def process_slice(store: BatchStore, batch: Batch, budget_s: float) -> None:
     with store.lock:
         if batch.discarded or batch.status != "in_progress":
             return
+        if batch.cache_run is None:
+            batch.cache_run = start_run(store.state, batch.id, batch.api_key)
         while batch.done < batch.total:
             position = batch.done
-            fate, line = _answer(store, batch, batch.order[position])
+            fate, line = _answer(store, batch, batch.order[position], position)
             batch.record(position, fate, line)
             if time.monotonic() >= deadline:
                 break
@@ -68,8 +72,8 @@ def process_slice(store: BatchStore, batch: Batch, budget_s: float) -> None:
             batch.end(store.state.clock.now())
 
 
-def _answer(store: BatchStore, batch: Batch, index: int) -> tuple[Fate, bytes]:
-    """The fate and result line of item ``index``."""
+def _answer(store: BatchStore, batch: Batch, index: int, position: int) -> tuple[Fate, bytes]:
+    """The fate and result line of item ``index``, processed at ``position``."""
     custom_id = batch.custom_ids[index]
     config = store.state.config
     fate = draw_fate(config.seed, batch.id, custom_id, config.batch_error_rate, config.batch_expire_rate)
@@ -81,7 +85,9 @@ def _answer(store: BatchStore, batch: Batch, index: int) -> tuple[Fate, bytes]:
     else:
         params = json.loads(batch.items.read(index))
         try:
-            message = store.state.run_message(batch.api_key, params, tier="batch")
+            assert batch.cache_run is not None
+            access = batch.cache_run.access(position, custom_id)
+            message = store.state.run_message(batch.api_key, params, tier="batch", access=access)
             result = {"type": "succeeded", "message": message}
         except ApiError as exc:
             fate, result = "errored", _errored(exc)

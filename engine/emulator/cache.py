@@ -23,7 +23,9 @@ from engine.emulator.validate import Prepared
 from engine.providers.anthropic.cache_accounting import TTL, account
 from engine.providers.anthropic.capabilities import Capabilities
 
-__all__ = ["CacheOutcome", "PromptCache"]
+__all__ = ["CacheOutcome", "ItemAccess", "PromptCache"]
+
+_NEVER = float("inf")
 
 
 @dataclass(slots=True)
@@ -48,6 +50,21 @@ class CacheOutcome:
         return self.write_5m + self.write_1h
 
 
+@dataclass(slots=True)
+class ItemAccess:
+    """How one batch item meets the cache (ANTHROPIC.md, "Batches and caching").
+
+    ``reads`` is the item's draw under the batch hit model: False means it reads
+    nothing, however much is available. What it writes goes to ``held``: those
+    entries are not readable until the batch worker releases them, when the next
+    wave starts (an entry is usable only once the item that wrote it started, and
+    items of one wave start together).
+    """
+
+    reads: bool = True
+    held: list[bytes] | None = None
+
+
 class PromptCache:
     """The entries one API key has written (keys are isolated from each other)."""
 
@@ -60,8 +77,12 @@ class PromptCache:
     def live_entries(self, now: float) -> int:
         return sum(1 for e in self._entries.values() if e.expires_at > now)
 
-    def apply(self, req: Prepared, now: float, ready_at: float) -> CacheOutcome:
+    def apply(
+        self, req: Prepared, now: float, ready_at: float, access: ItemAccess | None = None
+    ) -> CacheOutcome:
         """Read, refresh and write for ``req``; return how its input tokens split.
+
+        ``access`` (batch items only) may deny reads and holds the writes back.
 
         The billing itself is :func:`cache_accounting.account`, the function the planner
         replays traces with, so a predicted cost is the billed one by construction.
@@ -73,9 +94,11 @@ class PromptCache:
             markers[i] = "1h" if ttl == "1h" else "5m"
         entries = self._entries
 
+        reads = access is None or access.reads
+
         def alive(key: bytes) -> bool:
             entry = entries.get(key)
-            return entry is not None and entry.expires_at > now and entry.ready_at <= now
+            return reads and entry is not None and entry.expires_at > now and entry.ready_at <= now
 
         out = account(
             req.hashes,
@@ -88,8 +111,17 @@ class PromptCache:
         for pos in out.refreshed:
             entry = entries[req.hashes[pos]]
             entry.expires_at = now + self._ttl_s[entry.ttl]
+        held = access.held if access is not None else None
         for pos, ttl in out.writes:
-            entries[req.hashes[pos]] = _Entry(ttl, now + self._ttl_s[ttl], ready_at)
+            key = req.hashes[pos]
+            old = entries.get(key)
+            if held is None:
+                entries[key] = _Entry(ttl, now + self._ttl_s[ttl], ready_at)
+            elif old is not None and old.expires_at > now and old.ready_at <= now:
+                old.ttl, old.expires_at = ttl, max(old.expires_at, now + self._ttl_s[ttl])
+            else:
+                entries[key] = _Entry(ttl, now + self._ttl_s[ttl], _NEVER)
+                held.append(key)
         if out.writes:
             self._maybe_sweep(now)
         return CacheOutcome(
@@ -99,6 +131,13 @@ class PromptCache:
             input=out.input_tokens,
             hit_index=out.hit if out.hit >= 0 else None,
         )
+
+    def release(self, keys: list[bytes], now: float) -> None:
+        """Make entries held back by batch items readable from ``now`` on."""
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is not None and entry.ready_at == _NEVER:
+                entry.ready_at = now
 
     def _maybe_sweep(self, now: float) -> None:
         """Drop expired entries now and then, so a long run's memory stays flat."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["RUNTIME_SETTABLE", "EmulatorConfig"]
+__all__ = ["NULLABLE", "RUNTIME_SETTABLE", "EmulatorConfig", "batch_hit_range"]
 
 
 @dataclass
@@ -22,6 +22,13 @@ class EmulatorConfig:
     of batch items that end errored / expired. ``latency_s`` is added to every
     message request before its response starts; ``batch_latency_s`` is the wall
     time a batch stays ``in_progress``.
+
+    Batch caching (ANTHROPIC.md, "Batches and caching"): items run concurrently in
+    waves of ``batch_wave_size``; an entry an item writes is readable only by later
+    waves (once that item has started). ``batch_cache_hit_rate`` is the probability
+    that a batch item reads an entry available to it; ``None`` is the documented
+    default, a per-batch rate drawn with the seed uniformly from the data file's
+    ``batch_cache_hit_range`` (30%..98%).
     """
 
     seed: int = 0
@@ -32,6 +39,8 @@ class EmulatorConfig:
     batch_latency_s: float = 1.0
     requests_log_size: int = 1000
     retry_after_s: int = 1
+    batch_cache_hit_rate: float | None = None
+    batch_wave_size: int = 100
 
     def __post_init__(self) -> None:
         self.check()
@@ -45,6 +54,11 @@ class EmulatorConfig:
         for name in ("latency_s", "batch_latency_s"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        rate = self.batch_cache_hit_rate
+        if rate is not None and (isinstance(rate, bool) or not 0.0 <= float(rate) <= 1.0):
+            raise ValueError(f"batch_cache_hit_rate must be null or between 0 and 1, got {rate!r}")
+        if isinstance(self.batch_wave_size, bool) or int(self.batch_wave_size) < 1:
+            raise ValueError(f"batch_wave_size must be >= 1, got {self.batch_wave_size!r}")
         if int(self.requests_log_size) < 1:
             raise ValueError(f"requests_log_size must be >= 1, got {self.requests_log_size!r}")
         if self.batch_error_rate + self.batch_expire_rate > 1.0:
@@ -64,9 +78,31 @@ class EmulatorConfig:
         trial = EmulatorConfig(**{**self.as_dict(), **changes})
         for key in changes:
             value = getattr(trial, key)
+            if value is None and key in NULLABLE:
+                setattr(self, key, None)
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{key} must be a number, got {value!r}")
             setattr(self, key, int(value) if types[key] in ("int", int) else float(value))
+
+    def hit_model(self) -> str:
+        """The batch cache hit model in words, for reports and benchmark figures."""
+        if self.batch_cache_hit_rate is None:
+            low, high = batch_hit_range()
+            return f"documented default: per-batch hit rate uniform in {low:.2f}..{high:.2f} (seeded)"
+        return f"fixed: batch items read an available entry with probability {self.batch_cache_hit_rate:.2f}"
+
+
+def batch_hit_range() -> tuple[float, float]:
+    """The documented best-effort range of batch cache hits, from the data file."""
+    from engine.providers.anthropic.capabilities import capabilities
+
+    low, high = capabilities().limits["batch_cache_hit_range"]
+    return float(low), float(high)
+
+
+#: Settings that take ``null`` (meaning: the documented default).
+NULLABLE = frozenset({"batch_cache_hit_rate"})
 
 
 #: What ``POST /_emulator/faults`` may change while the server runs.
@@ -79,5 +115,7 @@ RUNTIME_SETTABLE = frozenset(
         "latency_s",
         "batch_latency_s",
         "retry_after_s",
+        "batch_cache_hit_rate",
+        "batch_wave_size",
     }
 )

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from engine.emulator.batches_cache import batch_cache_report
 from engine.emulator.errors import invalid_request
 from engine.emulator.state import EmulatorState
 from engine.emulator.web import read_json
@@ -37,7 +38,10 @@ class _Controls:
         self.state = state
 
     async def billing(self, request: Request) -> Response:
-        return JSONResponse(self.state.billing.snapshot(request.query_params.get("api_key")))
+        key = request.query_params.get("api_key")
+        snapshot = self.state.billing.snapshot(key)
+        snapshot["batch_cache"] = batch_cache_report(self.state, key)
+        return JSONResponse(snapshot)
 
     async def requests(self, request: Request) -> Response:
         raw = request.query_params.get("last", "100")

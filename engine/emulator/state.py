@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from engine.emulator.billing import Billing
-from engine.emulator.cache import CacheOutcome, PromptCache
+from engine.emulator.cache import CacheOutcome, ItemAccess, PromptCache
 from engine.emulator.clock import Clock
 from engine.emulator.config import EmulatorConfig
 from engine.emulator.errors import ApiError, invalid_request
@@ -46,12 +46,20 @@ class EmulatorState:
 
     # -- the message path ---------------------------------------------------------------
 
-    def run_message(self, api_key: str, params: dict[str, Any], *, tier: Tier = "standard") -> dict[str, Any]:
+    def run_message(
+        self,
+        api_key: str,
+        params: dict[str, Any],
+        *,
+        tier: Tier = "standard",
+        access: ItemAccess | None = None,
+    ) -> dict[str, Any]:
         """Validate, cache, answer, bill and log one ``messages.create`` request.
 
         Raises :class:`ApiError` (400 / 404) with the documented messages. A standard
         request's cache writes become readable once its response starts, i.e. after
-        the configured latency; a batch item's at once.
+        the configured latency; a batch item's as its :class:`ItemAccess` says
+        (held until the next wave starts, and read only under the hit model).
         """
         if not isinstance(params, dict):
             raise invalid_request("body: Input should be a valid dictionary")
@@ -59,7 +67,7 @@ class EmulatorState:
         with self.lock:
             now = self.clock.now()
             ready_at = now + (self.config.latency_s if tier == "standard" else 0.0)
-            outcome = self._cache(api_key).apply(prepared, now, ready_at)
+            outcome = self._cache(api_key).apply(prepared, now, ready_at, access)
             message = build_message(prepared, outcome, tier)
             billed = _billed_usage(prepared, outcome, message, tier)
             self.billing.add(api_key, prepared.info, billed, tier)
@@ -72,6 +80,11 @@ class EmulatorState:
             raise invalid_request("body: Input should be a valid dictionary")
         prepared = prepare(params, tier="standard", counting=True)
         return {"input_tokens": prepared.total_tokens}
+
+    def release_batch_writes(self, api_key: str, keys: list[bytes]) -> None:
+        """Entries written by a wave of batch items become readable now."""
+        with self.lock:
+            self._cache(api_key).release(keys, self.clock.now())
 
     def _cache(self, api_key: str) -> PromptCache:
         cache = self._caches.get(api_key)

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.decision import parse_duration
 from engine.policy._errors import IssueList
-from engine.policy._globs import GlobIndex, bits, covers_all, literal_prefix
+from engine.policy._globs import CoverIndex, bits, covers_all
 from engine.policy._load import SourceMap
 from engine.policy._model import BUILTIN_DEFAULTS, MATCH_FIELDS
 
@@ -151,11 +151,11 @@ def _matchers(rule: dict[str, Any]) -> dict[str, tuple[str, ...] | None] | None:
 def _check_reachable(data: Any, where: SourceMap, issues: IssueList) -> None:
     """Warn when an earlier rule matches every call a later one would (first match wins).
 
-    Only earlier rules that could cover the later one on every field (by the literal
-    start of their globs, see :class:`GlobIndex`) are compared in full, so a policy with
-    a thousand rules is checked in well under a second.
+    Only earlier rules that could cover the later one on every field (see
+    :class:`CoverIndex`) are compared in full, so a policy at the size cap (ten thousand
+    rules) is checked in a fraction of a second.
     """
-    indexes = {f: GlobIndex(suffixes=False) for f in MATCH_FIELDS}  # `*S` globs stay open here
+    indexes = {f: CoverIndex() for f in MATCH_FIELDS}
     seen: dict[int, tuple[int, str, dict[str, tuple[str, ...] | None]]] = {}
     for i, rule in _rules(data):
         fields = _matchers(rule)
@@ -180,14 +180,11 @@ def _check_reachable(data: Any, where: SourceMap, issues: IssueList) -> None:
             index.add(1 << bit, fields[f])
 
 
-def _could_cover(indexes: dict[str, GlobIndex], fields: dict[str, tuple[str, ...] | None]) -> int:
+def _could_cover(indexes: dict[str, CoverIndex], fields: dict[str, tuple[str, ...] | None]) -> int:
     """Earlier rules that might cover ``fields``: a superset, checked exactly by the caller."""
     mask = -1
     for f, index in indexes.items():
-        globs = fields[f]
-        if globs is None:
-            mask &= index.open
-            continue
-        for glob in globs:
-            mask &= index.lookup(literal_prefix(glob))
+        mask &= index.candidates(fields[f])
+        if not mask:
+            return 0
     return mask if mask > 0 else 0

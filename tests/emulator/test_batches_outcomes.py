@@ -9,13 +9,11 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
-from anthropic.types.messages import MessageBatchSucceededResult
 from test_batches_support import API_KEY, MODEL, Emu, counts, emu, item, items, results_by_id, wait_ended
 
 __all__ = ["emu"]
 
 DAY = 86_400.0
-LONG_SYSTEM = "You are a meticulous extraction assistant. Follow the house rules exactly. " * 120
 
 
 def _fates(emu: Emu, n: int) -> dict[str, str]:
@@ -100,43 +98,6 @@ def test_batch_items_cost_half_of_the_same_standard_request(emu: Emu) -> None:
     bill = emu.billing()
     assert (bill["requests_standard"], bill["requests_batch"]) == (1, 1)
     assert bill["cost_usd"] - standard == pytest.approx(standard / 2)
-
-
-def _cached_item(custom_id: str) -> dict[str, Any]:
-    system = [{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
-    return item(custom_id, f"extract document {custom_id}", system=system)
-
-
-def test_a_prefix_warmed_by_an_ordinary_request_is_read_inside_the_batch(emu: Emu) -> None:
-    warm = emu.client.messages.create(**_cached_item("warm")["params"])
-    written = warm.usage.cache_creation_input_tokens
-    assert written and warm.usage.cache_creation.ephemeral_1h_input_tokens == written
-    batch = emu.client.messages.batches.create(requests=[_cached_item(f"d{i}") for i in range(5)])  # type: ignore[misc]
-    wait_ended(emu.client, batch.id)
-    for result in results_by_id(emu.client, batch.id).values():
-        usage = result.message.usage
-        assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (written, 0)
-        assert usage.service_tier == "batch"
-
-
-def test_inside_a_cold_batch_the_first_processed_item_writes_and_later_ones_read(emu: Emu) -> None:
-    batch = emu.client.messages.batches.create(requests=[_cached_item(f"d{i}") for i in range(6)])  # type: ignore[misc]
-    wait_ended(emu.client, batch.id)
-    results = [line.result for line in emu.client.messages.batches.results(batch.id)]
-    usages = [r.message.usage for r in results if isinstance(r, MessageBatchSucceededResult)]
-    assert len(usages) == 6
-    assert (usages[0].cache_creation_input_tokens or 0) > 0 and usages[0].cache_read_input_tokens == 0
-    assert all(u.cache_read_input_tokens == usages[0].cache_creation_input_tokens for u in usages[1:])
-    assert emu.billing()["cache_write_tokens"] == usages[0].cache_creation_input_tokens
-
-
-def test_batch_caches_are_isolated_per_api_key(emu: Emu) -> None:
-    emu.client.messages.create(**_cached_item("warm")["params"])
-    other = anthropic.Anthropic(base_url=emu.base_url, api_key="other-key", max_retries=0)
-    batch = other.messages.batches.create(requests=[_cached_item("d0")])  # type: ignore[list-item]
-    wait_ended(other, batch.id)
-    (result,) = results_by_id(other, batch.id).values()
-    assert result.message.usage.cache_read_input_tokens == 0
 
 
 def test_a_batch_unfinished_24h_after_creation_expires(emu: Emu) -> None:
