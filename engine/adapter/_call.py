@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.adapter.callsite import CallSiteSource, resolve_call_site
 from engine.decision import BatchPlan, CachePlan, CallContext, Decision, in_rollout
+from engine.doctor import cache_keys
 from engine.ledger import (
     CallShape,
     DecisionRecord,
@@ -336,6 +337,7 @@ class CallRun:
             record.input_tokens_estimate = sum(b.tokens for b in blocks)
             if not record.markers:
                 record.markers = _caller_markers(record.prefix, blocks)
+            record.cache_keys = cache_keys(payload)
         if usage:
             if payload is not None and usage.get("cache_creation") is None:
                 usage = {**usage, "cache_creation": split_writes(iter_blocks(payload), usage)}
@@ -343,6 +345,8 @@ class CallRun:
             record.output_tokens = record.usage["output_tokens"]
             if payload is not None and self.decision.mode == "shadow":
                 record.cost["policy_usd"] = round(self._shadow_cost(payload, record.output_tokens), 8)
+            reason = usage.get("cache_miss_reason")
+            record.cache_miss = self.engine.cache_doctor().observe_decision(record, reason)
 
     def _shadow_cost(self, payload: dict[str, Any], output_tokens: int) -> float:
         """What this call would have cost enforced: the markers it would carry, its batch tier."""

@@ -152,6 +152,7 @@ class PolicyEngine:
         self._batches: Any = None
         self._batches_lock = threading.Lock()
         self._telemetry: Any = None
+        self._doctor: Any = None
         self._allocators: dict[Transport, Any] = {}
         self._batch_hits: Any = None
         self._shadow: Any = None
@@ -191,7 +192,7 @@ class PolicyEngine:
     def from_store(
         cls,
         url: str,
-        name: str = "pipeshub-default",
+        name: str | None = None,
         state: str | None = None,
         *,
         poll_interval: float | None = 30.0,
@@ -202,7 +203,11 @@ class PolicyEngine:
         """The active version of ``name`` in the policy store at ``url``, polled every ``poll_interval`` s.
 
         An unreachable store does not raise: the engine starts off and keeps trying.
+        ``name`` defaults to ``$LLM_POLICY_NAME``, else ``pipeshub-default``: the same
+        variable tells ``llm-policy disable`` / ``enable`` / ``rollback`` which policy the
+        engine loads, so the kill switch can say when it was aimed at another one.
         """
+        name = name or os.environ.get("LLM_POLICY_NAME") or "pipeshub-default"
         try:
             source: _Source = _StoreSource(url, name)
         except Exception as exc:  # the store module itself failed to open the url
@@ -331,6 +336,14 @@ class PolicyEngine:
 
             self._batch_hits = BatchHitRates()
         return self._batch_hits
+
+    def cache_doctor(self) -> Any:
+        """Why calls miss the cache: each call site's previous request, remembered (one per engine)."""
+        if self._doctor is None:
+            from engine.doctor import CacheDoctor
+
+            self._doctor = CacheDoctor()
+        return self._doctor
 
     def shadow_billing(self) -> Any:
         """The simulated cache that prices shadow-mode calls as if the policy were enforced."""

@@ -24,7 +24,7 @@ from engine.adapter._model import wrap_model
 from engine.adapter.bypass import note_direct_transport
 from engine.adapter.callsite import frame_local
 from engine.adapter.engine import PolicyEngine
-from engine.providers.anthropic.transport import transport_for_provider
+from engine.providers.anthropic.transport import CLAUDE_PROVIDERS, transport_for_provider
 
 __all__ = ["CLAUDE_PROVIDERS", "ROLE_FRAME", "wrap_factory"]
 
@@ -33,9 +33,6 @@ ROLE_FRAME = ("get_llm_for_role", "role")
 _WRAPPED = "__llm_policy_wrapped__"
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: The host's provider strings that can reach Claude (``transport_for_provider`` maps them).
-CLAUDE_PROVIDERS = frozenset({"anthropic", "azureAI", "bedrock", "vertexAI"})
 
 
 def _provider_of(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:

@@ -50,6 +50,7 @@ CODES: dict[str, str] = {
     "schema.invalid": "any other schema violation",
     "rule.duplicate-name": "two rules share a name",
     "rule.unreachable": "(warning) an earlier rule catches every call this rule would",
+    "rule.never-acts": "(warning) the rule matches only providers the engine leaves untouched",
     "cache.breakpoints-need-explicit": "breakpoints given while the cache mode is not explicit",
     "cache.explicit-needs-breakpoints": "cache mode explicit with no breakpoints",
     "cache.too-many-breakpoints": "more than 4 breakpoints",

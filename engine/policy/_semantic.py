@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.decision import parse_duration
 from engine.policy._errors import IssueList
-from engine.policy._globs import CoverIndex, bits, covers_all
+from engine.policy._globs import CoverIndex, bits, covers_all, to_regex
 from engine.policy._load import SourceMap
 from engine.policy._model import BUILTIN_DEFAULTS, MATCH_FIELDS
 
@@ -40,6 +40,7 @@ def check_semantics(data: Any, where: SourceMap, issues: IssueList) -> None:
         _check_cache(_dict(rule.get("cache")), _dict(defaults.get("cache")), f"{base}.cache", where, issues)
         _check_batch(_dict(rule.get("batch")), _dict(defaults.get("batch")), f"{base}.batch", where, issues)
     _check_reachable(data, where, issues)
+    _check_acts(data, where, issues)
 
 
 def _check_names(data: Any, where: SourceMap, issues: IssueList) -> None:
@@ -188,3 +189,28 @@ def _could_cover(indexes: dict[str, CoverIndex], fields: dict[str, tuple[str, ..
         if not mask:
             return 0
     return mask if mask > 0 else 0
+
+
+def _check_acts(data: Any, where: SourceMap, issues: IssueList) -> None:
+    """Warn when a rule's ``match.provider`` admits no provider that reaches Claude: the
+    engine returns every other provider's model untouched, so such a rule never acts."""
+    from engine.providers.anthropic.transport import CLAUDE_PROVIDERS
+
+    for i, rule in _rules(data):
+        fields = _matchers(rule)
+        providers = fields.get("provider") if fields else None
+        if providers is None or not isinstance(rule.get("name"), str):
+            continue
+        pattern = to_regex(providers)
+        if any(pattern.match(p) for p in CLAUDE_PROVIDERS):
+            continue
+        path = f"$.spec.rules[{i}].match.provider"
+        issues.add(
+            "rule.never-acts",
+            where.value(path),
+            path,
+            f'rule "{rule["name"]}" can never act: it matches only providers the engine leaves '
+            f"untouched ({', '.join(providers)}); Claude is reached through "
+            f"{', '.join(sorted(CLAUDE_PROVIDERS))}",
+            severity="warning",
+        )
