@@ -271,6 +271,7 @@ class RedisPool:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                _reraise_cancel()
                 self._warn(
                     f"pool:flusher:{type(exc).__name__}",
                     f"redis pool {self.target.masked}: flusher paused: {exc!r}",
@@ -373,6 +374,7 @@ class RedisPool:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                _reraise_cancel()
                 self._warn(
                     f"pool:waiter:{type(exc).__name__}",
                     f"redis pool {self.target.masked}: waiting for results: {exc!r}; retrying",
@@ -405,6 +407,13 @@ class RedisPool:
             await self.release()
             await _quietly(self._redis.aclose())
             self._redis = None
+
+
+def _reraise_cancel() -> None:
+    """A cancellation redis-py turned into a connection error is still a cancellation."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _quietly(awaitable: Awaitable[Any]) -> None:
