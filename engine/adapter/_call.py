@@ -26,6 +26,7 @@ from engine.ledger import (
     PolicyRef,
     PrefixBlock,
     account,
+    split_writes,
     utc_now,
 )
 from engine.providers.anthropic.blocks import Block, iter_blocks, prefix_hashes
@@ -174,6 +175,7 @@ class CallRun:
         "_payload",
         "_started",
         "_usage",
+        "at",
         "batch_plan",
         "binding",
         "cache_plan",
@@ -181,6 +183,7 @@ class CallRun:
         "in_rollout",
         "prebuilt",
         "record",
+        "shadow_batch",
     )
 
     def __init__(
@@ -200,6 +203,9 @@ class CallRun:
         #: The payload LangChain built before the call was routed (a pool that declined
         #: it): the direct path sends it instead of building it again.
         self.prebuilt: dict[str, Any] | None = None
+        #: Shadow mode: whether the policy would have sent this call through a batch.
+        self.shadow_batch = False
+        self.at = binding.engine.clock()
         record.evaluation_ms = (time.perf_counter() - started) * 1000.0
 
     @property
@@ -222,6 +228,7 @@ class CallRun:
             return None
         if self.decision.mode == "shadow":
             self.note(f"shadow: would go through the Message Batches API ({plan.mode}), sent direct")
+            self.shadow_batch = self.in_rollout
             return None
         return plan if self.in_rollout else None
 
@@ -317,14 +324,44 @@ class CallRun:
             blocks = iter_blocks(payload)
             hashes = prefix_hashes(payload, blocks)
             record.prefix = [
-                PrefixBlock(h.hex(), b.tokens, b.section) for b, h in zip(blocks, hashes, strict=True)
+                PrefixBlock(
+                    h.hex(),
+                    b.tokens,
+                    b.section,
+                    b.path[1] if b.section == "messages" and isinstance(b.path[1], int) else None,
+                    b.role if b.section == "messages" else None,
+                    b.markable,
+                )
+                for b, h in zip(blocks, hashes, strict=True)
             ]
             record.input_tokens_estimate = sum(b.tokens for b in blocks)
             if not record.markers:
                 record.markers = _caller_markers(record.prefix, blocks)
         if usage:
+            if payload is not None and usage.get("cache_creation") is None:
+                usage = {**usage, "cache_creation": split_writes(iter_blocks(payload), usage)}
             record.usage, record.cost = account(record.model, usage)
             record.output_tokens = record.usage["output_tokens"]
+            if payload is not None and self.decision.mode == "shadow":
+                record.cost["policy_usd"] = round(self._shadow_cost(payload, record.output_tokens), 8)
+
+    def _shadow_cost(self, payload: dict[str, Any], output_tokens: int) -> float:
+        """What this call would have cost enforced: the markers it would carry, its batch tier."""
+        blocks = iter_blocks(payload)
+        hashes = prefix_hashes(payload, blocks)
+        ttls = {m.prefix_hash: m.ttl for m in self.record.markers if m.action != "dropped"}
+        markers: list[Any] = [ttls.get(h.hex()) for h in hashes]
+        return float(
+            self.engine.shadow_billing().bill(
+                self.record.model,
+                hashes,
+                [b.tokens for b in blocks],
+                markers,
+                now=self.at,
+                output_tokens=output_tokens,
+                batch=self.shadow_batch,
+            )
+        )
 
 
 def _caller_markers(prefix: list[PrefixBlock], blocks: list[Block]) -> list[MarkerRecord]:

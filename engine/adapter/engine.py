@@ -9,6 +9,7 @@ engine were not there. Each distinct cause is logged once, not once per call.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -67,7 +68,9 @@ class _StoreSource:
         from engine.store import open_store
 
         self.url, self.name = url, name
-        self._open: Callable[[str], Any] = open_store
+        # Never create a store: a missing one (wrong directory, deleted file) stays "off
+        # and logged" until the real one appears, instead of becoming an empty new store.
+        self._open: Callable[[str], Any] = functools.partial(open_store, create=False)
         self._store: Any = None
 
     def _connected(self) -> Any:
@@ -145,6 +148,7 @@ class PolicyEngine:
         self._batches_lock = threading.Lock()
         self._allocators: dict[Transport, Any] = {}
         self._batch_hits: Any = None
+        self._shadow: Any = None
         if source is not None:
             self.reload()
             if poll_interval:
@@ -321,6 +325,14 @@ class PolicyEngine:
 
             self._batch_hits = BatchHitRates()
         return self._batch_hits
+
+    def shadow_billing(self) -> Any:
+        """The simulated cache that prices shadow-mode calls as if the policy were enforced."""
+        if self._shadow is None:
+            from engine.ledger import ShadowBilling
+
+            self._shadow = ShadowBilling()
+        return self._shadow
 
     def batches(self) -> Any:
         """The batch service on the ``state`` journal, opened on first use (any event loop, any thread)."""

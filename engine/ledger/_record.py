@@ -82,11 +82,29 @@ class MarkerRecord:
 
 @dataclass(frozen=True, slots=True)
 class PrefixBlock:
-    """One cacheable position: the hash of the prefix ending there, and its own tokens."""
+    """One cacheable position: the hash of the prefix ending there, and its own tokens.
+
+    ``message`` and ``role`` (positions in ``messages``) and ``markable`` let a replay
+    rebuild the request's shape: where the newest user turn starts (the ``history``
+    anchor), which blocks can carry a marker.
+    """
 
     hash: str
     tokens: int
     section: str
+    message: int | None = None
+    role: str | None = None
+    markable: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"hash": self.hash, "tokens": self.tokens, "section": self.section}
+        if self.message is not None:
+            out["message"] = self.message
+        if self.role is not None:
+            out["role"] = self.role
+        if not self.markable:
+            out["markable"] = False
+        return out
 
 
 @dataclass(slots=True)
@@ -130,7 +148,7 @@ class DecisionRecord:
         policy = self.policy
         out["policy"] = None if policy is None else {s: getattr(policy, s) for s in PolicyRef.__slots__}
         out["markers"] = [{s: getattr(m, s) for s in MarkerRecord.__slots__} for m in self.markers]
-        out["prefix"] = [{"hash": b.hash, "tokens": b.tokens, "section": b.section} for b in self.prefix]
+        out["prefix"] = [b.to_dict() for b in self.prefix]
         out["reasons"] = list(self.reasons)
         out["evaluation_ms"] = round(self.evaluation_ms, 4)
         if self.latency_ms is not None:

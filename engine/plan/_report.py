@@ -4,6 +4,11 @@ Each decision-log record carries what the call cost (``cost.realized_usd``) and
 what the same tokens would have cost without the policy
 (``cost.counterfactual_usd``, both from the capabilities' prices), so the
 realized saving is their difference, summed per call site.
+
+Shadow-mode records (sent unchanged) also carry ``cost.policy_usd``: what the call
+would have cost with the policy enforced. The report sums it next to what was
+paid (``shadow_calls``, ``shadow_paid_usd``, ``shadow_policy_usd``,
+``shadow_saving_pct``): the saving switching to ``enforce`` would bring.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ def _site_row() -> dict[str, Any]:
         "realized_usd": 0.0,
         "counterfactual_usd": 0.0,
         "saved_usd": 0.0,
+        "shadow_calls": 0,
+        "shadow_paid_usd": 0.0,
+        "shadow_policy_usd": 0.0,
     }
 
 
@@ -42,12 +50,18 @@ def _add(row: dict[str, Any], entry: dict[str, Any]) -> None:
     cost = entry.get("cost") or {}
     for key in ("realized_usd", "counterfactual_usd", "saved_usd"):
         row[key] += float(cost.get(key) or 0.0)
+    if "policy_usd" in cost:
+        row["shadow_calls"] += 1
+        row["shadow_paid_usd"] += float(cost.get("realized_usd") or 0.0)
+        row["shadow_policy_usd"] += float(cost["policy_usd"])
 
 
 def _finish(row: dict[str, Any]) -> dict[str, Any]:
     base = row["counterfactual_usd"]
     out = {k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}
     out["saved_pct"] = round(100.0 * row["saved_usd"] / base, 2) if base else 0.0
+    paid = row["shadow_paid_usd"]
+    out["shadow_saving_pct"] = round(100.0 * (paid - row["shadow_policy_usd"]) / paid, 2) if paid else 0.0
     return out
 
 

@@ -15,17 +15,26 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypeVar
+from functools import wraps
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
-from engine.store._errors import ConflictError, NotFoundError
+from engine.store._errors import (
+    ConflictError,
+    DamagedRecordError,
+    InvalidPolicyError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
 from engine.store._model import EventKind, HistoryEvent, PublishResult, StoredVersion, utc_now
 from engine.store._validate import ValidPolicy, validate_document
 from engine.store._watch import PollingWatch
 
-__all__ = ["BaseStore", "Change", "Head", "Raced", "Txn"]
+__all__ = ["BaseStore", "Change", "Head", "Raced", "Txn", "guarded"]
 
 log = logging.getLogger("engine.store")
 R = TypeVar("R")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -66,11 +75,33 @@ class Txn(Protocol):
     def commit(self, change: Change) -> None: ...
 
 
+def guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """A client library's failure (``store.driver_errors``) becomes the store's
+    :class:`StoreUnavailableError` (``store.unavailable``: password masked)."""
+
+    @wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = cast("BaseStore", args[0])
+        try:
+            return method(*args, **kwargs)
+        except (StoreError, Raced):
+            raise
+        except store.driver_errors as exc:
+            raise store.unavailable(exc) from exc
+
+    return wrapper
+
+
 class BaseStore:
     """Publish, rollback and disable in terms of a backend's :meth:`_transaction`."""
 
     url: str
     max_attempts = 20
+    #: What the backend's client library raises for a failed request.
+    driver_errors: tuple[type[BaseException], ...] = ()
+
+    def unavailable(self, exc: BaseException) -> StoreUnavailableError:
+        return StoreUnavailableError(f"policy store {self.url}: {type(exc).__name__}: {exc}")
 
     def _transaction(self, name: str) -> AbstractContextManager[Txn]:
         raise NotImplementedError
@@ -108,7 +139,7 @@ class BaseStore:
     def rollback(self, name: str, version: int, *, author: str, comment: str = "") -> StoredVersion:
         """Re-activate an existing version; the history records who did it and from where."""
         _require_author(author)
-        return self._write(name, lambda txn: _decide_rollback(txn, name, version, author, comment))
+        return self._write(name, lambda txn: _decide_rollback(txn, name, version, author, comment, self.url))
 
     def disable(self, name: str, *, author: str, comment: str = "") -> PublishResult:
         """The kill switch: activate a copy of the active version with ``enabled: false``."""
@@ -225,7 +256,7 @@ def _new_version(
 
 
 def _decide_rollback(
-    txn: Txn, name: str, version: int, author: str, comment: str
+    txn: Txn, name: str, version: int, author: str, comment: str, url: str
 ) -> tuple[Change | None, StoredVersion]:
     head = txn.head()
     if head is None:
@@ -233,6 +264,7 @@ def _decide_rollback(
     target = txn.load(version)
     if target is None:
         raise NotFoundError(name, version, hint=f"it has versions 1..{head.latest_version}")
+    _require_intact(target, url)
     if version == head.active_version:
         return None, replace(target, active=True)
     kind: EventKind = "rolled_back" if version < head.active_version else "activated"
@@ -241,6 +273,21 @@ def _decide_rollback(
         head, active_version=version, active_revision=target.revision, event_count=head.event_count + 1
     )
     return Change(None, event, new_head), replace(target, active=True)
+
+
+def _require_intact(stored: StoredVersion, url: str) -> None:
+    """A version about to become active again must still be the document that was
+    validated when it was published: an edit by hand shows as an invalid document or
+    one whose revision no longer matches."""
+    where = f"version {stored.version} of policy {stored.name!r}"
+    try:
+        policy = validate_document(stored.document)
+    except InvalidPolicyError as exc:
+        raise DamagedRecordError(url, where, f"its document no longer validates: {exc}") from exc
+    if policy.revision != stored.revision or policy.name != stored.name:
+        raise DamagedRecordError(
+            url, where, f"its document does not match its revision {stored.revision[:12]} (edited by hand?)"
+        )
 
 
 def _decide_disable(txn: Txn, name: str, author: str, comment: str) -> tuple[Change | None, PublishResult]:

@@ -112,7 +112,7 @@ def test_exit_codes_for_conflict_not_found_and_usage(cli: Any, url: str, tmp_pat
     assert code == 3 and "now at version 1 (expected version 0)" in err
     assert cli("show", "ghost", "--store", url)[0] == 1
     assert cli("rollback", "demo", "9", "--store", url, "--author", "ana")[0] == 1
-    assert cli("show", "demo", "--store", "redis://x")[0] == 2
+    assert cli("show", "demo", "--store", "ftp://x")[0] == 2
     with pytest.raises(SystemExit) as info:
         cli("rollback", "demo", "1", "--store", url)  # no --author
     assert info.value.code == 2
