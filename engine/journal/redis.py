@@ -28,14 +28,17 @@ from engine.journal import register_journal_backend
 from engine.journal.protocol import DEFAULT_RETENTION_S, JournalEntry, JournalError, Lease, Outcome
 from engine.pool import scripts
 from engine.pool.connect import RedisTarget, RedisURLError, parse_redis_url
-from engine.pool.redis_pool import Flush, PoolLimits, RedisPool, Settle
+from engine.pool.redis_pool import Flush, PoolLimits, RedisPool, Settle, transient
 from engine.providers.anthropic.capabilities import capabilities
 
 __all__ = ["RedisJournal", "redis_journal_from_url"]
 
 T = TypeVar("T")
 _CHUNK = 500  # rows per script call: keeps each script short (Redis blocks while it runs)
-_FLOATS = ("created_at", "updated_at", "lease_expires")
+#: Writes about items already accepted: idempotent, so they are tried again through a short
+#: outage (a Redis restart) instead of leaving a waiting caller on another replica without news.
+#: A claim is not among them: a new call goes direct at once when Redis does not answer.
+_PERSISTENT = frozenset({"RECORD", "MARK_SENDING", "MARK_SUBMITTED", "RENEW", "RELEASE"})
 
 
 def _text(value: Any) -> str:
@@ -96,10 +99,16 @@ class RedisJournal:
     """The Redis :class:`~engine.journal.protocol.Journal` (thread-safe: redis-py pools connections)."""
 
     def __init__(
-        self, target: RedisTarget, *, retention_s: float = DEFAULT_RETENTION_S, pool_lease_s: float = 5.0
+        self,
+        target: RedisTarget,
+        *,
+        retention_s: float = DEFAULT_RETENTION_S,
+        pool_lease_s: float = 5.0,
+        write_retry_s: float = 30.0,
     ) -> None:
         self.target = target
         self.pool_lease_s = pool_lease_s
+        self.write_retry_s = write_retry_s
         self.url = target.masked
         self.prefix = target.prefix
         self.retention_s = retention_s
@@ -126,7 +135,16 @@ class RedisJournal:
         if script is None:
             script = self._scripts[name] = self.redis.register_script(getattr(scripts, name))
         anchor = list(keys) or [self.prefix + "open"]  # a key of the namespace: routes the script's slot
-        return self._run(lambda: script(keys=anchor, args=[self.prefix, *args]))
+        if name not in _PERSISTENT:
+            return self._run(lambda: script(keys=anchor, args=[self.prefix, *args]))
+        give_up = time.monotonic() + self.write_retry_s
+        while True:
+            try:
+                return self._run(lambda: script(keys=anchor, args=[self.prefix, *args]))
+            except JournalError as exc:
+                if time.monotonic() >= give_up or exc.__cause__ is None or not transient(exc.__cause__):
+                    raise
+                time.sleep(0.2)
 
     def _hgetall(self, hashes: Sequence[str]) -> list[dict[str, str]]:
         def work() -> list[dict[str, str]]:

@@ -28,9 +28,12 @@ from engine.providers.anthropic.batches._inflight import InFlight, Item
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from engine.journal import JournalEntry
+
 __all__ = ["SharedPool", "request_size"]
 
 _ENVELOPE_BYTES = 64
+_READ_ATTEMPTS = 10  # about 25 s of pauses: a Redis restart
 
 
 def request_size(item: Item) -> int:
@@ -119,13 +122,21 @@ class SharedPool(InFlight):
     # -- flusher side ----------------------------------------------------------------
 
     async def _flush_shared(self, pool_id: str, hashes: list[str]) -> None:
-        """This worker took ``hashes`` from the pool: send them as one batch."""
+        """This worker took ``hashes`` from the pool: send them as one batch.
+
+        The rows are this worker's now; if they cannot be read (Redis gone for longer
+        than the retries), they are released, so the callers joined to them take them
+        over at once instead of waiting on an owner that will never send them.
+        """
         sample = self._samples.get(pool_id)
-        rows = await self._io(self.journal.get_many, hashes)
+        rows = await self._read_taken(hashes)
+        if rows is None or sample is None:
+            await self._io_quiet("releasing rows it cannot send", self.journal.release, self.lease, hashes)
+            return
         items: list[Item] = []
         for digest in hashes:
             row = rows.get(digest)
-            if sample is None or row is None or row.final or row.params is None:
+            if row is None or row.final or row.params is None:
                 continue
             known = self._items.get(digest)
             item = known or replace(
@@ -137,6 +148,16 @@ class SharedPool(InFlight):
         self._track(items)
         self._keep_alive()
         self._spawn(self._submit(items), owns=[i.hash for i in items])
+
+    async def _read_taken(self, hashes: list[str]) -> dict[str, JournalEntry] | None:
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                rows: dict[str, JournalEntry] = await self._io(self.journal.get_many, hashes)
+                return rows
+            except Exception as exc:
+                self._warn(f"pool:read:{type(exc).__name__}", f"reading rows taken from the pool: {exc!r}")
+                await asyncio.sleep(min(2.0**attempt * 0.1, 5.0))
+        return None
 
     async def _close_shared(self) -> None:
         if self._shared is not None:
