@@ -9,6 +9,7 @@ from engine.ledger._record import (
     MarkerRecord,
     PolicyRef,
     PrefixBlock,
+    prefix_blocks,
     utc_now,
 )
 from engine.ledger._shadow import ShadowBilling
@@ -29,6 +30,7 @@ __all__ = [
     "Sink",
     "account",
     "call_costs",
+    "prefix_blocks",
     "split_writes",
     "usage_fields",
     "utc_now",

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LogError", "savings_report"]
+__all__ = ["LogError", "read_log", "savings_report"]
 
 
 class LogError(ValueError):
@@ -65,10 +66,8 @@ def _finish(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def savings_report(path: str | Path) -> dict[str, Any]:
-    """``{"calls", "total": {...}, "call_sites": {site: {...}}}`` from a JSON Lines decision log."""
-    sites: dict[str, dict[str, Any]] = defaultdict(_site_row)
-    total = _site_row()
+def read_log(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The records of a JSON Lines decision log, in order; :class:`LogError` names a bad line."""
     with open(path, encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
@@ -79,8 +78,16 @@ def savings_report(path: str | Path) -> dict[str, Any]:
                 raise LogError(f"{path}:{number}: not JSON: {exc.msg}") from None
             if not isinstance(entry, dict) or "call_site" not in entry:
                 raise LogError(f"{path}:{number}: not a decision-log record (no call_site)")
-            _add(sites[str(entry["call_site"])], entry)
-            _add(total, entry)
+            yield entry
+
+
+def savings_report(path: str | Path) -> dict[str, Any]:
+    """``{"calls", "total": {...}, "call_sites": {site: {...}}}`` from a JSON Lines decision log."""
+    sites: dict[str, dict[str, Any]] = defaultdict(_site_row)
+    total = _site_row()
+    for entry in read_log(path):
+        _add(sites[str(entry["call_site"])], entry)
+        _add(total, entry)
     return {
         "calls": total["calls"],
         "total": _finish(total),

@@ -60,7 +60,6 @@ class RedisTarget:
 
     def sync_client(self) -> Any:
         """A thread-safe blocking client (the journal runs in worker threads)."""
-        _need_redis_py()
         if self.cluster:
             from redis.cluster import RedisCluster
 
@@ -71,7 +70,6 @@ class RedisTarget:
 
     def async_client(self) -> Any:
         """An asyncio client, bound to the event loop that first uses it."""
-        _need_redis_py()
         if self.cluster:
             from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
@@ -79,13 +77,6 @@ class RedisTarget:
         import redis.asyncio
 
         return redis.asyncio.Redis.from_url(self.client_url)
-
-
-def _need_redis_py() -> None:
-    try:
-        import redis  # noqa: F401
-    except ImportError as exc:
-        raise ImportError("redis:// URLs need redis-py: pip install 'llm-policy[redis]'") from exc
 
 
 def _truthy(value: str) -> bool:

@@ -125,8 +125,12 @@ class BaseStore:
         comment: str = "",
         activate: bool = True,
         expected_version: int | None = None,
+        dry_run: bool = False,
     ) -> PublishResult:
-        """Store ``document`` as the next version (validated first; identical -> no-op)."""
+        """Store ``document`` as the next version (validated first; identical -> no-op).
+
+        ``dry_run``: decide exactly as a publish would (conflicts included) and write
+        nothing; the result says what the publish would have done."""
         policy = validate_document(document)
         _require_author(author)
         return self._write(
@@ -134,6 +138,7 @@ class BaseStore:
             lambda txn: _decide_publish(
                 txn, policy, author, comment, activate, expected_version, "published"
             ),
+            dry_run=dry_run,
         )
 
     def rollback(self, name: str, version: int, *, author: str, comment: str = "") -> StoredVersion:
@@ -144,7 +149,12 @@ class BaseStore:
     def disable(self, name: str, *, author: str, comment: str = "") -> PublishResult:
         """The kill switch: activate a copy of the active version with ``enabled: false``."""
         _require_author(author)
-        return self._write(name, lambda txn: _decide_disable(txn, name, author, comment))
+        return self._write(name, lambda txn: _decide_switch(txn, name, False, author, comment))
+
+    def enable(self, name: str, *, author: str, comment: str = "") -> PublishResult:
+        """Undo the kill switch: activate a copy of the active version with ``enabled: true``."""
+        _require_author(author)
+        return self._write(name, lambda txn: _decide_switch(txn, name, True, author, comment))
 
     def watch(
         self,
@@ -158,16 +168,18 @@ class BaseStore:
         differs from ``known`` (the one the caller already runs). Stop with ``.stop()``."""
         return PollingWatch(self, name, callback, interval=interval, known=known)
 
-    def _write(self, name: str, decide: Callable[[Txn], tuple[Change | None, R]]) -> R:
+    def _write(
+        self, name: str, decide: Callable[[Txn], tuple[Change | None, R]], *, dry_run: bool = False
+    ) -> R:
         """Run ``decide`` in a transaction; retry when another writer committed first
         (``decide`` runs again on fresh state, so a stale expectation becomes a
-        :class:`ConflictError` rather than a lost update)."""
+        :class:`ConflictError` rather than a lost update). ``dry_run`` commits nothing."""
         latest = 0
         for attempt in range(self.max_attempts):
             try:
                 with self._transaction(name) as txn:
                     change, result = decide(txn)
-                    if change is not None:
+                    if change is not None and not dry_run:
                         txn.commit(change)
                 return result
             except Raced as raced:
@@ -211,7 +223,7 @@ def _decide_publish(
     if head is not None and policy.revision == head.latest_revision:
         if not activate:
             return None, PublishResult(policy.name, latest, policy.revision, created=False, active=False)
-        again: EventKind = "disabled" if kind == "disabled" else "activated"
+        again: EventKind = kind if kind in ("disabled", "enabled") else "activated"
         event = HistoryEvent(again, latest, author, now, comment, head.active_version, latest)
         new_head = replace(
             head, active_version=latest, active_revision=policy.revision, event_count=head.event_count + 1
@@ -290,7 +302,11 @@ def _require_intact(stored: StoredVersion, url: str) -> None:
         )
 
 
-def _decide_disable(txn: Txn, name: str, author: str, comment: str) -> tuple[Change | None, PublishResult]:
+def _decide_switch(
+    txn: Txn, name: str, enabled: bool, author: str, comment: str
+) -> tuple[Change | None, PublishResult]:
+    """``disable`` / ``enable``: a copy of the active version with ``spec.enabled`` set,
+    activated; nothing when it is already so (the language's default is false)."""
     head = txn.head()
     if head is None:
         raise NotFoundError(name)
@@ -298,10 +314,11 @@ def _decide_disable(txn: Txn, name: str, author: str, comment: str) -> tuple[Cha
     if active is None:  # pragma: no cover - a head always points at a stored version
         raise NotFoundError(name, head.active_version)
     spec = active.document.get("spec")
-    if isinstance(spec, dict) and spec.get("enabled", False) is False:
+    if isinstance(spec, dict) and spec.get("enabled", False) is enabled:
         return None, PublishResult(name, active.version, active.revision, created=False, active=True)
     document = copy.deepcopy(active.document)
-    document["spec"]["enabled"] = False
+    document["spec"]["enabled"] = enabled
     policy = validate_document(document)
-    note = comment or f"disabled (copy of version {active.version})"
-    return _decide_publish(txn, policy, author, note, True, None, "disabled")
+    kind: EventKind = "enabled" if enabled else "disabled"
+    note = comment or f"{kind} (copy of version {active.version})"
+    return _decide_publish(txn, policy, author, note, True, None, kind)

@@ -10,13 +10,13 @@ and the field, never a ``KeyError`` or ``ValueError`` traceback, and never a gue
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.store._core import Head
 from engine.store._errors import DamagedRecordError
-from engine.store._model import HistoryEvent, StoredVersion
+from engine.store._model import EventKind, HistoryEvent, StoredVersion
 
 __all__ = [
     "decode_record",
@@ -54,7 +54,7 @@ class _VersionRecord(_Record):
 
 
 class _EventRecord(_Record):
-    event: Literal["published", "activated", "rolled_back", "disabled"]
+    event: EventKind
     targetVersion: int = Field(ge=1)
     fromVersion: int | None = None
     toVersion: int | None = None

@@ -18,7 +18,7 @@ try:
     from redis.exceptions import RedisError, WatchError
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("the Redis policy store needs redis-py: pip install 'llm-policy[redis]'") from exc
+    raise ImportError("the Redis policy store needs redis-py: pip install redis") from exc
 
 from engine.store._errors import StoreUnavailableError
 from engine.store._kv import KeyValueStore
