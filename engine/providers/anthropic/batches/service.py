@@ -143,12 +143,9 @@ class _Worker(SharedPool):
         self._resumed: set[tuple[str, str]] = set()
         self._renewer: asyncio.Task[None] | None = None
         self._orphans = orphans
-<<<<<<< HEAD
-        self._open_shared()  # the journal's cross-process pool, if it has one (Redis)
-=======
         #: Runs before a pool's items become batches: warms shared prefixes, orders items by them.
         self.warm: Callable[[list[Item]], Awaitable[list[Item]]] | None = None
->>>>>>> main
+        self._open_shared()  # the journal's cross-process pool, if it has one (Redis)
 
     # -- intake ---------------------------------------------------------------------------
 
