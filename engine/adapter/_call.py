@@ -9,6 +9,7 @@ goes out exactly as the unwrapped model would send it.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import hashlib
 import time
@@ -63,12 +64,19 @@ class Binding:
     provider: str
     transport: Transport
     role: str | None
+    #: The role the host built the model for, read from its frames (``get_llm_for_role``);
+    #: it labels calls, the call site stays the calling code.
+    built_role: str | None = None
+    #: ``(call-site glob, role)`` pairs: the role of calls whose site matches (first wins).
+    roles: tuple[tuple[str, str], ...] = ()
 
     def context(
         self, model: str, metadata: Mapping[str, Any] | None, caller: str | None = None
     ) -> tuple[CallContext, CallSiteSource]:
         """The call's identity; ``caller`` is a code location captured before LangChain's tasks."""
         site, source, role = resolve_call_site(metadata, self.role, caller=caller)
+        if role is None:
+            role = self.built_role or next((r for g, r in self.roles if fnmatch.fnmatchcase(site, g)), None)
         return CallContext(call_site=site, role=role, provider=self.provider, model=model), source
 
     def pools(self, model: str, metadata: Mapping[str, Any] | None) -> bool:

@@ -103,12 +103,17 @@ class _Once:
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
-    def warn(self, key: str, message: str, *args: Any) -> None:
+    def first(self, key: str) -> bool:
+        """True the first time ``key`` is seen by this engine."""
         with self._lock:
             if key in self._seen:
-                return
+                return False
             self._seen.add(key)
-        logger.warning(message, *args)
+        return True
+
+    def warn(self, key: str, message: str, *args: Any) -> None:
+        if self.first(key):
+            logger.warning(message, *args)
 
 
 class PolicyEngine:
