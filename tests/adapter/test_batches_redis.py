@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import realservers
+
 from engine.adapter import PolicyEngine, wrap_factory
 from engine.adapter.engine import JOURNAL_ENV
 from engine.journal import open_journal
