@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--procs", default="1,2,4,8")
     parser.add_argument("--concurrency", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--max-wait", type=int, default=2, help="the pool's maxWait, whole seconds")
+    parser.add_argument("--max-wait", type=int, default=5, help="the pool's maxWait, whole seconds")
     parser.add_argument("--batch-latency", type=float, default=0.5)
     parser.add_argument("--pending", type=int, default=10_000, help="calls for the memory figure")
     args = parser.parse_args()
