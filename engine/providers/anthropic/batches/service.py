@@ -54,8 +54,9 @@ from engine.providers.anthropic.batches._ids import (
     headers_fingerprint,
     request_hash,
 )
-from engine.providers.anthropic.batches._inflight import Failure, InFlight, Item, PoolKey, Settled
+from engine.providers.anthropic.batches._inflight import Failure, Item, PoolKey, Settled
 from engine.providers.anthropic.batches._reconcile import find_created
+from engine.providers.anthropic.batches._shared import SharedPool
 from engine.providers.anthropic.batches.accumulator import Accumulator
 from engine.providers.anthropic.batches.client import BatchClient, ambiguous, retry_after_s
 from engine.providers.anthropic.batches.errors import BatchItemError, NotBatchable
@@ -127,7 +128,7 @@ def _only(identity: tuple[str, str], client: anthropic.AsyncAnthropic) -> Client
     return lambda fingerprint, base_url: client if (fingerprint, base_url) == identity else None
 
 
-class _Worker(InFlight):
+class _Worker(SharedPool):
     """The service on one event loop."""
 
     def __init__(
@@ -151,6 +152,7 @@ class _Worker(InFlight):
         #: Pooled items by request hash: when each joined the pool, then (fill, wait ms) once it left.
         self._joined: dict[str, float] = {}
         self.pool_exits: dict[str, tuple[int, float]] = {}
+        self._open_shared()  # the journal's cross-process pool, if it has one (Redis)
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -247,6 +249,8 @@ class _Worker(InFlight):
 
     def _route(self, items: list[Item], *, pooled: bool) -> None:
         if pooled:
+            if self._share(items):  # the cross-process pool (Redis) takes them
+                return
             for item in items:
                 self._joined[item.hash] = time.monotonic()
                 self._pool.add(
@@ -273,7 +277,7 @@ class _Worker(InFlight):
         waiting = {i.hash: i for i in items}
         delay = self.poll_interval
         while waiting:
-            await asyncio.sleep(delay)
+            await self._nap(delay)  # woken early when the shared pool says a row ended
             delay = min(delay * 1.5, self.max_poll_interval)
             try:
                 rows = await self._io(self.journal.get_many, list(waiting))
@@ -580,6 +584,7 @@ class _Worker(InFlight):
         self._fail_all(list(self._futures), "closed", "the batch service closed; the journal keeps the item")
         if self._renewer is not None:
             self._renewer.cancel()
+        await self._close_shared()
         await self._io_quiet("releasing rows at close", self.journal.release, self.lease, None)
 
     async def _drain(self) -> None:
