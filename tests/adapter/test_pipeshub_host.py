@@ -117,7 +117,7 @@ async def _csv_summary(host: Host) -> Any:
 
 async def _excel(host: Host) -> Any:
     parser = host["app.modules.parsers.excel.excel_parser"].ExcelParser(await _llm(host))
-    return await parser.detect_headers_with_llm("Sheet1", [["", "Q1"], ["north", "3"]])
+    return await parser.detect_excel_headers_with_llm("Sheet1", [["", "Q1"], ["north", "3"]])
 
 
 async def _ocr(host: Host) -> Any:
@@ -208,7 +208,7 @@ ROWS = [
     Row(
         "excel-headers",
         "indexing",
-        ("app.modules.parsers.excel.excel_parser.ExcelParser.detect_headers_with_llm",),
+        ("app.modules.parsers.excel.excel_parser.ExcelParser.detect_excel_headers_with_llm",),
         _excel,
     ),
     Row("csv-summary", "indexing", (f"{CSV}._call_llm",), _csv_summary),
