@@ -33,7 +33,7 @@ logger = logging.getLogger("llm_policy.engine")
 
 DEFAULT_STATE = "sqlite:///./.llm-policy/state.db"
 #: The batch journal's URL when ``state`` is not given (``redis://...`` also pools across replicas).
-JOURNAL_ENV = "LLM_POLICY_JOURNAL"
+JOURNAL_ENV = "LLM_POLICY_STATE"
 #: A JSON-lines file the decision log is appended to, when ``decision_log`` is not given.
 DECISION_LOG_ENV = "LLM_POLICY_DECISION_LOG"
 

@@ -1,4 +1,4 @@
-"""The engine on a Redis journal (``LLM_POLICY_JOURNAL=redis://...``): pooled calls go through
+"""The engine on a Redis journal (``LLM_POLICY_STATE=redis://...``): pooled calls go through
 Redis and answer as direct calls do; Redis unreachable, they go direct and the cause is
 logged once."""
 
