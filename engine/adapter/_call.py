@@ -9,6 +9,7 @@ goes out exactly as the unwrapped model would send it.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import hashlib
 import time
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.adapter.callsite import CallSiteSource, resolve_call_site
 from engine.decision import BatchPlan, CachePlan, CallContext, Decision, in_rollout
+from engine.doctor import cache_keys
 from engine.ledger import (
     CallShape,
     DecisionRecord,
@@ -62,12 +64,19 @@ class Binding:
     provider: str
     transport: Transport
     role: str | None
+    #: The role the host built the model for, read from its frames (``get_llm_for_role``);
+    #: it labels calls, the call site stays the calling code.
+    built_role: str | None = None
+    #: ``(call-site glob, role)`` pairs: the role of calls whose site matches (first wins).
+    roles: tuple[tuple[str, str], ...] = ()
 
     def context(
         self, model: str, metadata: Mapping[str, Any] | None, caller: str | None = None
     ) -> tuple[CallContext, CallSiteSource]:
         """The call's identity; ``caller`` is a code location captured before LangChain's tasks."""
         site, source, role = resolve_call_site(metadata, self.role, caller=caller)
+        if role is None:
+            role = self.built_role or next((r for g, r in self.roles if fnmatch.fnmatchcase(site, g)), None)
         return CallContext(call_site=site, role=role, provider=self.provider, model=model), source
 
     def pools(self, model: str, metadata: Mapping[str, Any] | None) -> bool:
@@ -328,6 +337,7 @@ class CallRun:
             record.input_tokens_estimate = sum(b.tokens for b in blocks)
             if not record.markers:
                 record.markers = _caller_markers(record.prefix, blocks)
+            record.cache_keys = cache_keys(payload)
         if usage:
             if payload is not None and usage.get("cache_creation") is None:
                 usage = {**usage, "cache_creation": split_writes(iter_blocks(payload), usage)}
@@ -335,6 +345,8 @@ class CallRun:
             record.output_tokens = record.usage["output_tokens"]
             if payload is not None and self.decision.mode == "shadow":
                 record.cost["policy_usd"] = round(self._shadow_cost(payload, record.output_tokens), 8)
+            reason = usage.get("cache_miss_reason")
+            record.cache_miss = self.engine.cache_doctor().observe_decision(record, reason)
 
     def _shadow_cost(self, payload: dict[str, Any], output_tokens: int) -> float:
         """What this call would have cost enforced: the markers it would carry, its batch tier."""

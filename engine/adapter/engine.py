@@ -103,12 +103,17 @@ class _Once:
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
-    def warn(self, key: str, message: str, *args: Any) -> None:
+    def first(self, key: str) -> bool:
+        """True the first time ``key`` is seen by this engine."""
         with self._lock:
             if key in self._seen:
-                return
+                return False
             self._seen.add(key)
-        logger.warning(message, *args)
+        return True
+
+    def warn(self, key: str, message: str, *args: Any) -> None:
+        if self.first(key):
+            logger.warning(message, *args)
 
 
 class PolicyEngine:
@@ -147,6 +152,7 @@ class PolicyEngine:
         self._batches: Any = None
         self._batches_lock = threading.Lock()
         self._telemetry: Any = None
+        self._doctor: Any = None
         self._allocators: dict[Transport, Any] = {}
         self._batch_hits: Any = None
         self._shadow: Any = None
@@ -330,6 +336,14 @@ class PolicyEngine:
 
             self._batch_hits = BatchHitRates()
         return self._batch_hits
+
+    def cache_doctor(self) -> Any:
+        """Why calls miss the cache: each call site's previous request, remembered (one per engine)."""
+        if self._doctor is None:
+            from engine.doctor import CacheDoctor
+
+            self._doctor = CacheDoctor()
+        return self._doctor
 
     def shadow_billing(self) -> Any:
         """The simulated cache that prices shadow-mode calls as if the policy were enforced."""

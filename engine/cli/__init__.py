@@ -39,6 +39,8 @@ COMMANDS: tuple[str, ...] = (
     "plan",
     "recommend",
     "report",
+    "callsites",
+    "doctor",
 )
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_CONFLICT, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4

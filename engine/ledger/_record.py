@@ -140,6 +140,17 @@ class DecisionRecord:
     usage: dict[str, Any] | None = None
     cost: dict[str, float] | None = None
     error: str | None = None
+    #: Set when the host sends this model's calls past the engine (``direct-transport``).
+    bypass: str | None = None
+    #: For a call sent through the ``accumulate`` pool: the requests its batch carried, and
+    #: the milliseconds the call waited in the pool (holding the host's slot) before it left.
+    pool_fill: int | None = None
+    pool_wait_ms: float | None = None
+    #: Short hashes of the settings that invalidate a cache without showing in the blocks
+    #: (``tool_choice``, ``thinking``, ``effort``): the cache doctor compares them.
+    cache_keys: dict[str, str] | None = None
+    #: Why this call paid a write or missed a read (``llm-policy doctor``), or None.
+    cache_miss: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form. Written by hand, not ``asdict``: it runs once per LLM call."""

@@ -54,8 +54,9 @@ from engine.providers.anthropic.batches._ids import (
     headers_fingerprint,
     request_hash,
 )
-from engine.providers.anthropic.batches._inflight import Failure, InFlight, Item, PoolKey, Settled
+from engine.providers.anthropic.batches._inflight import Failure, Item, PoolKey, Settled
 from engine.providers.anthropic.batches._reconcile import find_created
+from engine.providers.anthropic.batches._shared import SharedPool
 from engine.providers.anthropic.batches.accumulator import Accumulator
 from engine.providers.anthropic.batches.client import BatchClient, ambiguous, retry_after_s
 from engine.providers.anthropic.batches.errors import BatchItemError, NotBatchable
@@ -83,6 +84,10 @@ class Answer:
     message: Message
     batch_id: str | None
     paid_here: bool
+    #: For a pooled call: the requests in the pool when it left as a batch, and how long
+    #: this call waited in it (ms). None when it was joined to a request already in flight.
+    pool_fill: int | None = None
+    pool_wait_ms: float | None = None
 
 
 def as_sent(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -123,7 +128,7 @@ def _only(identity: tuple[str, str], client: anthropic.AsyncAnthropic) -> Client
     return lambda fingerprint, base_url: client if (fingerprint, base_url) == identity else None
 
 
-class _Worker(InFlight):
+class _Worker(SharedPool):
     """The service on one event loop."""
 
     def __init__(
@@ -144,6 +149,10 @@ class _Worker(InFlight):
         self._orphans = orphans
         #: Runs before a pool's items become batches: warms shared prefixes, orders items by them.
         self.warm: Callable[[list[Item]], Awaitable[list[Item]]] | None = None
+        #: Pooled items by request hash: when each joined the pool, then (fill, wait ms) once it left.
+        self._joined: dict[str, float] = {}
+        self.pool_exits: dict[str, tuple[int, float]] = {}
+        self._open_shared()  # the journal's cross-process pool, if it has one (Redis)
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -240,7 +249,10 @@ class _Worker(InFlight):
 
     def _route(self, items: list[Item], *, pooled: bool) -> None:
         if pooled:
+            if self._share(items):  # the cross-process pool (Redis) takes them
+                return
             for item in items:
+                self._joined[item.hash] = time.monotonic()
                 self._pool.add(
                     item.key, item, max_requests=item.plan.max_requests, max_wait_s=item.plan.max_wait_s
                 )
@@ -252,6 +264,12 @@ class _Worker(InFlight):
             self._spawn(self._submit(group), owns=[i.hash for i in group])
 
     def _flush_pool(self, _key: PoolKey, items: list[Item]) -> None:
+        left = time.monotonic()
+        if len(self.pool_exits) > 100_000:  # answers nobody asked about (failed callers)
+            self.pool_exits.clear()
+        for item in items:
+            joined = self._joined.pop(item.hash, left)
+            self.pool_exits[item.hash] = (len(items), (left - joined) * 1000.0)
         self._spawn(self._submit(items), owns=[i.hash for i in items])
 
     async def _join(self, items: list[Item]) -> None:
@@ -259,7 +277,7 @@ class _Worker(InFlight):
         waiting = {i.hash: i for i in items}
         delay = self.poll_interval
         while waiting:
-            await asyncio.sleep(delay)
+            await self._nap(delay)  # woken early when the shared pool says a row ended
             delay = min(delay * 1.5, self.max_poll_interval)
             try:
                 rows = await self._io(self.journal.get_many, list(waiting))
@@ -566,6 +584,7 @@ class _Worker(InFlight):
         self._fail_all(list(self._futures), "closed", "the batch service closed; the journal keeps the item")
         if self._renewer is not None:
             self._renewer.cancel()
+        await self._close_shared()
         await self._io_quiet("releasing rows at close", self.journal.release, self.lease, None)
 
     async def _drain(self) -> None:
@@ -659,8 +678,11 @@ class BatchService:
         worker = self._worker()
         [item] = worker.items([params], plan, client, call_site, [idempotency_key])
         [(future, paid)] = await worker.attach([item], pooled=True, keyed=idempotency_key is not None)
-        message, batch_id = await asyncio.shield(future)
-        return Answer(message, batch_id, paid)
+        try:
+            message, batch_id = await asyncio.shield(future)
+        finally:
+            fill, wait_ms = worker.pool_exits.pop(item.hash, (None, None))
+        return Answer(message, batch_id, paid, pool_fill=fill, pool_wait_ms=wait_ms)
 
     async def submit_one(
         self,
