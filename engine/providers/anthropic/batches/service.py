@@ -47,7 +47,7 @@ import anthropic
 from anthropic.types import Message
 
 from engine.decision import BatchPlan
-from engine.journal import DEFAULT_LEASE_S, Journal, JournalEntry, JournalError, Lease
+from engine.journal import DEFAULT_LEASE_S, Journal, JournalEntry, Lease
 from engine.providers.anthropic.batches._ids import (
     client_identity,
     custom_id_for,
@@ -58,7 +58,7 @@ from engine.providers.anthropic.batches._inflight import Failure, InFlight, Item
 from engine.providers.anthropic.batches._reconcile import find_created
 from engine.providers.anthropic.batches.accumulator import Accumulator
 from engine.providers.anthropic.batches.client import BatchClient, ambiguous, retry_after_s
-from engine.providers.anthropic.batches.errors import BatchItemError, NotBatchable
+from engine.providers.anthropic.batches.errors import BatchItemError, NotBatchable, NotHandedOver
 from engine.providers.anthropic.capabilities import capabilities
 
 __all__ = ["CLIENT_OPTIONS", "Answer", "BatchService"]
@@ -190,9 +190,10 @@ class _Worker(InFlight):
             try:
                 rows = await self._io(self.journal.claim, [i.entry() for i in fresh], self.lease, stale)
             except Exception as exc:  # nothing was sent: the callers go direct
-                error = exc if isinstance(exc, JournalError) else JournalError(f"batch journal: {exc!r}")
                 for item in fresh:
-                    self._resolve(item.hash, error)
+                    failed = NotHandedOver(f"batch journal unusable: {exc!r}")
+                    failed.__cause__ = exc
+                    self._resolve(item.hash, failed)
             else:
                 self._keep_alive()
                 self._place(fresh, rows, pooled=pooled, paid=paid)
@@ -622,6 +623,23 @@ class BatchService:
             self._workers[loop] = worker
             return worker
 
+    def _intake(
+        self,
+        params_list: Sequence[dict[str, Any]],
+        plan: BatchPlan,
+        client: anthropic.AsyncAnthropic,
+        call_site: str | None,
+        keys: Sequence[str | None],
+    ) -> tuple[_Worker, list[Item]]:
+        """This loop's worker and the items, or :class:`NotHandedOver` (nothing sent: go direct)."""
+        try:
+            worker = self._worker()
+            return worker, worker.items(params_list, plan, client, call_site, keys)
+        except NotHandedOver:
+            raise
+        except Exception as exc:
+            raise NotHandedOver(f"the batch path failed before sending: {exc!r}") from exc
+
     # -- entry points ---------------------------------------------------------------------
 
     async def answer_one(
@@ -635,12 +653,11 @@ class BatchService:
     ) -> Answer:
         """Pool one request (``accumulate``); resolves exactly once, with its own result.
 
-        Raises :class:`NotBatchable` (send it direct), :class:`JournalError` (the journal
-        failed before anything was sent: send it direct), the SDK's exception for a
+        Raises :class:`NotHandedOver` (nothing was sent: send it direct, e.g. the journal
+        failed or the request cannot go through a batch), the SDK's exception for a
         request the API rejects, or :class:`BatchItemError`.
         """
-        worker = self._worker()
-        [item] = worker.items([params], plan, client, call_site, [idempotency_key])
+        worker, [item] = self._intake([params], plan, client, call_site, [idempotency_key])
         [(future, paid)] = await worker.attach([item], pooled=True, keyed=idempotency_key is not None)
         message, batch_id = await asyncio.shield(future)
         return Answer(message, batch_id, paid)
@@ -671,9 +688,8 @@ class BatchService:
     ) -> list[Answer | BaseException]:
         """Send ``params_list`` as batches now (split at the API limits); answers in input order,
         an exception in place of each item that failed."""
-        worker = self._worker()
         keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(params_list)
-        items = worker.items(params_list, plan, client, call_site, keys)
+        worker, items = self._intake(params_list, plan, client, call_site, keys)
         attached = await worker.attach(items, pooled=False, keyed=any(k is not None for k in keys))
         del items
         # One shielded gather (not one shield per item): a caller that gives up cancels
