@@ -57,7 +57,7 @@ from engine.providers.anthropic.batches._ids import (
 from engine.providers.anthropic.batches._inflight import Failure, InFlight, Item, PoolKey, Settled
 from engine.providers.anthropic.batches._reconcile import find_created
 from engine.providers.anthropic.batches.accumulator import Accumulator
-from engine.providers.anthropic.batches.client import BatchClient, ambiguous, retry_after_s
+from engine.providers.anthropic.batches.client import BatchClient, ambiguous, connection_lost, retry_after_s
 from engine.providers.anthropic.batches.errors import BatchItemError, NotBatchable, NotHandedOver
 from engine.providers.anthropic.capabilities import capabilities
 
@@ -138,7 +138,9 @@ class _Worker(InFlight):
         self._pool: Accumulator[PoolKey, Item] = Accumulator(
             self._flush_pool, max_requests_cap=int(capabilities().limits["batch_max_requests"])
         )
-        self._watched: set[str] = set()
+        #: batches being waited for -> their members (custom_id -> hash); members may join until reading
+        self._watched: dict[str, dict[str, str]] = {}
+        self._watchers: dict[str, asyncio.Task[None]] = {}
         self._resumed: set[tuple[str, str]] = set()
         self._renewer: asyncio.Task[None] | None = None
         self._orphans = orphans
@@ -228,8 +230,7 @@ class _Worker(InFlight):
                 else:
                     route.append(item)
         for batch_id, members in adopt.items():
-            if batch_id not in self._watched:
-                self._watch(batch_id, self._batch_client(members[0]), members, deadline_s=None)
+            self._watch(batch_id, self._batch_client(members[0]), members, deadline_s=None)
         if recover:
             self._spawn(self._recover(recover, since), owns=[i.hash for i in recover])
         if join:
@@ -340,9 +341,7 @@ class _Worker(InFlight):
             await self._io(self.journal.release, self.lease, unknown)
         started = 0
         for batch_id, members in batches.items():
-            if batch_id not in self._watched:
-                self._watch(batch_id, self._batch_client(members[0]), members, deadline_s=None)
-                started += 1
+            started += self._watch(batch_id, self._batch_client(members[0]), members, deadline_s=None)
         by_sent = {r.request_hash: r.sent_at or 0.0 for r in rows}
         for group in recover.values():
             since = min(by_sent[i.hash] for i in group)
@@ -394,6 +393,13 @@ class _Worker(InFlight):
         deadline = min(i.plan.deadline_s for i in group)
         self._watch(batch.id, batches, group, deadline)
 
+    async def _unsent(self, group: list[Item], exc: BaseException) -> None:
+        """A create that failed before sending (params the SDK cannot serialise): a direct call says why."""
+        for item in group:
+            self._spawn(
+                self._give_up(item, "submission", repr(exc), attempts=item.attempts + 1), owns=[item.hash]
+            )
+
     async def _recover(self, items: list[Item], since: float) -> None:
         """Items whose create may have reached the API (a crash or an ambiguous failure)."""
         await self._find_or_resend(self._batch_client(items[0]), items, since, None)
@@ -409,7 +415,9 @@ class _Worker(InFlight):
             try:
                 found = await find_created(batches, wanted, since)
                 break
-            except anthropic.APIError as exc:
+            except Exception as exc:
+                if not (isinstance(exc, anthropic.APIError) or connection_lost(exc)):
+                    raise
                 if attempt == RECONCILE_ATTEMPTS - 1:
                     detail = f"cannot tell whether the batch was created ({exc}); the journal keeps it"
                     self._fail_all([i.hash for i in group], "uncollected", detail)
@@ -451,17 +459,29 @@ class _Worker(InFlight):
 
     def _watch(
         self, batch_id: str, batches: BatchClient, members: list[Item], deadline_s: float | None
-    ) -> None:
-        self._watched.add(batch_id)
+    ) -> bool:
+        """Collect ``members`` from ``batch_id``: joined to the watch already waiting for it,
+        or a watch of their own (True). A watch past waiting (reading results) takes no one new."""
         ids = {i.custom_id: i.hash for i in members}
-        self._spawn(self._collect(batch_id, batches, ids, deadline_s), owns=ids.values())
+        waiting = self._watched.get(batch_id)
+        if waiting is not None:
+            waiting.update(ids)
+            task = self._watchers.get(batch_id)
+            if task is not None and task in self._tasks:
+                self._tasks[task] = (*self._tasks[task], *ids.values())
+            return False
+        self._watched[batch_id] = ids
+        self._watchers[batch_id] = self._spawn(
+            self._collect(batch_id, batches, deadline_s), owns=ids.values()
+        )
+        return True
 
-    async def _collect(
-        self, batch_id: str, batches: BatchClient, members: dict[str, str], deadline_s: float | None
-    ) -> None:
+    async def _collect(self, batch_id: str, batches: BatchClient, deadline_s: float | None) -> None:
         """Wait for the batch, stream its results into the journal, handle what failed."""
+        members = self._watched.get(batch_id, {})
         try:
             batch = await batches.wait(batch_id, deadline_s=deadline_s)
+            members = self._watched.pop(batch_id, members)  # the member list is final from here
             if batch.results_url is None:
                 await self._archived(batch_id, members)
                 return
@@ -474,7 +494,8 @@ class _Worker(InFlight):
             self._abandon(batch_id, members, exc)
             return
         finally:
-            self._watched.discard(batch_id)
+            self._watched.pop(batch_id, None)
+            self._watchers.pop(batch_id, None)
         if failed:
             await self._failed_lines(failed, batches.client)
 
