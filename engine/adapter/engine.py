@@ -9,6 +9,7 @@ engine were not there. Each distinct cause is logged once, not once per call.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -67,7 +68,9 @@ class _StoreSource:
         from engine.store import open_store
 
         self.url, self.name = url, name
-        self._open: Callable[[str], Any] = open_store
+        # Never create a store: a missing one (wrong directory, deleted file) stays "off
+        # and logged" until the real one appears, instead of becoming an empty new store.
+        self._open: Callable[[str], Any] = functools.partial(open_store, create=False)
         self._store: Any = None
 
     def _connected(self) -> Any:
@@ -100,12 +103,17 @@ class _Once:
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
-    def warn(self, key: str, message: str, *args: Any) -> None:
+    def first(self, key: str) -> bool:
+        """True the first time ``key`` is seen by this engine."""
         with self._lock:
             if key in self._seen:
-                return
+                return False
             self._seen.add(key)
-        logger.warning(message, *args)
+        return True
+
+    def warn(self, key: str, message: str, *args: Any) -> None:
+        if self.first(key):
+            logger.warning(message, *args)
 
 
 class PolicyEngine:
@@ -143,8 +151,11 @@ class PolicyEngine:
         self._poller: threading.Thread | None = None
         self._batches: Any = None
         self._batches_lock = threading.Lock()
+        self._telemetry: Any = None
+        self._doctor: Any = None
         self._allocators: dict[Transport, Any] = {}
         self._batch_hits: Any = None
+        self._shadow: Any = None
         if source is not None:
             self.reload()
             if poll_interval:
@@ -181,7 +192,7 @@ class PolicyEngine:
     def from_store(
         cls,
         url: str,
-        name: str = "pipeshub-default",
+        name: str | None = None,
         state: str | None = None,
         *,
         poll_interval: float | None = 30.0,
@@ -192,7 +203,11 @@ class PolicyEngine:
         """The active version of ``name`` in the policy store at ``url``, polled every ``poll_interval`` s.
 
         An unreachable store does not raise: the engine starts off and keeps trying.
+        ``name`` defaults to ``$LLM_POLICY_NAME``, else ``pipeshub-default``: the same
+        variable tells ``llm-policy disable`` / ``enable`` / ``rollback`` which policy the
+        engine loads, so the kill switch can say when it was aimed at another one.
         """
+        name = name or os.environ.get("LLM_POLICY_NAME") or "pipeshub-default"
         try:
             source: _Source = _StoreSource(url, name)
         except Exception as exc:  # the store module itself failed to open the url
@@ -322,14 +337,45 @@ class PolicyEngine:
             self._batch_hits = BatchHitRates()
         return self._batch_hits
 
+    def cache_doctor(self) -> Any:
+        """Why calls miss the cache: each call site's previous request, remembered (one per engine)."""
+        if self._doctor is None:
+            from engine.doctor import CacheDoctor
+
+            self._doctor = CacheDoctor()
+        return self._doctor
+
+    def shadow_billing(self) -> Any:
+        """The simulated cache that prices shadow-mode calls as if the policy were enforced."""
+        if self._shadow is None:
+            from engine.ledger import ShadowBilling
+
+            self._shadow = ShadowBilling()
+        return self._shadow
+
     def batches(self) -> Any:
         """The batch service on the ``state`` journal, opened on first use (any event loop, any thread)."""
         with self._batches_lock:
             if self._batches is None:
+                from engine.adapter._warm import warm_items
                 from engine.providers.anthropic.batches import BatchService, open_journal
 
-                self._batches = BatchService(open_journal(self.state), poll_interval=self.batch_poll_interval)
+                service = BatchService(open_journal(self.state), poll_interval=self.batch_poll_interval)
+                service.warm = lambda items: warm_items(self, items)
+                self._batches = service
+                if self._telemetry is not None:
+                    self._telemetry.watch_pool(service)
             return self._batches
+
+    def attach_telemetry(self, telemetry: Any) -> PolicyEngine:
+        """Report every call as OpenTelemetry spans and metrics and Prometheus samples
+        (an :class:`engine.telemetry.Telemetry`), and the batch pools' depth and age."""
+        self._telemetry = telemetry
+        self.log.sinks.append(telemetry.sink())
+        with self._batches_lock:
+            if self._batches is not None:
+                telemetry.watch_pool(self._batches)
+        return self
 
     async def batch_service(self, client: Any) -> Any:
         """The batch service. The journal keeps no API keys, so work a dead process left is

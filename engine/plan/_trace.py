@@ -177,7 +177,7 @@ def record_from_decision(entry: dict[str, Any]) -> TraceRecord:
     caller = {
         m["prefix_hash"]: ("1h" if m.get("ttl") == "1h" else "5m")
         for m in entry.get("markers") or []
-        if m.get("source") == "caller" and m.get("prefix_hash")
+        if m.get("source") in ("caller", "prewarm") and m.get("prefix_hash")
     }
     usage = entry.get("usage") or {}
     blocks = tuple(

@@ -195,14 +195,13 @@ def test_a_service_outlives_its_event_loop(fast_batches: Any, tmp_path: Any) -> 
 async def test_a_batch_that_cannot_be_read_is_never_sent_again(
     fast_batches: Any, client: anthropic.AsyncAnthropic, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import httpx2
-
     from engine.providers.anthropic.batches import BatchClient
+    from tests.compat import sdk_httpx
 
     async def refused(self: BatchClient, batch_id: str, *, deadline_s: float | None = None) -> Any:
-        request = httpx2.Request("GET", f"{fast_batches.base_url}/v1/messages/batches/{batch_id}")
+        request = sdk_httpx.Request("GET", f"{fast_batches.base_url}/v1/messages/batches/{batch_id}")
         raise anthropic.PermissionDeniedError(
-            "key revoked", response=httpx2.Response(403, request=request), body=None
+            "key revoked", response=sdk_httpx.Response(403, request=request), body=None
         )
 
     url = f"sqlite:///{tmp_path}/unread.db"

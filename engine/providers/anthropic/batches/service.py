@@ -39,7 +39,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -144,6 +144,8 @@ class _Worker(InFlight):
         self._resumed: set[tuple[str, str]] = set()
         self._renewer: asyncio.Task[None] | None = None
         self._orphans = orphans
+        #: Runs before a pool's items become batches: warms shared prefixes, orders items by them.
+        self.warm: Callable[[list[Item]], Awaitable[list[Item]]] | None = None
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -356,6 +358,8 @@ class _Worker(InFlight):
 
     async def _submit(self, items: list[Item]) -> None:
         """Create batches for ``items`` (split at the limits) and start collecting each."""
+        if self.warm is not None:
+            items = await self.warm(items)
         batches = self._batch_client(items[0])
         by_id = {i.custom_id: i for i in items}
         requests = ({"custom_id": i.custom_id, "params": i.params} for i in items)
@@ -612,11 +616,23 @@ class BatchService:
         self._lock = threading.Lock()
         self._warned: set[str] = set()
         self._retired_batches = 0
+        #: Given to each event loop's worker (see ``_Worker.warm``); set by the engine.
+        self.warm: Callable[[list[Item]], Awaitable[list[Item]]] | None = None
 
     @property
     def batches_created(self) -> int:
         with self._lock:
             return self._retired_batches + sum(w.batches_created for w in self._workers.values())
+
+    def pool_depth(self) -> int:
+        """Requests waiting in a pool for their batch to be sent, on every loop (for metrics)."""
+        with self._lock:
+            return sum(len(w._pool) for w in self._workers.values())
+
+    def pool_oldest_age(self) -> float:
+        """Seconds the oldest pooled request has waited, 0 when none waits (for metrics)."""
+        with self._lock:
+            return max((w._pool.oldest_age() for w in self._workers.values()), default=0.0)
 
     def _warn(self, key: str, message: str) -> None:
         with self._lock:
@@ -641,6 +657,7 @@ class BatchService:
                 max_poll_interval=self.max_poll_interval, dedupe_window_s=self.dedupe_window_s,
                 warn=self._warn, orphans=orphans,
             )  # fmt: skip
+            worker.warm = self.warm
             self._workers[loop] = worker
             return worker
 
