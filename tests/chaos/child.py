@@ -35,9 +35,8 @@ async def main(base_url: str, journal_url: str, mode: str, prompts: list[str]) -
         else:
             outcomes = await explicit_call(service, client, [ask(p) for p in prompts], EXPLICIT)
         await service.aclose(timeout=60)
-    report = {
-        p: "ok" if isinstance(o, anthropic.types.Message) else repr(o) for p, o in zip(prompts, outcomes, strict=True)
-    }
+    pairs = zip(prompts, outcomes, strict=True)
+    report = {p: "ok" if isinstance(o, anthropic.types.Message) else repr(o) for p, o in pairs}
     print(json.dumps(report), flush=True)
 
 
