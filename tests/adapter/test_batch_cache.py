@@ -29,13 +29,13 @@ RULES = """\
 """
 
 
-async def _extract(engine: PolicyEngine, documents: int) -> None:
+async def _extract(engine: PolicyEngine, documents: int, first: int = 0) -> None:
     llm = wrap_factory(get_generator_model, engine)("anthropic", ai_model_config(models="claude-sonnet-4-6"))
     config = {"metadata": {"call_site": SITE}}
     await asyncio.gather(
         *(
             llm.ainvoke([("system", SYSTEM), ("user", f"document {k}")], config=config)
-            for k in range(documents)
+            for k in range(first, first + documents)
         )
     )
 
@@ -68,7 +68,7 @@ async def test_a_warm_entry_is_not_written_again_while_it_lives(
     anthropic_env.state.config.update({"batch_cache_hit_rate": 1.0})
     engine = make_engine(rules=RULES)
     await _extract(engine, 8)
-    await _extract(engine, 8)
+    await _extract(engine, 8, first=8)
     assert sum(1 for e in received(anthropic_env) if e["tier"] == "standard") == 1
 
 
@@ -84,3 +84,24 @@ async def test_batches_that_rarely_read_go_without_markers_and_without_a_warm(
     seen = received(anthropic_env)
     assert [e["tier"] for e in seen] == ["batch"] * 8
     assert "cache_control" not in str([e["body"] for e in seen])
+
+
+@session_loop
+@pytest.mark.parametrize("rate", [0.3, 1.0])
+async def test_plan_on_the_decision_log_predicts_the_bill_and_report_matches_it(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any, tmp_path: Path, rate: float
+) -> None:
+    import httpx
+
+    from engine.plan import plan_policy, read_trace, savings_report
+
+    anthropic_env.state.config.update({"batch_cache_hit_rate": rate})
+    engine = make_engine(rules=RULES)
+    for round_ in range(3):
+        await _extract(engine, 8, first=8 * round_)
+    await engine.aclose()
+    bill = httpx.get(f"{anthropic_env.base_url}/_emulator/billing").json()["cost_usd"]
+    log = tmp_path / "decisions.jsonl"
+    assert savings_report(log)["total"]["realized_usd"] == pytest.approx(bill, rel=0.01)
+    predicted = plan_policy(read_trace(log), str(tmp_path / "policy.yaml")).predicted.cost_usd
+    assert predicted == pytest.approx(bill, rel=0.02)

@@ -1,9 +1,8 @@
 """The chaos suite: a reduced count of tries by default, the full count with ``pytest -m chaos``.
 
-Each scenario is parametrized over tries (seeds); tries past the reduced count carry
-the ``chaos`` marker and are deselected unless the ``-m`` expression names ``chaos``.
-Every try adds its figures (calls, answered, billed twice, hung) to a table printed at
-the end of the run.
+Each scenario is parametrized over tries (seeds): the reduced set unmarked, the full set
+marked ``chaos`` (deselected by default through ``addopts``). Every try adds its figures
+(calls, answered, billed twice, hung) to a table printed at the end of the run.
 """
 
 from __future__ import annotations
@@ -18,18 +17,9 @@ from tests.chaos.harness import FIGURES
 
 
 def tries(reduced: int, full: int) -> list[Any]:
-    """Seeds 0..full-1; those from ``reduced`` on run only under ``-m chaos``."""
-    return [pytest.param(seed, marks=[pytest.mark.chaos] if seed >= reduced else []) for seed in range(full)]
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if "chaos" in (config.getoption("markexpr") or ""):
-        return
-    keep = [i for i in items if i.get_closest_marker("chaos") is None]
-    dropped = [i for i in items if i.get_closest_marker("chaos") is not None]
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
+    """Seeds 0..reduced-1 for the default run; 0..full-1 (marked ``chaos``) for ``-m chaos``."""
+    quick = [pytest.param(seed, id=f"try{seed}") for seed in range(reduced)]
+    return quick + [pytest.param(seed, id=f"full{seed}", marks=pytest.mark.chaos) for seed in range(full)]
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -54,8 +54,9 @@ from engine.providers.anthropic.batches._ids import (
     headers_fingerprint,
     request_hash,
 )
-from engine.providers.anthropic.batches._inflight import Failure, InFlight, Item, PoolKey, Settled
+from engine.providers.anthropic.batches._inflight import Failure, Item, PoolKey, Settled
 from engine.providers.anthropic.batches._reconcile import find_created
+from engine.providers.anthropic.batches._shared import SharedPool
 from engine.providers.anthropic.batches.accumulator import Accumulator
 from engine.providers.anthropic.batches.client import BatchClient, ambiguous, connection_lost, retry_after_s
 from engine.providers.anthropic.batches.errors import BatchItemError, NotBatchable, NotHandedOver
@@ -123,7 +124,7 @@ def _only(identity: tuple[str, str], client: anthropic.AsyncAnthropic) -> Client
     return lambda fingerprint, base_url: client if (fingerprint, base_url) == identity else None
 
 
-class _Worker(InFlight):
+class _Worker(SharedPool):
     """The service on one event loop."""
 
     def __init__(
@@ -146,6 +147,7 @@ class _Worker(InFlight):
         self._orphans = orphans
         #: Runs before a pool's items become batches: warms shared prefixes, orders items by them.
         self.warm: Callable[[list[Item]], Awaitable[list[Item]]] | None = None
+        self._open_shared()  # the journal's cross-process pool, if it has one (Redis)
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -242,6 +244,8 @@ class _Worker(InFlight):
 
     def _route(self, items: list[Item], *, pooled: bool) -> None:
         if pooled:
+            if self._share(items):  # the cross-process pool (Redis) takes them
+                return
             for item in items:
                 self._pool.add(
                     item.key, item, max_requests=item.plan.max_requests, max_wait_s=item.plan.max_wait_s
@@ -261,7 +265,7 @@ class _Worker(InFlight):
         waiting = {i.hash: i for i in items}
         delay = self.poll_interval
         while waiting:
-            await asyncio.sleep(delay)
+            await self._nap(delay)  # woken early when the shared pool says a row ended
             delay = min(delay * 1.5, self.max_poll_interval)
             try:
                 rows = await self._io(self.journal.get_many, list(waiting))
@@ -588,6 +592,7 @@ class _Worker(InFlight):
         self._fail_all(list(self._futures), "closed", "the batch service closed; the journal keeps the item")
         if self._renewer is not None:
             self._renewer.cancel()
+        await self._close_shared()
         await self._io_quiet("releasing rows at close", self.journal.release, self.lease, None)
 
     async def _drain(self) -> None:
