@@ -13,7 +13,7 @@ usage and the time. The causes, in the order they are tried:
 ``invalidated``        tools, system, tool_choice, thinking or effort changed since the last request
 ``prefix-changed``     a block of the messages changed: the first block that differs is named
 ``ttl-expired``        the same prefix, but the entry's TTL ran out before this request (by how much)
-``lookback``           the entry is more than 20 blocks before this request's marker
+``lookback``           the entry is 20 or more blocks before this request's marker
 ``batch-best-effort``  the call went through a Message Batch, whose cache hits are best effort
 
 Each miss carries what it cost: the tokens written or sent uncached, priced against
@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.providers.anthropic.capabilities import capabilities
 
-__all__ = ["CAUSES", "LOOKBACK", "Miss", "diagnose"]
+__all__ = ["CAUSES", "Miss", "diagnose"]
 
 CAUSES = (
     "api",
@@ -40,9 +40,12 @@ CAUSES = (
     "lookback",
     "batch-best-effort",
 )
-#: How many positions the API walks back from a marker looking for an entry.
-LOOKBACK = 20
-_TTL_S = {"5m": 300.0, "1h": 3600.0}
+
+
+def _limits() -> tuple[int, dict[str, float]]:
+    """Positions a read walks back (the marker's own included) and TTL seconds, from the data file."""
+    limits = capabilities().limits
+    return int(limits["cache_lookback_positions"]), {k: float(v) for k, v in limits["ttl_seconds"].items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,13 +193,14 @@ def _against_previous(record: dict[str, Any], previous: dict[str, Any] | None) -
         detail = f"block {differs} of the prefix ({section}) differs from the previous request's"
         return Miss("prefix-changed", detail, _cost(record), differs)
     gap = _epoch(record["time"]) - _epoch(previous["time"]) - (previous.get("latency_ms") or 0.0) / 1000.0
-    if gap > _TTL_S[ttl]:
-        detail = f"the {ttl} entry expired {gap - _TTL_S[ttl]:.0f} s before this request (gap {gap:.0f} s)"
+    lookback, ttl_s = _limits()
+    if gap > ttl_s[ttl]:
+        detail = f"the {ttl} entry expired {gap - ttl_s[ttl]:.0f} s before this request (gap {gap:.0f} s)"
         return Miss("ttl-expired", detail, _cost(record), at)
     last = max((_index_of(record, m["prefix_hash"]) or 0 for m in _sent(record)), default=0)
-    if last - at >= LOOKBACK:
+    if last - at >= lookback:
         detail = f"the cached entry (block {at}) is {last - at} blocks before the marker (block {last})"
-        return Miss("lookback", f"{detail}; the API looks back {LOOKBACK}", _cost(record), at)
+        return Miss("lookback", f"{detail}; the API looks back {lookback}", _cost(record), at)
     if record.get("batch_id"):
         detail = f"batch {record['batch_id']}: cache hits inside a Message Batch are best effort"
         return Miss("batch-best-effort", detail, _cost(record), at)
