@@ -363,7 +363,10 @@ class _Worker(SharedPool):
     async def _submit(self, items: list[Item]) -> None:
         """Create batches for ``items`` (split at the limits) and start collecting each."""
         if self.warm is not None:
-            items = await self.warm(items)
+            try:
+                items = await self.warm(items)
+            except Exception as exc:  # warming is an optimisation: the batch goes as it is
+                self._warn(f"warm:{type(exc).__name__}", f"warming shared prefixes failed: {exc!r}")
         batches = self._batch_client(items[0])
         by_id = {i.custom_id: i for i in items}
         requests = ({"custom_id": i.custom_id, "params": i.params} for i in items)
