@@ -80,6 +80,7 @@ def _result(model: Any, answer: Answer, run: CallRun) -> ChatResult:
     """The parent's own output for ``answer``; logged at cost 0 when this call did not pay for it."""
     result: ChatResult = model._format_output(answer.message)
     run.record.applied = True
+    run.record.pool_fill, run.record.pool_wait_ms = answer.pool_fill, answer.pool_wait_ms
     usage = getattr(answer.message, "usage", None)
     if not answer.paid_here:
         run.note("batch: the same request was answered once already, not paid again")

@@ -148,7 +148,7 @@ async def _drive(
 
 
 async def _policy_caller(
-    ctl: EmulatorControl, key: str, model: str, policy: Path, workdir: Path
+    ctl: EmulatorControl, key: str, model: str, policy: Path, workdir: Path, telemetry: Any = None
 ) -> tuple[Caller, Any]:
     from engine.adapter import PolicyEngine, wrap_factory
 
@@ -158,6 +158,8 @@ async def _policy_caller(
         decision_log=workdir / "decisions.jsonl",
         clock=ctl.clock,
     )
+    if telemetry is not None:
+        engine.attach_telemetry(telemetry)
     wrapped = wrap_factory(pipeshub_factory(ctl.base_url), engine)
     llm = wrapped("anthropic", model_config(key, model))
     return model_caller(llm, with_call_site=True), engine
@@ -170,6 +172,7 @@ async def _run_arm(
     policy: Path,
     progress: Progress | None,
     log_dir: Path | None = None,
+    telemetry: Any = None,
 ) -> ArmResult:
     key = f"sk-bench-{arm}"
     factory = pipeshub_factory(ctl.base_url)
@@ -178,7 +181,8 @@ async def _run_arm(
     answers: list[Any] = []
     with tempfile.TemporaryDirectory(prefix="llm-policy-bench-") as tmp:
         if arm == "policy":
-            caller, engine = await _policy_caller(ctl, key, workload.model, policy, log_dir or Path(tmp))
+            workdir = log_dir or Path(tmp)
+            caller, engine = await _policy_caller(ctl, key, workload.model, policy, workdir, telemetry)
         elif arm == "langchain-middleware":
             caller = middleware_caller(factory("anthropic", model_config(key, workload.model)))
             note = "LangChain's own AnthropicPromptCachingMiddleware.awrap_model_call on a ModelRequest"
@@ -232,9 +236,11 @@ def run_arms(
     arms: tuple[str, ...] = ARMS,
     progress: Progress | None = None,
     log_dir: Path | None = None,
+    telemetry: Any = None,
 ) -> dict[str, ArmResult]:
     """Every arm of ``arms`` on ``workload`` against the emulator at ``base_url``; the policy
-    arm's decision log and journal go to ``log_dir`` when given (kept), else a temp dir."""
+    arm's decision log and journal go to ``log_dir`` when given (kept), else a temp dir, and
+    its calls to ``telemetry`` (an :class:`engine.telemetry.Telemetry`) when given."""
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arm(s) {', '.join(unknown)}; choose among {', '.join(ARMS)}")
@@ -244,7 +250,7 @@ def run_arms(
         # One event loop for all arms: langchain-anthropic shares its HTTP clients
         # between models, and a client bound to a closed loop would fail and retry
         # (and the retried request would be billed twice).
-        return {arm: await _run_arm(arm, workload, ctl, policy, progress, log_dir) for arm in arms}
+        return {arm: await _run_arm(arm, workload, ctl, policy, progress, log_dir, telemetry) for arm in arms}
 
     try:
         return asyncio.run(every_arm())

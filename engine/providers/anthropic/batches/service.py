@@ -84,6 +84,10 @@ class Answer:
     message: Message
     batch_id: str | None
     paid_here: bool
+    #: For a pooled call: the requests in the pool when it left as a batch, and how long
+    #: this call waited in it (ms). None when it was joined to a request already in flight.
+    pool_fill: int | None = None
+    pool_wait_ms: float | None = None
 
 
 def as_sent(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -147,6 +151,9 @@ class _Worker(SharedPool):
         self._orphans = orphans
         #: Runs before a pool's items become batches: warms shared prefixes, orders items by them.
         self.warm: Callable[[list[Item]], Awaitable[list[Item]]] | None = None
+        #: Pooled items by request hash: when each joined the pool, then (fill, wait ms) once it left.
+        self._joined: dict[str, float] = {}
+        self.pool_exits: dict[str, tuple[int, float]] = {}
         self._open_shared()  # the journal's cross-process pool, if it has one (Redis)
 
     # -- intake ---------------------------------------------------------------------------
@@ -247,6 +254,7 @@ class _Worker(SharedPool):
             if self._share(items):  # the cross-process pool (Redis) takes them
                 return
             for item in items:
+                self._joined[item.hash] = time.monotonic()
                 self._pool.add(
                     item.key, item, max_requests=item.plan.max_requests, max_wait_s=item.plan.max_wait_s
                 )
@@ -258,6 +266,12 @@ class _Worker(SharedPool):
             self._spawn(self._submit(group), owns=[i.hash for i in group])
 
     def _flush_pool(self, _key: PoolKey, items: list[Item]) -> None:
+        left = time.monotonic()
+        if len(self.pool_exits) > 100_000:  # answers nobody asked about (failed callers)
+            self.pool_exits.clear()
+        for item in items:
+            joined = self._joined.pop(item.hash, left)
+            self.pool_exits[item.hash] = (len(items), (left - joined) * 1000.0)
         self._spawn(self._submit(items), owns=[i.hash for i in items])
 
     async def _join(self, items: list[Item]) -> None:
@@ -705,8 +719,11 @@ class BatchService:
         """
         worker, [item] = self._intake([params], plan, client, call_site, [idempotency_key])
         [(future, paid)] = await worker.attach([item], pooled=True, keyed=idempotency_key is not None)
-        message, batch_id = await asyncio.shield(future)
-        return Answer(message, batch_id, paid)
+        try:
+            message, batch_id = await asyncio.shield(future)
+        finally:
+            fill, wait_ms = worker.pool_exits.pop(item.hash, (None, None))
+        return Answer(message, batch_id, paid, pool_fill=fill, pool_wait_ms=wait_ms)
 
     async def submit_one(
         self,
