@@ -51,3 +51,18 @@ def test_the_exit_codes_are_the_documented_ones() -> None:
     assert (
         documented == [EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_CONFLICT, EXIT_UNAVAILABLE] == [0, 1, 2, 3, 4]
     )
+
+
+def test_every_command_takes_format_json() -> None:
+    import argparse
+
+    from engine.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    without = {
+        name
+        for name, command in sub.choices.items()
+        if not any("--format" in a.option_strings and "json" in (a.choices or ()) for a in command._actions)
+    }
+    assert without <= {"demo", "bench"}, without  # the demo and the benchmark write reports of their own

@@ -313,7 +313,7 @@ class PolicyEngine:
             decision = evaluate(compiled, ctx)  # memoised per context by the compiled policy
         except Exception as exc:
             self.once.warn(
-                f"evaluate:{type(exc).__name__}:{exc}", "evaluation failed, call goes out unchanged: %r", exc
+                f"evaluate:{type(exc).__name__}", "evaluation failed, call goes out unchanged: %r", exc
             )
             return None
         return decision if decision.enabled else None

@@ -191,3 +191,14 @@ def test_the_timeout_comes_from_the_environment(silent_port: int, monkeypatch: p
             store.names()
     finally:
         store.close()
+
+
+def test_without_the_etcd_extra_the_store_is_unavailable_and_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.delitem(sys.modules, "engine.store._etcd", raising=False)
+    monkeypatch.setitem(sys.modules, "etcd3gw.client", None)  # as if the package were absent
+    with pytest.raises(StoreUnavailableError, match=r"pip install 'llm-policy\[etcd\]'"):
+        open_store("etcd://127.0.0.1:2379")
