@@ -68,6 +68,8 @@ def run_loop(service: BatchService, s: dict[str, Any], plan: BatchPlan, loop_no:
 
 
 def main(settings: dict[str, Any]) -> None:
+    if settings.get("start_at"):  # producers of a benchmark start together
+        time.sleep(max(0.0, float(settings["start_at"]) - time.time()))
     service = BatchService(
         open_journal(settings["journal"]), poll_interval=settings.get("poll_interval", 0.1),
         max_poll_interval=1.0, lease_s=settings.get("lease_s", 3.0),
