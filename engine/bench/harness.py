@@ -60,6 +60,8 @@ class ArmResult:
     log: list[TraceRecord] = field(default_factory=list, repr=False)
     report_usd: float | None = None
     hit_rate: float | None = None
+    #: Each call's answer as text, in workload order (None where the arm's caller gives none).
+    answers: list[Any] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -145,6 +147,7 @@ async def _drive(
     *,
     record: bool,
     progress: Progress | None,
+    answers: list[Any],
     grouped: bool = False,
 ) -> list[TraceRecord]:
     start = ctl.now()
@@ -153,8 +156,9 @@ async def _drive(
         ctl.advance_to(start + group[0].at)
         if grouped:
             await caller(group)  # type: ignore[arg-type]
+            answers.extend([None] * len(group))
         else:
-            await asyncio.gather(*(caller(c) for c in group))  # type: ignore[arg-type]
+            answers.extend(await asyncio.gather(*(caller(c) for c in group)))  # type: ignore[arg-type]
         if record:
             trace.extend(_record(e, group[0], "default") for e in ctl.requests(len(group), key))
         if progress is not None:
@@ -163,7 +167,7 @@ async def _drive(
 
 
 async def _policy_caller(
-    ctl: EmulatorControl, key: str, model: str, policy: Path, workdir: Path
+    ctl: EmulatorControl, key: str, model: str, policy: Path, workdir: Path, telemetry: Any = None
 ) -> tuple[Caller, Any]:
     from engine.adapter import PolicyEngine, wrap_factory
 
@@ -173,6 +177,8 @@ async def _policy_caller(
         decision_log=workdir / "decisions.jsonl",
         clock=ctl.clock,
     )
+    if telemetry is not None:
+        engine.attach_telemetry(telemetry)
     wrapped = wrap_factory(pipeshub_factory(ctl.base_url), engine)
     llm = wrapped("anthropic", model_config(key, model))
     return model_caller(llm, with_call_site=True), engine
@@ -185,6 +191,8 @@ async def _run_arm(
     policy: Path,
     progress: Progress | None,
     hit_rate: float | None = None,
+    log_dir: Path | None = None,
+    telemetry: Any = None,
 ) -> ArmResult:
     suffix = "" if hit_rate is None else f"-q{round(hit_rate * 100)}"
     key = f"sk-bench-{arm}{suffix}"
@@ -193,9 +201,11 @@ async def _run_arm(
     note = ""
     grouped = False
     caller: Any
+    answers: list[Any] = []
     with tempfile.TemporaryDirectory(prefix="llm-policy-bench-") as tmp:
+        workdir = log_dir or Path(tmp)
         if arm == "policy":
-            caller, engine = await _policy_caller(ctl, key, workload.model, policy, Path(tmp))
+            caller, engine = await _policy_caller(ctl, key, workload.model, policy, workdir, telemetry)
         elif arm.startswith("langchain-middleware"):
             ttl = arm.rsplit("-", 1)[-1]
             caller = middleware_caller(factory("anthropic", model_config(key, workload.model)), ttl)
@@ -216,15 +226,23 @@ async def _run_arm(
         began = time.perf_counter()
         try:
             trace = await _drive(
-                caller, workload, ctl, key, record=arm == "no-policy", progress=progress, grouped=grouped
+                caller,
+                workload,
+                ctl,
+                key,
+                record=arm == "no-policy",
+                progress=progress,
+                answers=answers,
+                grouped=grouped,
             )
         finally:
             if engine is not None:
                 await engine.aclose()
         wall = time.perf_counter() - began
-        log, report = _read_log(Path(tmp) / "decisions.jsonl") if engine is not None else ([], None)
+        log, report = _read_log(workdir / "decisions.jsonl") if engine is not None else ([], None)
     result = _result(arm, ctl.billing(key), wall, trace)
     result.note, result.log, result.report_usd, result.hit_rate = note, log, report, hit_rate
+    result.answers = answers
     return result
 
 
@@ -262,12 +280,16 @@ def run_arms(
     arms: tuple[str, ...] = ARMS,
     progress: Progress | None = None,
     hit_rates: tuple[float, ...] = (),
+    log_dir: Path | None = None,
+    telemetry: Any = None,
 ) -> dict[str, ArmResult]:
     """Every arm of ``arms`` on ``workload`` against the emulator at ``base_url``.
 
     Arms that send batches (``BATCH_ARMS``) run once per batch cache hit rate in
     ``hit_rates`` when the workload has calls that can wait (keys ``ARM@q30`` etc.);
-    the others do not depend on it and run once.
+    the others do not depend on it and run once. The policy arm's decision log and
+    journal go to ``log_dir`` when given (kept), else a temp dir, and its calls to
+    ``telemetry`` (an :class:`engine.telemetry.Telemetry`) when given.
     """
     from engine.bench.arms import BATCH_ARMS
 
@@ -289,7 +311,10 @@ def run_arms(
             for rate in rates:
                 ctl.set_batch_hit_rate(rate)
                 name = arm if rate is None else f"{arm}@q{round(rate * 100)}"
-                out[name] = await _run_arm(arm, workload, ctl, policy, progress, rate)
+                where = log_dir / name if log_dir is not None and len(rates) > 1 else log_dir
+                if where is not None:
+                    where.mkdir(parents=True, exist_ok=True)
+                out[name] = await _run_arm(arm, workload, ctl, policy, progress, rate, where, telemetry)
         ctl.set_batch_hit_rate(None)
         return out
 

@@ -44,7 +44,7 @@ from typing import Any
 from engine.pool import scripts
 from engine.pool.connect import RedisTarget
 
-__all__ = ["PoolCall", "PoolLimits", "PoolUnavailable", "RedisPool", "pool_id_for"]
+__all__ = ["PoolCall", "PoolLimits", "PoolUnavailable", "RedisPool", "pool_id_for", "transient"]
 
 logger = logging.getLogger("llm_policy.pool")
 
@@ -91,6 +91,7 @@ class PoolLimits:
     sweep_s: float = 2.0
     block_ms: int = 500
     retry_s: float = 1.0
+    add_retry_s: float = 10.0
 
 
 @dataclass(slots=True)
@@ -215,17 +216,26 @@ class RedisPool:
         """Hand a row this process claimed (owner ``self.owner``) to the pool.
 
         True: the call is in the stream and the row belongs to the pool; False: the row
-        was not ours to hand over (already taken, sent or answered). Redis failures raise
-        :class:`PoolUnavailable`; the row then stays ours, to be sent another way.
+        was not ours to hand over (already taken, sent or answered). The hand-over is
+        idempotent, so a failure whose reply was lost is simply tried again (for up to
+        ``add_retry_s``: a Redis restart); then :class:`PoolUnavailable` is raised, and
+        the row is most likely still ours, to be sent another way.
         """
         args = [
             self.prefix, self.owner, pool_id, call.digest, call.size, call.max_requests,
             int(call.max_wait_s * 1000), int(call.deadline_s * 1000),
         ]  # fmt: skip
-        try:
-            added = await self._script("POOL_ADD", [self._key(pool_id, "s")], args)
-        except Exception as exc:
-            raise PoolUnavailable(f"redis pool {self.target.masked}: {type(exc).__name__}: {exc}") from exc
+        give_up = time.monotonic() + self.limits.add_retry_s
+        while True:
+            try:
+                added = await self._script("POOL_ADD", [self._key(pool_id, "s")], args)
+                break
+            except Exception as exc:
+                if time.monotonic() >= give_up or not transient(exc):
+                    raise PoolUnavailable(
+                        f"redis pool {self.target.masked}: {type(exc).__name__}: {exc}"
+                    ) from exc
+                await asyncio.sleep(self.limits.retry_s / 4)
         self._ensure_flusher(pool_id)
         self._ensure_waiter()
         return bool(added)
@@ -271,6 +281,7 @@ class RedisPool:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                _reraise_cancel()
                 self._warn(
                     f"pool:flusher:{type(exc).__name__}",
                     f"redis pool {self.target.masked}: flusher paused: {exc!r}",
@@ -350,29 +361,30 @@ class RedisPool:
     # -- waking waiting callers -------------------------------------------------------
 
     async def _wait_loop(self) -> None:
-        """Settle awaited rows as the ``done`` channel names them; sweep them all now and then."""
+        """Settle awaited rows as the ``done`` channel names them; sweep them all now and then.
+
+        A client without pub/sub (redis-py's asyncio cluster client before 6) only sweeps.
+        """
         while not self._closed:
             pubsub = None
             try:
-                pubsub = self.redis.pubsub()
-                await pubsub.subscribe(self.prefix + "done")
+                if hasattr(self.redis, "pubsub"):
+                    pubsub = self.redis.pubsub()
+                    await pubsub.subscribe(self.prefix + "done")
                 await self._sweep()  # anything that ended before the subscription
                 swept = time.monotonic()
                 while not self._closed:
-                    message = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=self.limits.sweep_s
-                    )
-                    if message is not None:
-                        names = _text(message.get("data", b"")).split(",")
-                        mine = [h for h in names if h in self.watched]
-                        if mine:
-                            await self._settle(mine)
+                    if pubsub is None:
+                        await asyncio.sleep(self.limits.sweep_s)
+                    else:
+                        await self._heard(pubsub)
                     if time.monotonic() - swept >= self.limits.sweep_s:
                         await self._sweep()
                         swept = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                _reraise_cancel()
                 self._warn(
                     f"pool:waiter:{type(exc).__name__}",
                     f"redis pool {self.target.masked}: waiting for results: {exc!r}; retrying",
@@ -381,6 +393,14 @@ class RedisPool:
             finally:
                 if pubsub is not None:
                     await _quietly(pubsub.aclose())
+
+    async def _heard(self, pubsub: Any) -> None:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=self.limits.sweep_s)
+        if message is not None:
+            names = _text(message.get("data", b"")).split(",")
+            mine = [h for h in names if h in self.watched]
+            if mine:
+                await self._settle(mine)
 
     async def _sweep(self) -> None:
         if self.watched:
@@ -405,6 +425,20 @@ class RedisPool:
             await self.release()
             await _quietly(self._redis.aclose())
             self._redis = None
+
+
+def transient(exc: BaseException) -> bool:
+    """A connection lost, a timeout, a server still loading its data: worth another try."""
+    from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+
+    return isinstance(exc, ConnectionError | TimeoutError | BusyLoadingError | OSError)
+
+
+def _reraise_cancel() -> None:
+    """A cancellation redis-py turned into a connection error is still a cancellation."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _quietly(awaitable: Awaitable[Any]) -> None:

@@ -35,7 +35,22 @@ def _arango(tmp_path: Path) -> Iterator[Journal]:
     journal.close()
 
 
-BACKENDS = {"sqlite": _sqlite, "arangodb": _arango}
+def _redis(tmp_path: Path) -> Iterator[Journal]:
+    import realservers
+
+    why = realservers.missing_binary("redis")
+    if why:
+        pytest.skip(why)
+    server = realservers.start_redis()
+    try:
+        journal = open_journal(f"{server.url}?namespace=contract")
+        yield journal
+        journal.close()
+    finally:
+        server.close()
+
+
+BACKENDS = {"sqlite": _sqlite, "arangodb": _arango, "redis": _redis}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
