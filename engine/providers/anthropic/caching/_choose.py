@@ -332,8 +332,8 @@ def auto_candidates(view: RequestView, ev: Evidence, existing: list[int]) -> lis
             marks.append(index)
             break
     prev = view.anchors.previous_turn_end
-    written = prev is not None and ev.is_written(prev)  # else there is no entry to reach
-    if view.anchors.growing and prev is not None and written and not _covered(prev, marks, view.lookback):
+    wrote = prev is not None and ev.is_written(prev)  # else there is no entry to reach
+    if view.anchors.growing and prev is not None and wrote and not _covered(prev, marks, view.lookback):
         out.append(
             Candidate(
                 prev,
