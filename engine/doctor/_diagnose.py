@@ -41,6 +41,11 @@ CAUSES = (
     "batch-best-effort",
 )
 
+#: What the allocator writes on a marker it could not place for want of a slot, or
+#: because the prefix is below the model's minimum.
+_BUDGET = "marker limit is reached"
+_SHORT = "-token minimum"
+
 
 def _limits() -> tuple[int, dict[str, float]]:
     """Positions a read walks back (the marker's own included) and TTL seconds, from the data file."""
@@ -81,18 +86,19 @@ def _index_of(record: dict[str, Any], prefix_hash: str) -> int | None:
     return None
 
 
-def _cost(record: dict[str, Any], uncached: int = 0) -> float:
-    """What the write (or ``uncached`` plain tokens) cost over reading the same tokens."""
+def _cost(record: dict[str, Any], uncached: int = 0, *, over: str = "cache_read") -> float:
+    """What the write (or ``uncached`` plain tokens) cost over reading the same tokens, or,
+    with ``over="input"``, over sending them uncached (a cold write has nothing to read)."""
     usage = record.get("usage") or {}
-    info = capabilities().model(str(record["model"]))
-    p = info.prices
+    p = capabilities().model(str(record["model"])).prices
+    base = float(getattr(p, over))
     scale = 0.5 if usage.get("service_tier") == "batch" else 1.0
     extra = (
-        int(usage.get("cache_write_5m_tokens") or 0) * (p.cache_write_5m - p.cache_read)
-        + int(usage.get("cache_write_1h_tokens") or 0) * (p.cache_write_1h - p.cache_read)
-        + uncached * (p.input - p.cache_read)
+        int(usage.get("cache_write_5m_tokens") or 0) * (p.cache_write_5m - base)
+        + int(usage.get("cache_write_1h_tokens") or 0) * (p.cache_write_1h - base)
+        + uncached * (p.input - base)
     )
-    return extra * scale / 1e6
+    return max(extra, 0.0) * scale / 1e6
 
 
 def _is_miss(record: dict[str, Any], previous: dict[str, Any] | None) -> bool:
@@ -104,8 +110,15 @@ def _is_miss(record: dict[str, Any], previous: dict[str, Any] | None) -> bool:
     read = int(usage.get("cache_read_input_tokens") or 0)
     if written > 0:
         return read < _expected_read(record, previous)
-    wanted = _sent(record) or [m for m in record.get("markers") or [] if m.get("action") == "dropped"]
+    # nothing written: a miss only if a marker was sent, or one was wanted but the caller's
+    # markers or the model's minimum kept it out (the engine leaving one out by choice is not)
+    wanted = _sent(record) or [m for m in record.get("markers") or [] if _kept_out(m)]
     return bool(wanted) and read == 0
+
+
+def _kept_out(marker: dict[str, Any]) -> bool:
+    reason = str(marker.get("reason", ""))
+    return marker.get("action") == "dropped" and (_BUDGET in reason or _SHORT in reason)
 
 
 def _expected_read(record: dict[str, Any], previous: dict[str, Any] | None) -> int:
@@ -127,7 +140,34 @@ def diagnose(record: dict[str, Any], previous: dict[str, Any] | None) -> Miss | 
     reason = usage.get("cache_miss_reason")
     if reason:
         return Miss("api", f"the API says: {_text(reason)}", _cost(record))
+    if previous is not None and _new_branch(record, previous):
+        return None
     return _before_previous(record) or _against_previous(record, previous)
+
+
+def common_blocks(record: dict[str, Any], previous: dict[str, Any]) -> int:
+    """How many leading prefix blocks the two requests share."""
+    mine, theirs = record.get("prefix") or [], previous.get("prefix") or []
+    for i, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+        if a["hash"] != b["hash"]:
+            return i
+    return min(len(mine), len(theirs))
+
+
+def _new_branch(record: dict[str, Any], previous: dict[str, Any]) -> bool:
+    """Another conversation (or branch) of the call site: it read everything it shared with
+    the earlier request that was cached, and wrote only its own new messages. Not a miss."""
+    shared = common_blocks(record, previous)
+    prefix = record.get("prefix") or []
+    if shared >= len(prefix) or prefix[shared]["section"] != "messages" or _changed_setting(record, previous):
+        return False
+    read = int((record.get("usage") or {}).get("cache_read_input_tokens") or 0)
+    cached = [
+        int(m["prefix_tokens"])
+        for m in _sent(previous)
+        if (_index_of(previous, m["prefix_hash"]) or 0) < shared
+    ]
+    return read > 0 and read >= max(cached, default=0)
 
 
 def _text(reason: Any) -> str:
@@ -139,11 +179,7 @@ def _text(reason: Any) -> str:
 def _before_previous(record: dict[str, Any]) -> Miss | None:
     """Causes this record shows by itself: a marker never placed, a prefix too short."""
     markers = record.get("markers") or []
-    budget = [
-        m
-        for m in markers
-        if m.get("action") == "dropped" and "marker limit is reached" in m.get("reason", "")
-    ]
+    budget = [m for m in markers if m.get("action") == "dropped" and _BUDGET in m.get("reason", "")]
     if budget and not _sent_by_engine(record):
         tokens = max(int(m["prefix_tokens"]) for m in budget)
         detail = (
@@ -172,13 +208,16 @@ def _uncached(record: dict[str, Any], tokens: int) -> int:
 
 def _against_previous(record: dict[str, Any], previous: dict[str, Any] | None) -> Miss | None:
     if previous is None:
-        return Miss("cold", f"the first request seen from {record['call_site']}: its write is expected", 0.0)
+        detail = f"the first request seen from {record['call_site']}: its write is expected"
+        return Miss("cold", detail, _cost(record, over="input"))
     changed = _changed_setting(record, previous)
     if changed:
         return Miss("invalidated", f"{changed} changed since the previous request", _cost(record))
     entry = _previous_entry(previous)
     if entry is None:
-        return Miss("cold", "the previous request of this call site cached nothing", 0.0)
+        return Miss(
+            "cold", "the previous request of this call site cached nothing", _cost(record, over="input")
+        )
     at, ttl = entry
     mine, theirs = record.get("prefix") or [], previous.get("prefix") or []
     differs = next(
