@@ -126,9 +126,10 @@ def test_killing_the_flusher_mid_batch_loses_nothing_and_pays_once(fresh: Any, r
 
 
 @pytest.mark.chaos
-def test_killing_the_flusher_at_random_moments_full_count(emu: Any, redis_server: Any) -> None:
-    results = [_kill_flusher_run(emu, redis_server, 100 + seed) for seed in range(CHAOS_RUNS)]
-    print(f"\nkill -9 of the flusher: {len(results)} runs, 0 lost, 0 billed twice; {results}")
+@pytest.mark.parametrize("seed", range(CHAOS_RUNS))
+def test_killing_the_flusher_at_random_moments_full_count(emu: Any, redis_server: Any, seed: int) -> None:
+    result = _kill_flusher_run(emu, redis_server, 100 + seed)
+    print(f"\nkill -9 of the flusher, run {seed}: 0 lost, 0 billed twice; {result}")
 
 
 def test_redis_restart_mid_run_answers_everyone_and_pays_once(fresh: Any) -> None:
