@@ -94,9 +94,11 @@ def _kill_flusher_run(emu: Any, server: Any, seed: int) -> dict[str, int]:
     url = _ns_url(server)
     procs = {p: spawn(_settings(emu, url, p, concurrency=6, rounds=3)) for p in range(3)}
     pids = {proc.pid: p for p, proc in procs.items()}
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
+    while not _flusher_pids(url) and time.monotonic() < deadline:  # the producers are up and pooling
+        time.sleep(0.05)
+    time.sleep(rng.uniform(0.0, 6.0))  # then any moment of the three rounds: reading, sending, polling
     killed = None
-    time.sleep(rng.uniform(0.5, 4.0))
     while killed is None and time.monotonic() < deadline:
         leaders = _flusher_pids(url) & set(pids)
         if leaders:
