@@ -145,10 +145,13 @@ PANELS: dict[int, Any] = {
     9: lambda ax, s: _lines(
         ax,
         {
-            "requests pooled": _series(s, "llm_policy_pool_depth", "-")["llm_policy_pool_depth"],
-            "oldest pooled request, s": _series(s, "llm_policy_pool_oldest_age_seconds", "-")[
-                "llm_policy_pool_oldest_age_seconds"
-            ],
+            label: _series(s, name, "-")[name]
+            for label, name in (
+                ("requests pooled", "llm_policy_pool_depth"),
+                ("oldest pooled (s)", "llm_policy_pool_oldest_age_seconds"),
+                ("requests in batches", "llm_policy_batch_requests_in_flight"),
+                ("oldest in a batch (s)", "llm_policy_batch_oldest_age_seconds"),
+            )
         },
         False,
     ),

@@ -19,9 +19,9 @@ from typing import Any
 import anthropic
 
 from engine.decision import BatchPlan
-from engine.journal import JournalError, open_journal
+from engine.journal import open_journal
 from engine.providers.anthropic.batches import BatchService
-from engine.providers.anthropic.batches.errors import NotBatchable
+from engine.providers.anthropic.batches.errors import NotHandedOver
 
 _print_lock = threading.Lock()
 
@@ -48,7 +48,7 @@ async def caller(service: BatchService, s: dict[str, Any], plan: BatchPlan, loop
         try:
             answer = await service.answer_one(prompt(call_id), plan, client, call_site="test.pool")
             message, batch = answer.message, answer.batch_id
-        except (JournalError, NotBatchable):  # what the adapter does: the call goes direct
+        except NotHandedOver:  # what the adapter does: nothing was sent, the call goes direct
             message, batch = await client.messages.create(**prompt(call_id)), "direct"  # type: ignore[call-overload]
         except Exception as exc:
             emit({"id": call_id, "ok": False, "error": repr(exc)})

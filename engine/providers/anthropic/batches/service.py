@@ -656,6 +656,12 @@ class BatchService:
         with self._lock:
             return max((w._pool.oldest_age() for w in self._workers.values()), default=0.0)
 
+    def sent(self) -> list[float]:
+        """When each request sent in a batch and not yet answered was first sent (epoch s)."""
+        with self._lock:
+            workers = list(self._workers.values())
+        return [i.first_sent for w in workers for i in list(w._items.values()) if i.first_sent is not None]
+
     def _warn(self, key: str, message: str) -> None:
         with self._lock:
             if key in self._warned:
