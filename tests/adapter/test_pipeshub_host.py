@@ -357,6 +357,11 @@ async def test_a_pool_never_holds_more_than_the_hosts_24_slots(
     assert all(r["pool_wait_ms"] is not None and r["pool_wait_ms"] >= 0 for r in records)
     slow = [r["pool_wait_ms"] for r in records if r["pool_fill"] == 6]
     assert min(slow) >= 900  # the stragglers waited out maxWait, holding their slots
+    from engine.plan import savings_report
+
+    row = savings_report(tmp_path / "decisions.jsonl")["call_sites"][f"{DX}.extract_metadata"]
+    assert (row["pooled_calls"], row["pool_fill_avg"]) == (30, round((24 * 24 + 6 * 6) / 30, 2))
+    assert row["pool_wait_ms_max"] >= min(slow)
 
 
 async def test_callsites_lists_what_a_shadow_log_has_seen(
