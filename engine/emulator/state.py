@@ -9,6 +9,7 @@ error/expiry outcomes from :attr:`EmulatorState.rng`.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from collections import deque
@@ -68,6 +69,7 @@ class EmulatorState:
             now = self.clock.now()
             ready_at = now + (self.config.latency_s if tier == "standard" else 0.0)
             outcome = self._cache(api_key).apply(prepared, now, ready_at, access)
+            outcome = dataclasses.replace(outcome, input=outcome.input + prepared.overhead_tokens)
             message = build_message(prepared, outcome, tier)
             billed = _billed_usage(prepared, outcome, message, tier)
             self.billing.add(api_key, prepared.info, billed, tier)
@@ -79,7 +81,7 @@ class EmulatorState:
         if not isinstance(params, dict):
             raise invalid_request("body: Input should be a valid dictionary")
         prepared = prepare(params, tier="standard", counting=True)
-        return {"input_tokens": prepared.total_tokens}
+        return {"input_tokens": prepared.total_tokens + prepared.overhead_tokens}
 
     def release_batch_writes(self, api_key: str, keys: list[bytes]) -> None:
         """Entries written by a wave of batch items become readable now."""
