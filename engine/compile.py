@@ -15,7 +15,6 @@ or a glob whose literal start the call's value begins with. Decisions are memois
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,7 +23,8 @@ from typing import Any
 
 from engine.decision import BatchPlan, CachePlan, CallContext, Decision, Strategy, TraceStep
 from engine.policy import BUILTIN_DEFAULTS, BatchSettings, CacheSettings, Policy, Rule
-from engine.policy._globs import GlobIndex, to_regex
+from engine.policy._gc import paused_gc
+from engine.policy._globs import GlobIndex, LazyRegex
 from engine.policy._model import MATCH_FIELDS, OnUnsupported, PolicyMode
 
 __all__ = [
@@ -53,7 +53,7 @@ class FieldMatcher:
     key: str
     attr: str
     globs: tuple[str, ...]
-    regex: re.Pattern[str]
+    regex: LazyRegex
     miss: str
     absent: str
     hit: str
@@ -65,7 +65,7 @@ def field_matcher(key: str, attr: str, globs: tuple[str, ...]) -> FieldMatcher:
         key,
         attr,
         globs,
-        to_regex(globs),
+        LazyRegex(globs),
         miss=f"{key} does not match {shown}",
         absent=f"the call has no {key}; the rule needs {key} {shown}",
         hit=f"{key} matches {shown}",
@@ -282,10 +282,11 @@ def compile_policy(policy: Policy, *, version: int | None = None) -> CompiledPol
     """Prepare ``policy`` for evaluation; ``version`` is the store's number, if it has one."""
     build = _Build(policy)
     timings = []
-    for name, stage in _STAGES:
-        started = time.perf_counter()
-        stage(build)
-        timings.append((name, time.perf_counter() - started))
+    with paused_gc():
+        for name, stage in _STAGES:
+            started = time.perf_counter()
+            stage(build)
+            timings.append((name, time.perf_counter() - started))
     assert build.index is not None
     spec = policy.spec
     return CompiledPolicy(

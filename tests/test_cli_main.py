@@ -30,3 +30,24 @@ def test_no_command_prints_the_commands_and_exits_2() -> None:
     assert done.returncode == 2
     for command in ("validate", "explain", "emulator", "publish", "disable", "demo", "bench", "plan"):
         assert command in done.stderr
+
+
+def test_version_names_the_installed_package() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "engine", "--version"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.startswith("llm-policy ")
+
+
+def test_the_exit_codes_are_the_documented_ones() -> None:
+    from engine.cli import EXIT_CONFLICT, EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+
+    table = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8").split("## Exit codes", 1)[1]
+    documented = [
+        int(line.split("|")[1])
+        for line in table.splitlines()
+        if line[:4] in ("| 0 ", "| 1 ", "| 2 ", "| 3 ", "| 4 ")
+    ]
+    assert (
+        documented == [EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_CONFLICT, EXIT_UNAVAILABLE] == [0, 1, 2, 3, 4]
+    )

@@ -30,12 +30,25 @@ from engine.adapter._call import Binding, CallRun, request_key
 from engine.adapter.callsite import code_location
 from engine.adapter.errors import raise_as_langchain
 from engine.decision import BatchPlan
+from engine.journal import JournalError
 from engine.ledger import CallShape
-from engine.providers.anthropic.batches import BatchItemError, client_identity, request_hash
+from engine.providers.anthropic.batches import Answer, NotBatchable, as_sent
 
-__all__ = ["answer_prepared", "caller", "pooled", "prepared", "run_abatch", "run_batch", "shape_for"]
+__all__ = [
+    "IDEMPOTENCY_KEY",
+    "answer_prepared",
+    "caller",
+    "pooled",
+    "prepared",
+    "run_abatch",
+    "run_batch",
+    "shape_for",
+]
 
-Prepared = dict[str, deque[tuple[Any, CallRun, str | None]]]
+#: Call metadata naming a redelivered request: the same key gets the journal's answer, not a new one.
+IDEMPOTENCY_KEY = "llm_policy_idempotency_key"
+
+Prepared = dict[str, deque[tuple[Answer | BaseException, CallRun]]]
 #: Items an ``explicit`` rule sends to the Batches API, by plan: (request key, payload, run).
 Groups = dict[BatchPlan, list[tuple[str, dict[str, Any], CallRun]]]
 
@@ -64,30 +77,15 @@ def prepared() -> Prepared | None:
     return _PREPARED.get()
 
 
-def _batch_id(service: Any, params: dict[str, Any], client: Any) -> str | None:
-    """The Message Batch that carried ``params``, from the service's journal (None if unknown)."""
-    try:
-        digest = request_hash(params, *client_identity(client))
-        entry = service.journal.get_many([digest]).get(digest)
-    except Exception:  # the log loses the id, the call loses nothing
-        return None
-    return entry.batch_id if entry is not None else None
-
-
-def _rejected_direct(outcome: Any) -> bool:
-    """A batch item whose direct fallback failed too: the API rejects the request itself.
-
-    The caller must see the very error the unwrapped model raises, so the call is made
-    again the direct way (a rejected request is not billed) and fails there as it would.
-    """
-    return isinstance(outcome, BatchItemError) and outcome.failure == "direct"
-
-
-def _result(model: Any, message: Any, run: CallRun, batch_id: str | None) -> ChatResult:
-    result: ChatResult = model._format_output(message)
+def _result(model: Any, answer: Answer, run: CallRun) -> ChatResult:
+    """The parent's own output for ``answer``; logged at cost 0 when this call did not pay for it."""
+    result: ChatResult = model._format_output(answer.message)
     run.record.applied = True
-    usage = getattr(message, "usage", None)
-    run.finish(usage.model_dump() if usage is not None else None, batch_id=batch_id)
+    usage = getattr(answer.message, "usage", None)
+    if not answer.paid_here:
+        run.note("batch: the same request was answered once already, not paid again")
+        usage = None
+    run.finish(usage.model_dump() if usage is not None else None, batch_id=answer.batch_id)
     return result
 
 
@@ -99,20 +97,28 @@ def answer_prepared(
     queue = table.get(key)
     if not queue:
         return None
-    outcome, run, batch_id = queue.popleft()
-    if _rejected_direct(outcome):
-        return None
+    outcome, run = queue.popleft()
     if isinstance(outcome, BaseException):
         run.record.applied = True
-        run.finish(None, error=outcome, batch_id=batch_id)
+        run.finish(None, error=outcome)
         raise_as_langchain(outcome)
-    return _result(model, outcome, run, batch_id)
+    return _result(model, outcome, run)
 
 
 async def pooled(
-    model: Any, run: CallRun, plan: BatchPlan, messages: Any, stop: Any, kwargs: dict[str, Any]
+    model: Any,
+    run: CallRun,
+    plan: BatchPlan,
+    messages: Any,
+    stop: Any,
+    kwargs: dict[str, Any],
+    metadata: Mapping[str, Any] | None = None,
 ) -> ChatResult | None:
     """Send one call through the engine's pool; None when it must go direct after all.
+
+    Anything the engine cannot do before the request is handed over (payload, journal,
+    a request the Batches API cannot carry) sends it direct, unchanged; once handed
+    over, the caller gets its answer or the exception a direct call would raise.
 
     The payload is built once, without markers; only a call the pool takes gets the
     batch placement. One it declines keeps that payload (``run.prebuilt``) for the
@@ -122,28 +128,33 @@ async def pooled(
         raw: dict[str, Any] = type(model).__llm_policy_parent__._get_request_payload(
             model, messages, stop=stop, **kwargs
         )
+        client = model._async_client
     except Exception:
         return None  # the direct path builds it again and raises as the unwrapped model would
     run.prebuilt = raw
     if "betas" in raw:
         run.note("batch: beta features are sent direct")
         return None
-    client = model._async_client
     service = await _service(run.binding, client)
     if service is None:
         run.note("engine error: the batch service is unusable, sent direct")
         return None
     run.prebuilt = None
     payload = run.apply(raw, batch=True)
+    key = (metadata or {}).get(IDEMPOTENCY_KEY)
     try:
-        message = await service.submit_one(payload, plan, client, call_site=run.record.call_site)
+        answer = await service.answer_one(
+            payload, plan, client, call_site=run.record.call_site, idempotency_key=str(key) if key else None
+        )
+    except (NotBatchable, JournalError) as exc:
+        _unusable(run.binding, exc)
+        run.note(f"batch: {exc}; sent direct")
+        run.prebuilt = raw
+        return None
     except Exception as exc:
-        if _rejected_direct(exc):
-            run.prebuilt = raw
-            return None
         run.finish(None, error=exc)
         raise_as_langchain(exc)
-    return _result(model, message, run, _batch_id(service, payload, client))
+    return _result(model, answer, run)
 
 
 async def _service(binding: Binding, client: Any) -> Any:
@@ -164,9 +175,10 @@ def _unusable(binding: Binding, exc: Exception) -> None:
 def _item_payload(model: Any, parent: type[Any], item: Any, kwargs: dict[str, Any]) -> dict[str, Any] | None:
     try:
         payload: dict[str, Any] = parent._get_request_payload(model, item, **kwargs)
+        as_sent(payload)
     except Exception:
         return None  # LangChain's own batch raises it again for this item, as unwrapped
-    return None if "betas" in payload or payload.get("stream") else payload
+    return None if "betas" in payload else payload
 
 
 def _plan_items(
@@ -200,15 +212,14 @@ def _plan_items(
 async def _submit(groups: Groups, client: Any, service: Any) -> Prepared:
     table: Prepared = defaultdict(deque)
     for plan, items in groups.items():
-        outcomes = await service.submit_many(
-            [p for _, p, _ in items],
-            plan,
-            client,
-            return_exceptions=True,
-            call_site=items[0][2].record.call_site,
+        outcomes = await service.answer_many(
+            [p for _, p, _ in items], plan, client, call_site=items[0][2].record.call_site
         )
-        for (key, params, run), outcome in zip(items, outcomes, strict=True):
-            table[key].append((outcome, run, _batch_id(service, params, client)))
+        for (key, _, run), outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, JournalError):  # never handed over: this item goes direct
+                run.note(f"batch: {outcome}; sent direct")
+                continue
+            table[key].append((outcome, run))
     return table
 
 
@@ -257,7 +268,10 @@ async def run_abatch(
         if groups:
             client = model._async_client
             service = await _service(binding, client)
-            table = await _submit(groups, client, service) if service is not None else None
+            try:
+                table = await _submit(groups, client, service) if service is not None else None
+            except (NotBatchable, JournalError) as exc:  # nothing was handed over: all direct
+                _unusable(binding, exc)
         with _answers(table):
             out: list[Any] = await parent.abatch(
                 model, inputs, config, return_exceptions=return_exceptions, **kwargs

@@ -9,6 +9,7 @@ goes out exactly as the unwrapped model would send it.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import hashlib
 import time
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.adapter.callsite import CallSiteSource, resolve_call_site
 from engine.decision import BatchPlan, CachePlan, CallContext, Decision, in_rollout
+from engine.doctor import cache_keys
 from engine.ledger import (
     CallShape,
     DecisionRecord,
@@ -26,12 +28,14 @@ from engine.ledger import (
     PolicyRef,
     PrefixBlock,
     account,
+    prefix_blocks,
+    split_writes,
     utc_now,
 )
 from engine.providers.anthropic.blocks import Block, iter_blocks, prefix_hashes
 from engine.providers.anthropic.capabilities import Transport
 from engine.providers.anthropic.tokens import canonical_json
-from engine.providers.anthropic.transport import SupportResult, check_support
+from engine.providers.anthropic.transport import SupportResult, UnsupportedError, check_support
 
 if TYPE_CHECKING:
     from engine.adapter.engine import PolicyEngine
@@ -60,12 +64,19 @@ class Binding:
     provider: str
     transport: Transport
     role: str | None
+    #: The role the host built the model for, read from its frames (``get_llm_for_role``);
+    #: it labels calls, the call site stays the calling code.
+    built_role: str | None = None
+    #: ``(call-site glob, role)`` pairs: the role of calls whose site matches (first wins).
+    roles: tuple[tuple[str, str], ...] = ()
 
     def context(
         self, model: str, metadata: Mapping[str, Any] | None, caller: str | None = None
     ) -> tuple[CallContext, CallSiteSource]:
         """The call's identity; ``caller`` is a code location captured before LangChain's tasks."""
         site, source, role = resolve_call_site(metadata, self.role, caller=caller)
+        if role is None:
+            role = self.built_role or next((r for g, r in self.roles if fnmatch.fnmatchcase(site, g)), None)
         return CallContext(call_site=site, role=role, provider=self.provider, model=model), source
 
     def pools(self, model: str, metadata: Mapping[str, Any] | None) -> bool:
@@ -74,7 +85,11 @@ class Binding:
         Asked before the payload exists, so a partial ``rollout`` cannot be applied here:
         such a call is sent unstreamed even when its hash falls outside the rollout.
         """
-        decision = self.engine.decide(self.context(model, metadata)[0])
+        try:
+            decision = self.engine.decide(self.context(model, metadata)[0])
+        except Exception as exc:
+            self._failed("pools", exc)
+            return False
         if decision is None or decision.mode != "enforce":
             return False
         try:
@@ -83,10 +98,31 @@ class Binding:
             return False
         return batch is not None and batch.mode == "accumulate"
 
+    def _failed(self, where: str, exc: Exception) -> None:
+        """An engine failure before the call: logged once per cause (its type and place)."""
+        self.engine.once.warn(
+            f"{where}:{type(exc).__name__}", "engine failed (%s), calls go out unchanged: %r", where, exc
+        )
+
     def start(
         self, model: str, shape: CallShape, metadata: Mapping[str, Any] | None, *, caller: str | None = None
     ) -> CallRun | None:
-        """A run for this call, or None when the engine is off for it (nothing to do, nothing logged)."""
+        """A run for this call, or None when the engine is off for it (nothing to do, nothing logged).
+
+        Fail open: an exception in call-site resolution, evaluation, capability checks
+        or the record makes the call go out unchanged (``onUnsupported: error`` still raises).
+        """
+        try:
+            return self._start(model, shape, metadata, caller)
+        except UnsupportedError:
+            raise
+        except Exception as exc:
+            self._failed("start", exc)
+            return None
+
+    def _start(
+        self, model: str, shape: CallShape, metadata: Mapping[str, Any] | None, caller: str | None
+    ) -> CallRun | None:
         started = time.perf_counter()
         ctx, source = self.context(model, metadata, caller)
         decision = self.engine.decide(ctx)
@@ -149,6 +185,7 @@ class CallRun:
         "_payload",
         "_started",
         "_usage",
+        "at",
         "batch_plan",
         "binding",
         "cache_plan",
@@ -156,6 +193,7 @@ class CallRun:
         "in_rollout",
         "prebuilt",
         "record",
+        "shadow_batch",
     )
 
     def __init__(
@@ -175,6 +213,9 @@ class CallRun:
         #: The payload LangChain built before the call was routed (a pool that declined
         #: it): the direct path sends it instead of building it again.
         self.prebuilt: dict[str, Any] | None = None
+        #: Shadow mode: whether the policy would have sent this call through a batch.
+        self.shadow_batch = False
+        self.at = binding.engine.clock()
         record.evaluation_ms = (time.perf_counter() - started) * 1000.0
 
     @property
@@ -197,6 +238,7 @@ class CallRun:
             return None
         if self.decision.mode == "shadow":
             self.note(f"shadow: would go through the Message Batches API ({plan.mode}), sent direct")
+            self.shadow_batch = self.in_rollout
             return None
         return plan if self.in_rollout else None
 
@@ -291,15 +333,38 @@ class CallRun:
         if payload is not None:
             blocks = iter_blocks(payload)
             hashes = prefix_hashes(payload, blocks)
-            record.prefix = [
-                PrefixBlock(h.hex(), b.tokens, b.section) for b, h in zip(blocks, hashes, strict=True)
-            ]
+            record.prefix = prefix_blocks(blocks, hashes)
             record.input_tokens_estimate = sum(b.tokens for b in blocks)
             if not record.markers:
                 record.markers = _caller_markers(record.prefix, blocks)
+            record.cache_keys = cache_keys(payload)
         if usage:
+            if payload is not None and usage.get("cache_creation") is None:
+                usage = {**usage, "cache_creation": split_writes(iter_blocks(payload), usage)}
             record.usage, record.cost = account(record.model, usage)
             record.output_tokens = record.usage["output_tokens"]
+            if payload is not None and self.decision.mode == "shadow":
+                record.cost["policy_usd"] = round(self._shadow_cost(payload, record.output_tokens), 8)
+            reason = usage.get("cache_miss_reason")
+            record.cache_miss = self.engine.cache_doctor().observe_decision(record, reason)
+
+    def _shadow_cost(self, payload: dict[str, Any], output_tokens: int) -> float:
+        """What this call would have cost enforced: the markers it would carry, its batch tier."""
+        blocks = iter_blocks(payload)
+        hashes = prefix_hashes(payload, blocks)
+        ttls = {m.prefix_hash: m.ttl for m in self.record.markers if m.action != "dropped"}
+        markers: list[Any] = [ttls.get(h.hex()) for h in hashes]
+        return float(
+            self.engine.shadow_billing().bill(
+                self.record.model,
+                hashes,
+                [b.tokens for b in blocks],
+                markers,
+                now=self.at,
+                output_tokens=output_tokens,
+                batch=self.shadow_batch,
+            )
+        )
 
 
 def _caller_markers(prefix: list[PrefixBlock], blocks: list[Block]) -> list[MarkerRecord]:

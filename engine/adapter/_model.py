@@ -75,13 +75,16 @@ def _stream_usage(total: UsageMetadata | None) -> dict[str, Any] | None:
     w5m = int(details.get("ephemeral_5m_input_tokens") or 0)
     w1h = int(details.get("ephemeral_1h_input_tokens") or 0)
     written = (w5m + w1h) or int(details.get("cache_creation") or 0)
-    return {
+    usage: dict[str, Any] = {
         "input_tokens": max(0, total["input_tokens"] - read - written),
         "cache_read_input_tokens": read,
         "cache_creation_input_tokens": written,
-        "cache_creation": {"ephemeral_5m_input_tokens": written - w1h, "ephemeral_1h_input_tokens": w1h},
         "output_tokens": total["output_tokens"],
     }
+    if w5m + w1h:
+        usage["cache_creation"] = {"ephemeral_5m_input_tokens": w5m, "ephemeral_1h_input_tokens": w1h}
+    # else: the stream's final usage gave no TTL split; the record infers it from the markers sent
+    return usage
 
 
 def _add(total: UsageMetadata | None, chunk: ChatGenerationChunk) -> UsageMetadata | None:
@@ -216,7 +219,7 @@ class PolicyHooks:
                 return answered
         plan = run.pool_plan()
         if plan is not None and plan.mode == "accumulate":
-            pooled = await _batch.pooled(self, run, plan, messages, stop, kwargs)
+            pooled = await _batch.pooled(self, run, plan, messages, stop, kwargs, _metadata(run_manager))
             if pooled is not None:
                 return pooled
         with active(run):

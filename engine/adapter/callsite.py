@@ -6,21 +6,41 @@
    without touching the host's call sites.
 
 For (3) the stack is walked outwards past library frames (LangChain, the SDK,
-asyncio, this package). LangChain runs some steps in their own asyncio task (a
-``RunnableSequence`` step, an ``abatch`` item), which leaves the caller's frames
-off the stack; the walk then continues in the task that awaits the current one.
-What each code object resolves to is cached, so the walk costs a few dict lookups.
+asyncio, this package) and past the host's own generic helpers (module globs,
+:data:`DEFAULT_HELPERS`: PipesHub's ``app.utils.streaming`` reflection/throttling
+helpers, ``app.utils.llm``, ``app.utils.concurrency``), so every business caller that
+goes through the same helper keeps an id of its own. LangChain runs some steps in
+their own asyncio task (a ``RunnableSequence`` step, an ``abatch`` item), which leaves
+the caller's frames off the stack; the walk then continues in the task that awaits
+the current one. A synchronous call in ``asyncio.to_thread`` (or ``run_in_executor``)
+continues in the task awaiting that thread's work. What each code object resolves
+to is cached, so the walk costs a few dict lookups.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import fnmatch
+import os
+import re
 import sys
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from types import CodeType, FrameType
 from typing import Any, Literal
 
-__all__ = ["CallSite", "CallSiteSource", "code_location", "resolve_call_site"]
+__all__ = [
+    "DEFAULT_HELPERS",
+    "CallSite",
+    "CallSiteSource",
+    "code_location",
+    "frame_local",
+    "helper_modules",
+    "resolve_call_site",
+    "set_helper_modules",
+]
 
 CallSiteSource = Literal["metadata", "role", "code"]
 CallSite = tuple[str, CallSiteSource, str | None]
@@ -56,8 +76,40 @@ LIBRARY_PACKAGES = frozenset(
 )
 UNKNOWN = "unknown"
 _MAX_TASK_HOPS = 8
+_LINK_WAIT_S = 0.5
+
+#: The host's generic helpers every call goes through (module globs; a glob also covers
+#: the module's submodules). PipesHub's structured-output/reflection and throttling
+#: helpers, its model getters, and its ``gather_with_concurrency``.
+DEFAULT_HELPERS: tuple[str, ...] = ("app.utils.streaming", "app.utils.llm", "app.utils.concurrency")
+#: Comma-separated module globs that replace :data:`DEFAULT_HELPERS` in a deployment.
+HELPERS_ENV = "LLM_POLICY_HELPER_MODULES"
+
+#: A comprehension or generator expression is part of the function that holds it (3.11 gives
+#: it a frame of its own, 3.12 inlines list comprehensions): its id is that function's.
+_COMPREHENSIONS = re.compile(r"(\.<(?:listcomp|dictcomp|setcomp|genexpr)>)+$")
 
 _by_code: dict[CodeType, str | None] = {}
+_helpers: tuple[str, ...] = DEFAULT_HELPERS
+
+
+def helper_modules() -> tuple[str, ...]:
+    return _helpers
+
+
+def set_helper_modules(globs: Iterable[str]) -> None:
+    """Module globs whose frames are skipped as generic helpers (replaces the current set)."""
+    global _helpers
+    _helpers = tuple(g.strip() for g in globs if g.strip())
+    _by_code.clear()
+
+
+def _is_helper(module: str) -> bool:
+    return any(fnmatch.fnmatchcase(module, g) or fnmatch.fnmatchcase(module, f"{g}.*") for g in _helpers)
+
+
+if os.environ.get(HELPERS_ENV) is not None:
+    set_helper_modules(os.environ[HELPERS_ENV].split(","))
 
 
 def _name_of(frame: FrameType) -> str | None:
@@ -69,11 +121,11 @@ def _name_of(frame: FrameType) -> str | None:
         pass
     module = str(frame.f_globals.get("__name__", ""))
     name: str | None
-    if module.split(".", 1)[0] in LIBRARY_PACKAGES or not module:
+    if not module or module.split(".", 1)[0] in LIBRARY_PACKAGES or _is_helper(module):
         name = None
     else:
         qualname = getattr(code, "co_qualname", code.co_name).replace(".<locals>", "")
-        name = f"{module}.{qualname}"
+        name = f"{module}.{_COMPREHENSIONS.sub('', qualname)}"
     _by_code[code] = name
     return name
 
@@ -113,26 +165,90 @@ def _awaiting_frames(task: asyncio.Task[Any]) -> Iterator[FrameType]:
     return reversed(frames)
 
 
-def _awaiter_of(task: asyncio.Task[Any]) -> asyncio.Task[Any] | None:
+def _awaiter_of(task: asyncio.Future[Any]) -> asyncio.Task[Any] | None:
     """The task waiting on ``task``, directly or through ``asyncio.gather`` (as LangChain's agenerate)."""
-    for other in asyncio.all_tasks():
+    for other in asyncio.all_tasks(task.get_loop()):
         waiter = getattr(other, "_fut_waiter", None)
         if waiter is task or task in getattr(waiter, "_children", ()):
             return other
     return None
 
 
-def code_location(frame: FrameType | None = None) -> str:
-    """The innermost non-library ``module.function`` calling from here, else ``"unknown"``."""
+def _executor_future(frame: FrameType | None) -> concurrent.futures.Future[Any] | None:
+    """The executor work item this thread runs (``to_thread``/``run_in_executor``), if any."""
+    while frame is not None:
+        if frame.f_code.co_name == "run":
+            future = getattr(frame.f_locals.get("self"), "future", None)
+            if isinstance(future, concurrent.futures.Future):
+                return future
+        frame = frame.f_back
+    return None
+
+
+def _linked_awaiter(future: concurrent.futures.Future[Any]) -> asyncio.Task[Any] | None:
+    for callback in list(getattr(future, "_done_callbacks", ())):  # asyncio's wrap_future chain
+        for cell in getattr(callback, "__closure__", None) or ():
+            linked = cell.cell_contents
+            if isinstance(linked, asyncio.Future) and not isinstance(linked, asyncio.Task):
+                return _awaiter_of(linked)
+    return None
+
+
+def _thread_awaiter(frame: FrameType | None) -> asyncio.Task[Any] | None:
+    """The task awaiting the executor work this thread runs: ``asyncio.to_thread`` copies the
+    context but not the caller's frames, which stay suspended in that task.
+
+    The worker can start before the loop has chained its future and suspended the caller
+    on it, so in asyncio's own executor (threads named ``asyncio_N``) the link is waited
+    for briefly; in any other thread pool it is looked up once.
+    """
+    future = _executor_future(frame)
+    if future is None:
+        return None
+    in_asyncio_pool = threading.current_thread().name.startswith("asyncio_")
+    deadline = time.monotonic() + (_LINK_WAIT_S if in_asyncio_pool else 0.0)
+    while True:
+        task = _linked_awaiter(future)
+        if task is not None or time.monotonic() >= deadline or future.done():
+            return task
+        time.sleep(0.0005)
+
+
+def frame_local(name: str, function: str, frame: FrameType | None = None) -> Any:
+    """Local ``name`` of the nearest caller frame running ``function`` (its task's awaiters and,
+    from a worker thread, the awaiting task included), else None. How a role is read from
+    the host's ``get_llm_for_role`` without the host passing it on."""
+    try:
+        for candidate in _caller_frames(frame or sys._getframe(1)):
+            if candidate.f_code.co_name == function:
+                return candidate.f_locals.get(name)
+    except Exception:  # introspection only informs; never breaks the host's call
+        return None
+    return None
+
+
+def _caller_frames(frame: FrameType) -> Iterator[FrameType]:
     task = _current_task()
     root = getattr(task.get_coro(), "cr_frame", None) if task is not None else None
-    found = _first_caller(_stack(frame or sys._getframe(1), root))
+    yield from _stack(frame, root)
+    if task is None:
+        task = _thread_awaiter(frame)
+        if task is not None:
+            yield from _awaiting_frames(task)
     for _ in range(_MAX_TASK_HOPS):
-        if found is not None or task is None:
-            break
+        if task is None:
+            return
         task = _awaiter_of(task)
         if task is not None:
-            found = _first_caller(_awaiting_frames(task))
+            yield from _awaiting_frames(task)
+
+
+def code_location(frame: FrameType | None = None) -> str:
+    """The innermost non-library, non-helper ``module.function`` calling from here, else ``"unknown"``."""
+    try:
+        found = _first_caller(_caller_frames(frame or sys._getframe(1)))
+    except Exception:  # a layout this does not know: the location stays unknown
+        found = None
     return found or UNKNOWN
 
 

@@ -9,6 +9,7 @@ engine were not there. Each distinct cause is logged once, not once per call.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -67,7 +68,9 @@ class _StoreSource:
         from engine.store import open_store
 
         self.url, self.name = url, name
-        self._open: Callable[[str], Any] = open_store
+        # Never create a store: a missing one (wrong directory, deleted file) stays "off
+        # and logged" until the real one appears, instead of becoming an empty new store.
+        self._open: Callable[[str], Any] = functools.partial(open_store, create=False)
         self._store: Any = None
 
     def _connected(self) -> Any:
@@ -100,12 +103,17 @@ class _Once:
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
-    def warn(self, key: str, message: str, *args: Any) -> None:
+    def first(self, key: str) -> bool:
+        """True the first time ``key`` is seen by this engine."""
         with self._lock:
             if key in self._seen:
-                return
+                return False
             self._seen.add(key)
-        logger.warning(message, *args)
+        return True
+
+    def warn(self, key: str, message: str, *args: Any) -> None:
+        if self.first(key):
+            logger.warning(message, *args)
 
 
 class PolicyEngine:
@@ -142,9 +150,12 @@ class PolicyEngine:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._batches: Any = None
+        self._batches_lock = threading.Lock()
+        self._telemetry: Any = None
+        self._doctor: Any = None
         self._allocators: dict[Transport, Any] = {}
         self._batch_hits: Any = None
-        self._resumed: set[tuple[str, str]] = set()
+        self._shadow: Any = None
         if source is not None:
             self.reload()
             if poll_interval:
@@ -181,7 +192,7 @@ class PolicyEngine:
     def from_store(
         cls,
         url: str,
-        name: str = "pipeshub-default",
+        name: str | None = None,
         state: str | None = None,
         *,
         poll_interval: float | None = 30.0,
@@ -192,7 +203,11 @@ class PolicyEngine:
         """The active version of ``name`` in the policy store at ``url``, polled every ``poll_interval`` s.
 
         An unreachable store does not raise: the engine starts off and keeps trying.
+        ``name`` defaults to ``$LLM_POLICY_NAME``, else ``pipeshub-default``: the same
+        variable tells ``llm-policy disable`` / ``enable`` / ``rollback`` which policy the
+        engine loads, so the kill switch can say when it was aimed at another one.
         """
+        name = name or os.environ.get("LLM_POLICY_NAME") or "pipeshub-default"
         try:
             source: _Source = _StoreSource(url, name)
         except Exception as exc:  # the store module itself failed to open the url
@@ -322,31 +337,56 @@ class PolicyEngine:
             self._batch_hits = BatchHitRates()
         return self._batch_hits
 
-    def batches(self) -> Any:
-        """The batch service on the ``state`` journal, opened on first use (one event loop per engine)."""
-        if self._batches is None:
-            from engine.providers.anthropic.batches import BatchService, open_journal
+    def cache_doctor(self) -> Any:
+        """Why calls miss the cache: each call site's previous request, remembered (one per engine)."""
+        if self._doctor is None:
+            from engine.doctor import CacheDoctor
 
-            self._batches = BatchService(open_journal(self.state), poll_interval=self.batch_poll_interval)
-        return self._batches
+            self._doctor = CacheDoctor()
+        return self._doctor
+
+    def shadow_billing(self) -> Any:
+        """The simulated cache that prices shadow-mode calls as if the policy were enforced."""
+        if self._shadow is None:
+            from engine.ledger import ShadowBilling
+
+            self._shadow = ShadowBilling()
+        return self._shadow
+
+    def batches(self) -> Any:
+        """The batch service on the ``state`` journal, opened on first use (any event loop, any thread)."""
+        with self._batches_lock:
+            if self._batches is None:
+                from engine.adapter._warm import warm_items
+                from engine.providers.anthropic.batches import BatchService, open_journal
+
+                service = BatchService(open_journal(self.state), poll_interval=self.batch_poll_interval)
+                service.warm = lambda items: warm_items(self, items)
+                self._batches = service
+                if self._telemetry is not None:
+                    self._telemetry.watch_pool(service)
+            return self._batches
+
+    def attach_telemetry(self, telemetry: Any) -> PolicyEngine:
+        """Report every call as OpenTelemetry spans and metrics and Prometheus samples
+        (an :class:`engine.telemetry.Telemetry`), and the batch pools' depth and age."""
+        self._telemetry = telemetry
+        self.log.sinks.append(telemetry.sink())
+        with self._batches_lock:
+            if self._batches is not None:
+                telemetry.watch_pool(self._batches)
+        return self
 
     async def batch_service(self, client: Any) -> Any:
-        """The batch service, after resuming what the journal holds for ``client``'s credential.
+        """The batch service. The journal keeps no API keys, so work a dead process left is
+        resumed by the service the first time a call with the same credential and endpoint
+        comes through (on each event loop). Opened in a thread: the journal's file I/O
+        never blocks the event loop."""
+        import asyncio
 
-        The journal keeps no API keys, so work left by a crashed process is resumed the
-        first time a model with the same credential and endpoint routes a call here.
-        """
-        from engine.providers.anthropic.batches import client_identity
-
-        service = self.batches()
-        identity = client_identity(client)
-        if identity not in self._resumed:
-            self._resumed.add(identity)
-            try:
-                await service.resume(lambda fp, url: client if (fp, url) == identity else None)
-            except Exception as exc:  # resuming is best effort; the journal keeps the work
-                self.once.warn(f"resume:{type(exc).__name__}", "resuming journaled batches failed: %r", exc)
-        return service
+        if self._batches is not None:
+            return self._batches
+        return await asyncio.to_thread(self.batches)
 
     # ---- lifecycle -------------------------------------------------------------------
     def _start_polling(self, interval: float) -> None:
@@ -363,12 +403,17 @@ class PolicyEngine:
             self._poller.join(timeout=5)
             self._poller = None
 
-    async def aclose(self) -> None:
-        """Stop polling, flush pooled batch requests, close clients and the log."""
+    async def aclose(self, timeout: float | None = 60.0) -> None:
+        """Stop polling, flush pooled batch requests, close clients and the log.
+
+        Waits at most ``timeout`` seconds for batches in flight (None: until they end);
+        callers still waiting then get ``BatchItemError(failure="closed")`` and the
+        journal keeps their items for the next start.
+        """
         self.close_polling()
         if self._batches is not None:
             batches, self._batches = self._batches, None
-            await batches.aclose()
+            await batches.aclose(timeout)
         self.log.close()
 
     def __repr__(self) -> str:

@@ -11,7 +11,7 @@ lacks means that release raises the SDK error unchanged, and so does this.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, NoReturn
 
 import anthropic
 import langchain_anthropic.chat_models as chat_models
@@ -70,7 +70,7 @@ def _classified(error: BaseException) -> BaseException:
     return error
 
 
-def raise_as_langchain(error: BaseException) -> None:
+def raise_as_langchain(error: BaseException) -> NoReturn:
     """Raise ``error`` as the unwrapped model's direct call would have raised it."""
     translated = _classified(error)
     if translated is error:

@@ -5,8 +5,8 @@ Each command lives in its own module of this package and exposes
 of the parsed arguments returning the exit code). Handlers import what they need
 when they run, so ``llm-policy --help`` stays fast.
 
-Exit codes shared by every command: 0 done, 1 invalid input or a refused change,
-2 usage error, 3 conflict.
+Exit codes shared by every command (docs/cli.md): 0 done, 1 invalid input or a refused
+change, 2 usage error, 3 conflict, 4 the policy store is unreachable or does not exist.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ COMMANDS: tuple[str, ...] = (
     "diff",
     "rollback",
     "disable",
+    "enable",
+    "list",
     "migrate",
     "emulator",
     "demo",
@@ -37,9 +39,19 @@ COMMANDS: tuple[str, ...] = (
     "plan",
     "recommend",
     "report",
+    "doctor",
 )
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_CONFLICT, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"llm-policy {version('llm-policy')}"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "llm-policy (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="llm-policy",
         description="Decide, per LLM call site, when Claude calls use prompt caching and batches.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"engine.cli.{name}").register(sub)

@@ -30,6 +30,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--trace", required=True, metavar="FILE", help="JSON Lines: trace.v1 or decision-log records"
     )
+    parser.add_argument(
+        "--batch-hit-rate",
+        type=float,
+        metavar="RATE",
+        help="chance a batch item reads an available cache entry (default: what the trace shows, else 0.64)",
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.set_defaults(handler=run)
 
@@ -63,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if records is None:
         return code
     try:
-        result = plan_policy(records, args.policy)
+        result = plan_policy(records, args.policy, batch_hit_rate=args.batch_hit_rate)
     except PolicyError as exc:
         for issue in exc.errors:
             print(issue.format(), file=sys.stderr)

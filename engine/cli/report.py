@@ -54,4 +54,11 @@ def run(args: argparse.Namespace) -> int:
             f"{site:44s} {r['calls']:>6d} {r['realized_usd']:>10.4f} {r['counterfactual_usd']:>10.4f} "
             f"{r['saved_pct']:>7.1f}% {r['batch_calls'] / calls:>6.0%} {r['cache_hits'] / calls:>6.0%}"
         )
+    total = doc["total"]
+    if total["shadow_calls"]:
+        print(
+            f"shadow mode: {total['shadow_calls']} calls paid {total['shadow_paid_usd']:.4f} USD; enforced, "
+            f"the policy would have paid {total['shadow_policy_usd']:.4f} USD "
+            f"({total['shadow_saving_pct']:.1f}% less)"
+        )
     return EXIT_OK

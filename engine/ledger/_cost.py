@@ -8,12 +8,17 @@ is what the policy saved (negative when a cache write was never read back).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
 
 from engine.providers.anthropic.capabilities import Capabilities, ModelInfo, Usage, capabilities
 
-__all__ = ["account", "call_costs", "usage_fields"]
+if TYPE_CHECKING:
+    from engine.providers.anthropic.blocks import Block
+
+__all__ = ["account", "call_costs", "split_writes", "usage_fields"]
 
 
 @lru_cache(maxsize=256)
@@ -62,3 +67,33 @@ def _costs(model: str, parsed: Usage) -> dict[str, float]:
         "counterfactual_usd": round(counterfactual, 8),
         "saved_usd": round(counterfactual - realized, 8),
     }
+
+
+def split_writes(blocks: Sequence[Block], usage: dict[str, Any]) -> dict[str, int]:
+    """The 5m/1h split of ``cache_creation_input_tokens`` from the markers of the request sent.
+
+    A stream's final usage (``message_delta``, and LangChain's summed chunks) gives the
+    written total but not its TTLs. The API bills by the mixed-TTL rule: after the hit
+    ``A`` (the read tokens end there), the 1h run goes to the last 1h marker ``B``, the
+    5m run from there to the last marker. The same rule on the request's own markers
+    and token counts recovers the split; scaled to the billed total, so an estimate
+    that differs from the API's count still adds up.
+    """
+    written = int(usage.get("cache_creation_input_tokens") or 0)
+    if written <= 0:
+        return {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}
+    cum = list(accumulate(b.tokens for b in blocks))
+    read = int(usage.get("cache_read_input_tokens") or 0)
+    markers = [
+        (i, "1h" if b.cache_control.get("ttl") == "1h" else "5m")
+        for i, b in enumerate(blocks)
+        if b.cache_control is not None
+    ]
+    after = [(i, ttl) for i, ttl in markers if cum[i] > read]
+    if not after:
+        return {"ephemeral_5m_input_tokens": written, "ephemeral_1h_input_tokens": 0}
+    one_hour = [i for i, ttl in after if ttl == "1h"]
+    span = cum[after[-1][0]] - read
+    w1h = (cum[one_hour[-1]] - read) if one_hour else 0
+    w1h = written if span <= 0 or w1h >= span else round(written * w1h / span)
+    return {"ephemeral_5m_input_tokens": written - w1h, "ephemeral_1h_input_tokens": w1h}

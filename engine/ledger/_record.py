@@ -24,6 +24,7 @@ __all__ = [
     "PolicyRef",
     "PrefixBlock",
     "new_decision_id",
+    "prefix_blocks",
     "utc_now",
 ]
 
@@ -82,11 +83,29 @@ class MarkerRecord:
 
 @dataclass(frozen=True, slots=True)
 class PrefixBlock:
-    """One cacheable position: the hash of the prefix ending there, and its own tokens."""
+    """One cacheable position: the hash of the prefix ending there, and its own tokens.
+
+    ``message`` and ``role`` (positions in ``messages``) and ``markable`` let a replay
+    rebuild the request's shape: where the newest user turn starts (the ``history``
+    anchor), which blocks can carry a marker.
+    """
 
     hash: str
     tokens: int
     section: str
+    message: int | None = None
+    role: str | None = None
+    markable: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"hash": self.hash, "tokens": self.tokens, "section": self.section}
+        if self.message is not None:
+            out["message"] = self.message
+        if self.role is not None:
+            out["role"] = self.role
+        if not self.markable:
+            out["markable"] = False
+        return out
 
 
 @dataclass(slots=True)
@@ -121,6 +140,17 @@ class DecisionRecord:
     usage: dict[str, Any] | None = None
     cost: dict[str, float] | None = None
     error: str | None = None
+    #: Set when the host sends this model's calls past the engine (``direct-transport``).
+    bypass: str | None = None
+    #: For a call sent through the ``accumulate`` pool: the requests its batch carried, and
+    #: the milliseconds the call waited in the pool (holding the host's slot) before it left.
+    pool_fill: int | None = None
+    pool_wait_ms: float | None = None
+    #: Short hashes of the settings that invalidate a cache without showing in the blocks
+    #: (``tool_choice``, ``thinking``, ``effort``): the cache doctor compares them.
+    cache_keys: dict[str, str] | None = None
+    #: Why this call paid a write or missed a read (``llm-policy doctor``), or None.
+    cache_miss: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form. Written by hand, not ``asdict``: it runs once per LLM call."""
@@ -130,7 +160,7 @@ class DecisionRecord:
         policy = self.policy
         out["policy"] = None if policy is None else {s: getattr(policy, s) for s in PolicyRef.__slots__}
         out["markers"] = [{s: getattr(m, s) for s in MarkerRecord.__slots__} for m in self.markers]
-        out["prefix"] = [{"hash": b.hash, "tokens": b.tokens, "section": b.section} for b in self.prefix]
+        out["prefix"] = [b.to_dict() for b in self.prefix]
         out["reasons"] = list(self.reasons)
         out["evaluation_ms"] = round(self.evaluation_ms, 4)
         if self.latency_ms is not None:
@@ -139,3 +169,21 @@ class DecisionRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(DecisionRecord))
+
+
+def prefix_blocks(blocks: list[Any], hashes: list[bytes]) -> list[PrefixBlock]:
+    """The log's ``prefix`` of a request: per position its hash, tokens, section, message, role."""
+    out: list[PrefixBlock] = []
+    for b, h in zip(blocks, hashes, strict=True):
+        in_messages = b.section == "messages" and isinstance(b.path[1], int)
+        out.append(
+            PrefixBlock(
+                h.hex(),
+                b.tokens,
+                b.section,
+                b.path[1] if in_messages else None,
+                b.role if in_messages else None,
+                b.markable,
+            )
+        )
+    return out

@@ -111,8 +111,17 @@ def _batched(decision: Decision, record: TraceRecord) -> bool:
     return plan.mode == "explicit" and record.call in ("batch", "abatch")
 
 
-def policy_placer(compiled: Any) -> Placer:
-    """Markers and batching as the engine would apply ``compiled`` (a CompiledPolicy)."""
+def _pool(decision: Decision) -> tuple[int, float] | None:
+    plan = decision.batch
+    return None if plan is None else (int(plan.max_requests), float(plan.max_wait_s))
+
+
+def policy_placer(compiled: Any, *, batch_hit_rate: float = 0.64) -> Placer:
+    """Markers and batching as the engine would apply ``compiled`` (a CompiledPolicy).
+
+    ``batch_hit_rate`` stands for the hit rate the engine learns per call site from
+    its batches' usage: batch items are marked only where it pays.
+    """
     from engine.evaluate import evaluate
     from engine.providers.anthropic.caching import BreakpointAllocator
 
@@ -124,13 +133,19 @@ def policy_placer(compiled: Any) -> Placer:
         if not decision.enabled:
             return caller_placer(record)
         batch = _batched(decision, record)
+        pool = _pool(decision) if batch else None
         if decision.cache is None or decision.mode == "shadow":
-            return Placement(caller_placer(record).markers, batch)
+            return Placement(caller_placer(record).markers, batch, pool)
         allocator = allocators.setdefault(record.transport, BreakpointAllocator(transport=record.transport))  # type: ignore[arg-type]
         result = allocator.apply(
-            stand_in_payload(record), decision.cache, call_site=record.call_site, now=record.ts, batch=batch
+            stand_in_payload(record),
+            decision.cache,
+            call_site=record.call_site,
+            now=record.ts,
+            batch=batch,
+            hit_rate=batch_hit_rate if batch else 1.0,
         )
-        return Placement(_markers_of(result.payload, record), batch)
+        return Placement(_markers_of(result.payload, record), batch, pool)
 
     return place
 
@@ -158,11 +173,12 @@ def fixed_placer(cache: Any, batch: bool) -> Placer:
     allocator = BreakpointAllocator()
 
     def place(record: TraceRecord) -> Placement:
+        pool = (100, 30.0) if batch else None  # the accumulate defaults
         if cache is None:
-            return Placement(caller_placer(record).markers, batch)
+            return Placement(caller_placer(record).markers, batch, pool)
         result = allocator.apply(
             stand_in_payload(record), cache, call_site=record.call_site, now=record.ts, batch=batch
         )
-        return Placement(_markers_of(result.payload, record), batch)
+        return Placement(_markers_of(result.payload, record), batch, pool)
 
     return place

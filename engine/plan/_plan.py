@@ -13,7 +13,14 @@ from typing import Any
 
 from engine.plan._bound import floor_shares
 from engine.plan._place import caller_placer, policy_placer
-from engine.plan._simulate import Placer, Totals, replay, summarize
+from engine.plan._simulate import (
+    DEFAULT_BATCH_HIT_RATE,
+    Placer,
+    Totals,
+    observed_batch_hit_rate,
+    replay,
+    summarize,
+)
 from engine.plan._trace import TraceRecord
 
 __all__ = ["PlanResult", "plan_policy", "plan_with", "recorded_cost"]
@@ -68,10 +75,18 @@ def recorded_cost(records: Sequence[TraceRecord]) -> float | None:
     return total
 
 
-def plan_with(records: Sequence[TraceRecord], placer: Placer, name: str) -> PlanResult:
-    """Replay ``records`` under ``placer`` (named ``name`` in the result)."""
-    predicted = summarize(replay(records, placer))
-    baseline = summarize(replay(records, caller_placer))
+def plan_with(
+    records: Sequence[TraceRecord], placer: Placer, name: str, *, batch_hit_rate: float | None = None
+) -> PlanResult:
+    """Replay ``records`` under ``placer`` (named ``name`` in the result).
+
+    ``batch_hit_rate``: the chance a batch item reads an entry available to it; by
+    default what the records themselves show (a decision log's batch items), else
+    the middle of the documented 30%-98%.
+    """
+    rate = batch_rate(records, batch_hit_rate)
+    predicted = summarize(replay(records, placer, batch_hit_rate=rate))
+    baseline = summarize(replay(records, caller_placer, batch_hit_rate=rate))
     # Call sites may share prefixes (an agent's complete and stream calls share the
     # conversation), so the floor is computed once and split by where reads happen.
     per_site = floor_shares(records)
@@ -86,11 +101,23 @@ def plan_with(records: Sequence[TraceRecord], placer: Placer, name: str) -> Plan
     )
 
 
-def plan_policy(records: Sequence[TraceRecord], policy_path: str) -> PlanResult:
+def batch_rate(records: Sequence[TraceRecord], given: float | None) -> float:
+    """The batch hit rate a replay uses: ``given``, else the records' own, else the default."""
+    if given is not None:
+        return given
+    observed = observed_batch_hit_rate(records)
+    return DEFAULT_BATCH_HIT_RATE if observed is None else observed
+
+
+def plan_policy(
+    records: Sequence[TraceRecord], policy_path: str, *, batch_hit_rate: float | None = None
+) -> PlanResult:
     """Replay ``records`` under the policy file at ``policy_path``."""
     from engine.compile import compile_policy
     from engine.policy import load_policy
 
     policy = load_policy(policy_path)
     compiled = compile_policy(policy)
-    return plan_with(records, policy_placer(compiled), policy.metadata.name)
+    rate = batch_rate(records, batch_hit_rate)
+    placer = policy_placer(compiled, batch_hit_rate=rate)
+    return plan_with(records, placer, policy.metadata.name, batch_hit_rate=rate)

@@ -12,20 +12,37 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 from engine.plan._trace import TTL, TraceBlock, TraceRecord
 from engine.providers.anthropic.cache_accounting import Entry, account, commit
 from engine.providers.anthropic.capabilities import Usage, capabilities
 
-__all__ = ["Placement", "Placer", "SimulatedCall", "Totals", "auto_marker", "replay", "summarize"]
+__all__ = [
+    "DEFAULT_BATCH_HIT_RATE",
+    "Placement",
+    "Placer",
+    "SimulatedCall",
+    "Totals",
+    "auto_marker",
+    "observed_batch_hit_rate",
+    "replay",
+    "summarize",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Markers per position (None: no marker) and whether the call goes to a batch."""
+    """Markers per position (None: no marker) and whether the call goes to a batch.
+
+    ``pool`` is the batch's ``(maxRequests, maxWait seconds)`` for a pooled call: a
+    replay of calls that carry no recorded batch id forms batches the way the pool does.
+    """
 
     markers: tuple[TTL | None, ...]
     batch: bool = False
+    pool: tuple[int, float] | None = None
 
 
 Placer = Callable[[TraceRecord], Placement]
@@ -93,39 +110,149 @@ def auto_marker(blocks: Sequence[TraceBlock], markers: list[TTL | None], ttl: TT
             return
 
 
-def replay(records: Iterable[TraceRecord], placer: Placer) -> list[SimulatedCall]:
-    """Bill every record, in time order, with one prompt cache per tenant."""
+#: The documented range of cache hits inside batches is 30%-98%; its middle is the default.
+DEFAULT_BATCH_HIT_RATE = 0.64
+
+
+class _Batches:
+    """Which batch (and wave) each batch-routed call of a replay runs in.
+
+    A call with a recorded batch id runs in that batch. Otherwise batches form as a
+    pool forms them: per tenant, a batch takes calls until it holds ``maxRequests``
+    or ``maxWait`` has passed since its first. Items of one batch start together in
+    waves of ``wave`` items: an entry one of them writes is readable only by later waves.
+    """
+
+    def __init__(self, wave: int) -> None:
+        self.wave = wave
+        self._open: dict[str, tuple[str, float, int]] = {}
+        self._sizes: dict[str, int] = defaultdict(int)
+        self._count = 0
+
+    def place(self, record: TraceRecord, placement: Placement) -> tuple[str, int]:
+        recorded = (record.recorded or {}).get("batch_id")
+        if recorded:
+            key = str(recorded)
+        else:
+            max_requests, max_wait = placement.pool or (100, 0.0)
+            current = self._open.get(record.tenant)
+            if current is None or record.ts - current[1] > max_wait or current[2] >= max_requests:
+                self._count += 1
+                current = (f"replay-{self._count}", record.ts, 0)
+            key = current[0]
+            self._open[record.tenant] = (key, current[1], current[2] + 1)
+        position = self._sizes[key]
+        self._sizes[key] += 1
+        return key, position // self.wave
+
+
+def replay(
+    records: Iterable[TraceRecord], placer: Placer, *, batch_hit_rate: float = DEFAULT_BATCH_HIT_RATE
+) -> list[SimulatedCall]:
+    """Bill every record, in time order, with one prompt cache per tenant.
+
+    A batch item reads an entry only if it was written before its wave started, and
+    then only with chance ``batch_hit_rate`` (the emulator's and the API's best-effort
+    hits inside batches): its cost is the expectation over reading and not reading.
+    """
     caps = capabilities()
     lookback = int(caps.limits["cache_lookback_positions"])
     ttl_s = {k: int(v) for k, v in caps.limits["ttl_seconds"].items()}
     stores: dict[str, dict[bytes, Entry]] = defaultdict(dict)
+    writers: dict[bytes, tuple[str, int]] = {}
+    batches = _Batches(int(caps.limits.get("batch_wave_size", 100)))
     out: list[SimulatedCall] = []
-    for record in sorted(records, key=lambda r: r.ts):
+    for record in _in_order(records):
         placement = placer(record)
         info = caps.model(record.model)
         store = stores[record.tenant]
         hashes = [bytes.fromhex(b.hash) for b in record.blocks]
         now = record.ts
-        outcome = account(
+        where = batches.place(record, placement) if placement.batch else None
+
+        def alive(h: bytes, s: dict[bytes, Entry] = store, t: float = now, w: Any = where) -> bool:
+            if h not in s or s[h].expires <= t:
+                return False
+            writer = writers.get(h)
+            return w is None or writer is None or writer[0] != w[0] or writer[1] < w[1]
+
+        bill = partial(
+            account,
             hashes,
             [b.tokens for b in record.blocks],
             placement.markers,
             min_tokens=info.min_cache_tokens,
             lookback=lookback,
-            alive=lambda h, s=store, t=now: h in s and s[h].expires > t,  # type: ignore[misc]
         )
+        outcome = bill(alive=alive)
+        cost = info.cost(_usage(outcome, record, placement), batch_multiplier=caps.multipliers["batch"])
+        if where is not None and outcome.hit >= 0:
+            cold = bill(alive=_never)
+            cold_cost = info.cost(_usage(cold, record, placement), batch_multiplier=caps.multipliers["batch"])
+            cost = batch_hit_rate * cost + (1 - batch_hit_rate) * cold_cost
+            if batch_hit_rate < 0.5:
+                outcome = cold
+        readable_before = {hashes[pos]: alive(hashes[pos]) for pos, _ttl in outcome.writes}
         commit(store, hashes, outcome, now, ttl_s)
-        usage = Usage(
-            input_tokens=outcome.input_tokens,
-            cache_write_5m_tokens=outcome.cache_write_5m_tokens,
-            cache_write_1h_tokens=outcome.cache_write_1h_tokens,
-            cache_read_tokens=outcome.cache_read_tokens,
-            output_tokens=record.output_tokens,
-            batch=placement.batch,
-        )
-        cost = info.cost(usage, batch_multiplier=caps.multipliers["batch"])
-        out.append(SimulatedCall(record, usage, cost))
+        for pos, _ttl in outcome.writes:
+            if where is None:
+                writers.pop(hashes[pos], None)
+            elif not readable_before[hashes[pos]]:
+                writers[hashes[pos]] = where  # new to this batch: readable from its next wave
+        out.append(SimulatedCall(record, _usage(outcome, record, placement), cost))
     return out
+
+
+def _in_order(records: Iterable[TraceRecord]) -> list[TraceRecord]:
+    """Records in the order their requests reached the API.
+
+    A call's record is stamped when the call started; a batch item reached the API
+    only when its batch ran, after the pool closed (and after any pre-warm sent for
+    it). A recorded batch therefore runs just before its first answer came back.
+    """
+    listed = list(records)
+    runs: dict[str, float] = {}
+    for r in listed:
+        rec = r.recorded or {}
+        if rec.get("batch_id") and rec.get("answered_ts") is not None:
+            key = str(rec["batch_id"])
+            runs[key] = min(runs.get(key, float("inf")), float(rec["answered_ts"]))
+
+    def when(r: TraceRecord) -> float:
+        key = str((r.recorded or {}).get("batch_id") or "")
+        return max(r.ts, runs[key] - 1e-3) if key in runs else r.ts
+
+    return sorted(listed, key=when)
+
+
+def _never(_digest: bytes) -> bool:
+    return False
+
+
+def _usage(outcome: Any, record: TraceRecord, placement: Placement) -> Usage:
+    return Usage(
+        input_tokens=outcome.input_tokens,
+        cache_write_5m_tokens=outcome.cache_write_5m_tokens,
+        cache_write_1h_tokens=outcome.cache_write_1h_tokens,
+        cache_read_tokens=outcome.cache_read_tokens,
+        output_tokens=record.output_tokens,
+        batch=placement.batch,
+    )
+
+
+def observed_batch_hit_rate(records: Iterable[TraceRecord]) -> float | None:
+    """The share of recorded batch items that read, among those that read or wrote (None: no data)."""
+    reads = tries = 0
+    for record in records:
+        usage = (record.recorded or {}).get("usage") or {}
+        if usage.get("service_tier") != "batch":
+            continue
+        read = int(usage.get("cache_read_input_tokens") or 0)
+        wrote = int(usage.get("cache_creation_input_tokens") or 0)
+        if read or wrote:
+            tries += 1
+            reads += int(read > 0)
+    return reads / tries if tries else None
 
 
 def summarize(calls: Iterable[SimulatedCall]) -> Totals:

@@ -177,7 +177,7 @@ def record_from_decision(entry: dict[str, Any]) -> TraceRecord:
     caller = {
         m["prefix_hash"]: ("1h" if m.get("ttl") == "1h" else "5m")
         for m in entry.get("markers") or []
-        if m.get("source") == "caller" and m.get("prefix_hash")
+        if m.get("source") in ("caller", "prewarm") and m.get("prefix_hash")
     }
     usage = entry.get("usage") or {}
     blocks = tuple(
@@ -204,8 +204,20 @@ def record_from_decision(entry: dict[str, Any]) -> TraceRecord:
         role=entry.get("role"),
         provider=str(entry.get("provider", "anthropic")),
         transport=str(entry.get("transport", "direct")),
-        recorded={"usage": usage, "cost": entry.get("cost")} if usage else None,
+        recorded=_recorded(entry, usage),
     )
+
+
+def _recorded(entry: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any] | None:
+    """What the log says happened: usage, cost and, for a batch item, its batch and answer time."""
+    if not usage:
+        return None
+    out: dict[str, Any] = {"usage": usage, "cost": entry.get("cost")}
+    if entry.get("batch_id"):
+        out["batch_id"] = entry["batch_id"]
+        if entry.get("latency_ms") is not None:
+            out["answered_ts"] = _seconds(entry["time"]) + float(entry["latency_ms"]) / 1000.0
+    return out
 
 
 def _record(data: dict[str, Any]) -> TraceRecord:

@@ -12,7 +12,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from engine.policy._errors import IssueList, PolicyError, Report
-from engine.policy._load import MAX_BYTES, load_yaml
+from engine.policy._gc import paused_gc
+from engine.policy._load import MAX_BYTES, SourceMap, load_yaml, position
 from engine.policy._model import Policy
 from engine.policy._schema import check_schema
 from engine.policy._semantic import check_semantics
@@ -25,6 +26,11 @@ POLICY_SUFFIXES = (".yaml", ".yml")
 
 def check_text(text: str, *, source: str = "<string>") -> Report:
     """Every finding for one document; never raises for bad input."""
+    with paused_gc():
+        return _check_text(text, source)
+
+
+def _check_text(text: str, source: str) -> Report:
     issues = IssueList(source)
     loaded = load_yaml(text, issues)
     policy: Policy | None = None
@@ -32,19 +38,22 @@ def check_text(text: str, *, source: str = "<string>") -> Report:
         schema_ok = check_schema(loaded.data, loaded.where, issues)
         check_semantics(loaded.data, loaded.where, issues)
         if schema_ok and not any(i.severity == "error" for i in issues.items):
-            policy = _typed(loaded.data, issues)
+            policy = _typed(loaded.data, loaded.where, issues)
     errors, warnings = issues.split()
     return Report(policy if not errors else None, errors, warnings, source)
 
 
-def _typed(data: object, issues: IssueList) -> Policy | None:
-    """The typed model of a schema-valid document; a refusal here means schema and model disagree."""
+def _typed(data: object, where: SourceMap, issues: IssueList) -> Policy | None:
+    """The typed model of a schema-valid document; a refusal here means schema and model
+    disagree, still reported where the value was written."""
     try:
         return Policy.model_validate_json(canonical_json(data), strict=True)
     except ValidationError as exc:
         for err in exc.errors():
             path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-            issues.add("schema.invalid", (1, 1), path, f"{path[2:] or 'the document'}: {err['msg']}")
+            issues.add(
+                "schema.invalid", where.value(path), path, f"{path[2:] or 'the document'}: {err['msg']}"
+            )
         return None
 
 
@@ -56,17 +65,25 @@ def check_file(path: Path) -> Report:
         if size > MAX_BYTES:  # checked before reading, so a huge file is never loaded
             message = f"the policy is {size} bytes; the cap is {MAX_BYTES}"
             return _file_report(source, "file.too-large", message)
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         return _file_report(source, "file.not-found", "no such file")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         return _file_report(source, "file.unreadable", f"cannot read the file: {exc}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].decode("utf-8")
+        where = position(before, len(before))
+        bad = data[exc.start : exc.end].hex(" ")
+        message = f"the file is not UTF-8 text: byte 0x{bad} ({exc.reason}); save it as UTF-8"
+        return _file_report(source, "file.unreadable", message, where)
     return check_text(text, source=source)
 
 
-def _file_report(source: str, code: str, message: str) -> Report:
+def _file_report(source: str, code: str, message: str, where: tuple[int, int] = (1, 1)) -> Report:
     issues = IssueList(source)
-    issues.add(code, (1, 1), "$", message)
+    issues.add(code, where, "$", message)
     return Report(None, issues.split()[0], (), source)
 
 

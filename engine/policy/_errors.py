@@ -12,13 +12,14 @@ Findings are collected, not raised one at a time, so an author fixes a file in o
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from engine.policy._model import Policy
 
-__all__ = ["CODES", "MAX_ISSUES", "Issue", "PolicyError", "Report", "Severity"]
+__all__ = ["CODES", "MAX_ISSUES", "Issue", "PolicyError", "Report", "Severity", "printable"]
 
 Severity = Literal["error", "warning"]
 
@@ -49,12 +50,34 @@ CODES: dict[str, str] = {
     "schema.invalid": "any other schema violation",
     "rule.duplicate-name": "two rules share a name",
     "rule.unreachable": "(warning) an earlier rule catches every call this rule would",
+    "rule.never-acts": "(warning) the rule matches only providers the engine leaves untouched",
     "cache.breakpoints-need-explicit": "breakpoints given while the cache mode is not explicit",
     "cache.explicit-needs-breakpoints": "cache mode explicit with no breakpoints",
     "cache.too-many-breakpoints": "more than 4 breakpoints",
     "batch.max-wait-exceeds-deadline": "maxWait is longer than deadline",
     "policy.too-many-errors": "the list of findings was cut short",
 }
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+#: Control, format (bidi overrides, zero-width), separator and surrogate characters.
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that could forge or hide a line in a terminal or CI
+    log written as an escape (``\\n``, ``\\x1b``, ``\\u202e``): a key or a file name from
+    a policy must never start a line of its own in the output."""
+    if text.isprintable():
+        return text
+    return "".join(_escape(ch) if unicodedata.category(ch) in _HIDDEN else ch for ch in text)
+
+
+def _escape(ch: str) -> str:
+    if ch in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[ch]
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +155,8 @@ class IssueList:
     ) -> None:
         if code not in CODES:  # a programming error, caught by the tests
             raise KeyError(f"undeclared issue code {code!r}")
-        self.items.append(Issue(code, self.file, where[0], where[1], path, message, severity))
+        file, path, message = printable(self.file), printable(path), printable(message)
+        self.items.append(Issue(code, file, where[0], where[1], path, message, severity))
 
     def split(self) -> tuple[tuple[Issue, ...], tuple[Issue, ...]]:
         """(errors, warnings), each sorted by place, deduplicated and capped."""
@@ -143,7 +167,7 @@ class IssueList:
             last = errors[MAX_ISSUES - 1]
             cut = Issue(
                 "policy.too-many-errors",
-                self.file,
+                printable(self.file),
                 last.line,
                 last.column,
                 last.path,

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import wraps
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, cast
 
 from arango.client import ArangoClient
 from arango.collection import StandardCollection
@@ -34,16 +33,15 @@ from arango.database import StandardDatabase, TransactionDatabase
 from arango.exceptions import ArangoError, ArangoServerError, DocumentRevisionError
 from arango.http import DefaultHTTPClient
 
-from engine.store._core import BaseStore, Change, Head, Raced
-from engine.store._errors import NotFoundError, StoreError, StoreUnavailableError
+from engine.store._core import BaseStore, Change, Head, Raced, guarded
+from engine.store._errors import NotFoundError, StoreUnavailableError
 from engine.store._model import History, HistoryEvent, StoredVersion, utc_now
+from engine.store._records import event_doc, event_from, head_doc, head_from, version_doc, version_from
 from engine.store._url import ArangoLocation, redact
 
 __all__ = ["COLLECTION", "ArangoStore"]
 
 log = logging.getLogger("engine.store")
-P = ParamSpec("P")
-T = TypeVar("T")
 
 COLLECTION = "aiconfigs"
 HEAD, VERSION, EVENT, MIGRATION = "llmPolicyHead", "llmPolicyVersion", "llmPolicyEvent", "llmPolicyMigration"
@@ -78,22 +76,6 @@ def event_key(name: str, seq: int) -> str:
     return f"{EVENT}_{name}_{seq:06d}"
 
 
-def _guarded(method: Callable[P, T]) -> Callable[P, T]:
-    """Driver and network failures become :class:`StoreUnavailableError`, password masked."""
-
-    @wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        store = cast("ArangoStore", args[0])
-        try:
-            return method(*args, **kwargs)
-        except (StoreError, Raced):
-            raise
-        except (ArangoError, OSError) as exc:  # requests' errors are OSErrors
-            raise store.unavailable(exc) from exc
-
-    return wrapper
-
-
 def _is_missing_collection(exc: ArangoError) -> bool:
     return isinstance(exc, ArangoServerError) and exc.error_code == _NOT_FOUND_COLLECTION
 
@@ -102,14 +84,16 @@ class ArangoStore(BaseStore):
     """The PipesHub store. Nothing is created on open: ``llm-policy migrate`` (0001)
     creates the collection and its indexes, so a read-only service can use it too."""
 
-    def __init__(self, location: ArangoLocation, *, request_timeout: float = 10.0) -> None:
+    driver_errors = (ArangoError, OSError)  # requests' errors are OSErrors
+
+    def __init__(self, location: ArangoLocation, *, request_timeout: float = 5.0) -> None:
         self.location = location
         self.url = location.masked
         self.collection_name = location.collection
-        # One quick retry at the HTTP level: the hot reload polls again anyway, and a CLI
-        # user should hear about an unreachable server in seconds, not after backoffs.
-        http = DefaultHTTPClient(request_timeout=request_timeout, retry_attempts=1, backoff_factor=0.2)
-        self._client = ArangoClient(hosts=location.endpoint, http_client=http)
+        # No retry at the HTTP level: the hot reload polls again anyway, and a CLI user
+        # should hear about an unreachable or silent server after one timeout, not several.
+        http = DefaultHTTPClient(request_timeout=request_timeout, retry_attempts=0)
+        self._client = ArangoClient(hosts=location.endpoint, http_client=http, resolver_max_tries=1)
         self._db: StandardDatabase = self._client.db(
             location.database, username=location.username, password=location.password
         )
@@ -127,7 +111,7 @@ class ArangoStore(BaseStore):
 
     # -- schema and migrations -------------------------------------------------------
 
-    @_guarded
+    @guarded
     def ensure_schema(self) -> None:
         if not self._db.has_collection(self.collection_name):
             try:
@@ -148,7 +132,7 @@ class ArangoStore(BaseStore):
                     redact(str(exc), self.location.password),
                 )
 
-    @_guarded
+    @guarded
     def applied_migrations(self) -> dict[str, str]:
         rows = self._query(
             "FOR d IN @@col FILTER d.kind == @kind SORT d.migrationId RETURN [d.migrationId, d.appliedAt]",
@@ -157,7 +141,7 @@ class ArangoStore(BaseStore):
         )
         return {str(mid): str(at) for mid, at in rows}
 
-    @_guarded
+    @guarded
     def record_migration(self, migration_id: str, description: str) -> bool:
         doc = {
             "_key": f"{MIGRATION}_{migration_id}",
@@ -193,25 +177,34 @@ class ArangoStore(BaseStore):
             raise
         return list(cast("Iterator[Any]", cursor))
 
-    @_guarded
-    def active_revision(self, name: str) -> tuple[int, str] | None:
-        head = self._get(head_key(name))
-        return (int(head["activeVersion"]), str(head["activeRevision"])) if head else None
+    def _head(self, name: str, *, col: StandardCollection | None = None) -> Head | None:
+        doc = self._get(head_key(name), col=col)
+        if doc is None:
+            return None
+        return head_from(doc, name, self.url, f"{self.collection_name}/{head_key(name)}", doc.get("_rev"))
 
-    @_guarded
+    def _version(self, doc: dict[str, Any], active_version: int) -> StoredVersion:
+        return version_from(doc, active_version, self.url, f"{self.collection_name}/{doc.get('_key')}")
+
+    @guarded
+    def active_revision(self, name: str) -> tuple[int, str] | None:
+        head = self._head(name)
+        return (head.active_version, head.active_revision) if head else None
+
+    @guarded
     def get(self, name: str, version: int | None = None) -> StoredVersion:
-        head = self._get(head_key(name))
+        head = self._head(name)
         if head is None:
             raise NotFoundError(name)
-        wanted = int(head["activeVersion"]) if version is None else version
+        wanted = head.active_version if version is None else version
         doc = self._get(version_key(name, wanted)) if wanted >= 1 else None
         if doc is None:
-            raise NotFoundError(name, wanted, hint=f"it has versions 1..{head['latestVersion']}")
-        return _version(doc, int(head["activeVersion"]))
+            raise NotFoundError(name, wanted, hint=f"it has versions 1..{head.latest_version}")
+        return self._version(doc, head.active_version)
 
-    @_guarded
+    @guarded
     def history(self, name: str) -> History:
-        head = self._get(head_key(name))
+        head = self._head(name)
         if head is None:
             raise NotFoundError(name)
         # Versions and events are immutable and the head only ever points at committed
@@ -221,7 +214,7 @@ class ArangoStore(BaseStore):
             "SORT d.version RETURN d",
             kind=VERSION,
             name=name,
-            upto=int(head["latestVersion"]),
+            upto=head.latest_version,
             missing=[],
         )
         events = self._query(
@@ -229,16 +222,16 @@ class ArangoStore(BaseStore):
             "SORT d.seq RETURN d",
             kind=EVENT,
             name=name,
-            upto=int(head["eventCount"]),
+            upto=head.event_count,
             missing=[],
         )
         return History(
             name=name,
-            versions=[_version(doc, int(head["activeVersion"])) for doc in versions],
-            events=[_event(doc) for doc in events],
+            versions=[self._version(doc, head.active_version) for doc in versions],
+            events=[event_from(doc, self.url, f"{self.collection_name}/{doc.get('_key')}") for doc in events],
         )
 
-    @_guarded
+    @guarded
     def names(self) -> list[str]:
         rows = self._query(
             "FOR d IN @@col FILTER d.kind == @kind SORT d.name RETURN d.name", kind=HEAD, missing=[]
@@ -293,23 +286,14 @@ class _ArangoTxn:
         self.seen_latest = 0
 
     def head(self) -> Head | None:
-        doc = self.store._get(head_key(self.name), col=self.col)
-        if doc is None:
-            return None
-        self.seen_latest = int(doc["latestVersion"])
-        return Head(
-            name=self.name,
-            latest_version=int(doc["latestVersion"]),
-            latest_revision=str(doc["latestRevision"]),
-            active_version=int(doc["activeVersion"]),
-            active_revision=str(doc["activeRevision"]),
-            event_count=int(doc["eventCount"]),
-            token=doc["_rev"],
-        )
+        head = self.store._head(self.name, col=self.col)
+        if head is not None:
+            self.seen_latest = head.latest_version
+        return head
 
     def load(self, version: int) -> StoredVersion | None:
         doc = self.store._get(version_key(self.name, version), col=self.col) if version >= 1 else None
-        return _version(doc, active_version=-1) if doc else None
+        return self.store._version(doc, active_version=-1) if doc else None
 
     def commit(self, change: Change) -> None:
         if change.new_version is not None:
@@ -323,50 +307,12 @@ class _ArangoTxn:
 
 
 def _version_doc(new: StoredVersion) -> dict[str, Any]:
-    return {
-        "_key": version_key(new.name, new.version), "kind": VERSION, "name": new.name,
-        "version": new.version, "revision": new.revision, "document": new.document,
-        "author": new.author, "comment": new.comment, "createdAt": new.created_at,
-    }  # fmt: skip
+    return {"_key": version_key(new.name, new.version), **version_doc(new, VERSION)}
 
 
 def _event_doc(name: str, seq: int, event: HistoryEvent) -> dict[str, Any]:
-    return {
-        "_key": event_key(name, seq), "kind": EVENT, "name": name, "seq": seq, "event": event.event,
-        "targetVersion": event.version, "fromVersion": event.from_version, "toVersion": event.to_version,
-        "author": event.author, "comment": event.comment, "at": event.at,
-    }  # fmt: skip
+    return {"_key": event_key(name, seq), **event_doc(name, seq, event, EVENT)}
 
 
 def _head_doc(head: Head, at: str) -> dict[str, Any]:
-    return {
-        "_key": head_key(head.name), "kind": HEAD, "name": head.name,
-        "latestVersion": head.latest_version, "latestRevision": head.latest_revision,
-        "activeVersion": head.active_version, "activeRevision": head.active_revision,
-        "eventCount": head.event_count, "updatedAt": at,
-    }  # fmt: skip
-
-
-def _version(doc: dict[str, Any], active_version: int) -> StoredVersion:
-    return StoredVersion(
-        name=str(doc["name"]),
-        version=int(doc["version"]),
-        revision=str(doc["revision"]),
-        document=dict(doc["document"]),
-        author=str(doc["author"]),
-        comment=str(doc.get("comment", "")),
-        created_at=str(doc["createdAt"]),
-        active=int(doc["version"]) == active_version,
-    )
-
-
-def _event(doc: dict[str, Any]) -> HistoryEvent:
-    return HistoryEvent(
-        event=doc["event"],
-        version=int(doc["targetVersion"]),
-        author=str(doc["author"]),
-        at=str(doc["at"]),
-        comment=str(doc.get("comment", "")),
-        from_version=doc.get("fromVersion"),
-        to_version=doc.get("toVersion"),
-    )
+    return {"_key": head_key(head.name), **head_doc(head, at, HEAD)}

@@ -15,17 +15,26 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypeVar
+from functools import wraps
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
-from engine.store._errors import ConflictError, NotFoundError
+from engine.store._errors import (
+    ConflictError,
+    DamagedRecordError,
+    InvalidPolicyError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
 from engine.store._model import EventKind, HistoryEvent, PublishResult, StoredVersion, utc_now
 from engine.store._validate import ValidPolicy, validate_document
 from engine.store._watch import PollingWatch
 
-__all__ = ["BaseStore", "Change", "Head", "Raced", "Txn"]
+__all__ = ["BaseStore", "Change", "Head", "Raced", "Txn", "guarded"]
 
 log = logging.getLogger("engine.store")
 R = TypeVar("R")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -66,11 +75,33 @@ class Txn(Protocol):
     def commit(self, change: Change) -> None: ...
 
 
+def guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """A client library's failure (``store.driver_errors``) becomes the store's
+    :class:`StoreUnavailableError` (``store.unavailable``: password masked)."""
+
+    @wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = cast("BaseStore", args[0])
+        try:
+            return method(*args, **kwargs)
+        except (StoreError, Raced):
+            raise
+        except store.driver_errors as exc:
+            raise store.unavailable(exc) from exc
+
+    return wrapper
+
+
 class BaseStore:
     """Publish, rollback and disable in terms of a backend's :meth:`_transaction`."""
 
     url: str
     max_attempts = 20
+    #: What the backend's client library raises for a failed request.
+    driver_errors: tuple[type[BaseException], ...] = ()
+
+    def unavailable(self, exc: BaseException) -> StoreUnavailableError:
+        return StoreUnavailableError(f"policy store {self.url}: {type(exc).__name__}: {exc}")
 
     def _transaction(self, name: str) -> AbstractContextManager[Txn]:
         raise NotImplementedError
@@ -94,8 +125,12 @@ class BaseStore:
         comment: str = "",
         activate: bool = True,
         expected_version: int | None = None,
+        dry_run: bool = False,
     ) -> PublishResult:
-        """Store ``document`` as the next version (validated first; identical -> no-op)."""
+        """Store ``document`` as the next version (validated first; identical -> no-op).
+
+        ``dry_run``: decide exactly as a publish would (conflicts included) and write
+        nothing; the result says what the publish would have done."""
         policy = validate_document(document)
         _require_author(author)
         return self._write(
@@ -103,17 +138,23 @@ class BaseStore:
             lambda txn: _decide_publish(
                 txn, policy, author, comment, activate, expected_version, "published"
             ),
+            dry_run=dry_run,
         )
 
     def rollback(self, name: str, version: int, *, author: str, comment: str = "") -> StoredVersion:
         """Re-activate an existing version; the history records who did it and from where."""
         _require_author(author)
-        return self._write(name, lambda txn: _decide_rollback(txn, name, version, author, comment))
+        return self._write(name, lambda txn: _decide_rollback(txn, name, version, author, comment, self.url))
 
     def disable(self, name: str, *, author: str, comment: str = "") -> PublishResult:
         """The kill switch: activate a copy of the active version with ``enabled: false``."""
         _require_author(author)
-        return self._write(name, lambda txn: _decide_disable(txn, name, author, comment))
+        return self._write(name, lambda txn: _decide_switch(txn, name, False, author, comment))
+
+    def enable(self, name: str, *, author: str, comment: str = "") -> PublishResult:
+        """Undo the kill switch: activate a copy of the active version with ``enabled: true``."""
+        _require_author(author)
+        return self._write(name, lambda txn: _decide_switch(txn, name, True, author, comment))
 
     def watch(
         self,
@@ -127,16 +168,18 @@ class BaseStore:
         differs from ``known`` (the one the caller already runs). Stop with ``.stop()``."""
         return PollingWatch(self, name, callback, interval=interval, known=known)
 
-    def _write(self, name: str, decide: Callable[[Txn], tuple[Change | None, R]]) -> R:
+    def _write(
+        self, name: str, decide: Callable[[Txn], tuple[Change | None, R]], *, dry_run: bool = False
+    ) -> R:
         """Run ``decide`` in a transaction; retry when another writer committed first
         (``decide`` runs again on fresh state, so a stale expectation becomes a
-        :class:`ConflictError` rather than a lost update)."""
+        :class:`ConflictError` rather than a lost update). ``dry_run`` commits nothing."""
         latest = 0
         for attempt in range(self.max_attempts):
             try:
                 with self._transaction(name) as txn:
                     change, result = decide(txn)
-                    if change is not None:
+                    if change is not None and not dry_run:
                         txn.commit(change)
                 return result
             except Raced as raced:
@@ -180,7 +223,7 @@ def _decide_publish(
     if head is not None and policy.revision == head.latest_revision:
         if not activate:
             return None, PublishResult(policy.name, latest, policy.revision, created=False, active=False)
-        again: EventKind = "disabled" if kind == "disabled" else "activated"
+        again: EventKind = kind if kind in ("disabled", "enabled") else "activated"
         event = HistoryEvent(again, latest, author, now, comment, head.active_version, latest)
         new_head = replace(
             head, active_version=latest, active_revision=policy.revision, event_count=head.event_count + 1
@@ -225,7 +268,7 @@ def _new_version(
 
 
 def _decide_rollback(
-    txn: Txn, name: str, version: int, author: str, comment: str
+    txn: Txn, name: str, version: int, author: str, comment: str, url: str
 ) -> tuple[Change | None, StoredVersion]:
     head = txn.head()
     if head is None:
@@ -233,6 +276,7 @@ def _decide_rollback(
     target = txn.load(version)
     if target is None:
         raise NotFoundError(name, version, hint=f"it has versions 1..{head.latest_version}")
+    _require_intact(target, url)
     if version == head.active_version:
         return None, replace(target, active=True)
     kind: EventKind = "rolled_back" if version < head.active_version else "activated"
@@ -243,7 +287,26 @@ def _decide_rollback(
     return Change(None, event, new_head), replace(target, active=True)
 
 
-def _decide_disable(txn: Txn, name: str, author: str, comment: str) -> tuple[Change | None, PublishResult]:
+def _require_intact(stored: StoredVersion, url: str) -> None:
+    """A version about to become active again must still be the document that was
+    validated when it was published: an edit by hand shows as an invalid document or
+    one whose revision no longer matches."""
+    where = f"version {stored.version} of policy {stored.name!r}"
+    try:
+        policy = validate_document(stored.document)
+    except InvalidPolicyError as exc:
+        raise DamagedRecordError(url, where, f"its document no longer validates: {exc}") from exc
+    if policy.revision != stored.revision or policy.name != stored.name:
+        raise DamagedRecordError(
+            url, where, f"its document does not match its revision {stored.revision[:12]} (edited by hand?)"
+        )
+
+
+def _decide_switch(
+    txn: Txn, name: str, enabled: bool, author: str, comment: str
+) -> tuple[Change | None, PublishResult]:
+    """``disable`` / ``enable``: a copy of the active version with ``spec.enabled`` set,
+    activated; nothing when it is already so (the language's default is false)."""
     head = txn.head()
     if head is None:
         raise NotFoundError(name)
@@ -251,10 +314,11 @@ def _decide_disable(txn: Txn, name: str, author: str, comment: str) -> tuple[Cha
     if active is None:  # pragma: no cover - a head always points at a stored version
         raise NotFoundError(name, head.active_version)
     spec = active.document.get("spec")
-    if isinstance(spec, dict) and spec.get("enabled", False) is False:
+    if isinstance(spec, dict) and spec.get("enabled", False) is enabled:
         return None, PublishResult(name, active.version, active.revision, created=False, active=True)
     document = copy.deepcopy(active.document)
-    document["spec"]["enabled"] = False
+    document["spec"]["enabled"] = enabled
     policy = validate_document(document)
-    note = comment or f"disabled (copy of version {active.version})"
-    return _decide_publish(txn, policy, author, note, True, None, "disabled")
+    kind: EventKind = "enabled" if enabled else "disabled"
+    note = comment or f"{kind} (copy of version {active.version})"
+    return _decide_publish(txn, policy, author, note, True, None, kind)

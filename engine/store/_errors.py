@@ -4,7 +4,9 @@
     ├── ConflictError           someone else changed the policy first (exit code 3)
     ├── NotFoundError           no such policy, or no such version of it
     ├── InvalidPolicyError      the document fails validation: nothing was stored
-    └── StoreUnavailableError   the database cannot be reached or answered an error
+    ├── DamagedRecordError      a stored record was edited or damaged by hand (named in the message)
+    └── StoreUnavailableError   the database cannot be reached or answered an error (exit code 4)
+        └── StoreMissingError   there is no store at that URL (never created, or deleted)
 
 Messages never contain a password: store URLs in them are masked first.
 """
@@ -15,9 +17,11 @@ from typing import Any
 
 __all__ = [
     "ConflictError",
+    "DamagedRecordError",
     "InvalidPolicyError",
     "NotFoundError",
     "StoreError",
+    "StoreMissingError",
     "StoreUnavailableError",
 ]
 
@@ -73,3 +77,21 @@ class InvalidPolicyError(StoreError):
 
 class StoreUnavailableError(StoreError):
     """The database could not be reached, or failed in a way the caller cannot fix."""
+
+
+class StoreMissingError(StoreUnavailableError):
+    """No store exists at the URL: it was never created (``llm-policy migrate``) or it was
+    deleted. Nothing creates one implicitly, so a typo or a different working directory
+    never becomes a fresh, empty store that silently takes the writes."""
+
+
+class DamagedRecordError(StoreError):
+    """A stored record cannot be read back (bad JSON, a version that is not a number...).
+
+    ``record`` names it (a table row with its key, a document key, a key-value key) so an
+    operator can find and repair it; the store never guesses a value for it.
+    """
+
+    def __init__(self, store: str, record: str, problem: str) -> None:
+        self.record = record
+        super().__init__(f"policy store {store}: damaged record {record}: {problem}")

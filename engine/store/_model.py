@@ -24,7 +24,7 @@ __all__ = [
     "utc_now",
 ]
 
-EventKind = Literal["published", "activated", "rolled_back", "disabled"]
+EventKind = Literal["published", "activated", "rolled_back", "disabled", "enabled"]
 
 
 def utc_now() -> str:
@@ -126,6 +126,7 @@ class PolicyStore(Protocol):
         comment: str = "",
         activate: bool = True,
         expected_version: int | None = None,
+        dry_run: bool = False,
     ) -> PublishResult: ...
 
     def get(self, name: str, version: int | None = None) -> StoredVersion: ...
@@ -137,6 +138,8 @@ class PolicyStore(Protocol):
     def rollback(self, name: str, version: int, *, author: str, comment: str = "") -> StoredVersion: ...
 
     def disable(self, name: str, *, author: str, comment: str = "") -> PublishResult: ...
+
+    def enable(self, name: str, *, author: str, comment: str = "") -> PublishResult: ...
 
     def names(self) -> list[str]: ...
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from engine.store._core import BaseStore, Change, Head, Raced
-from engine.store._errors import NotFoundError, StoreUnavailableError
+from engine.store._errors import DamagedRecordError, NotFoundError, StoreMissingError, StoreUnavailableError
 from engine.store._model import History, HistoryEvent, StoredVersion, utc_now
+from engine.store._records import decode_record, event_from, head_from, version_from
 
 __all__ = ["SqliteStore"]
 
@@ -86,7 +87,13 @@ def _guarded(method: Callable[P, T]) -> Callable[P, T]:
 
 
 class SqliteStore(BaseStore):
-    def __init__(self, path: Path, *, url: str | None = None, timeout: float = 30.0) -> None:
+    """``create=False`` opens only a file that exists (:class:`StoreMissingError` otherwise),
+    so a command run from another directory, or after the file was deleted, fails loudly
+    instead of starting an empty store at version 1."""
+
+    def __init__(
+        self, path: Path, *, url: str | None = None, timeout: float = 30.0, create: bool = True
+    ) -> None:
         self.path = path
         self.url = url or f"sqlite:///{path}"
         self.timeout = timeout
@@ -94,6 +101,14 @@ class SqliteStore(BaseStore):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        if not create:
+            if not path.is_file():
+                raise StoreMissingError(
+                    f"no policy store at {self.url} (no file {path.absolute()}): "
+                    "create one with `llm-policy migrate --store URL`, or name the existing one "
+                    "with --store or $LLM_POLICY_STORE"
+                )
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -149,45 +164,41 @@ class SqliteStore(BaseStore):
 
     @_guarded
     def active_revision(self, name: str) -> tuple[int, str] | None:
-        row = (
-            self._conn()
-            .execute("SELECT active_version, active_revision FROM policy_heads WHERE name = ?", (name,))
-            .fetchone()
-        )
-        return (int(row[0]), str(row[1])) if row else None
+        head = _read_head(self._conn(), name, self.url)
+        return (head.active_version, head.active_revision) if head else None
 
     @_guarded
     def get(self, name: str, version: int | None = None) -> StoredVersion:
         conn = self._conn()
-        head = _read_head(conn, name)
+        head = _read_head(conn, name, self.url)
         if head is None:
             raise NotFoundError(name)
         wanted = head.active_version if version is None else version
         row = conn.execute(f"{_VERSION} WHERE name = ? AND version = ?", (name, wanted)).fetchone()
         if row is None:
             raise NotFoundError(name, wanted, hint=f"it has versions 1..{head.latest_version}")
-        return _version(name, row, head.active_version)
+        return _version(name, row, head.active_version, self.url)
 
     @_guarded
     def history(self, name: str) -> History:
         conn = self._conn()
         conn.execute("BEGIN")  # one snapshot for versions, events and the head
         try:
-            head = _read_head(conn, name)
+            head = _read_head(conn, name, self.url)
             if head is None:
                 raise NotFoundError(name)
             rows = conn.execute(f"{_VERSION} WHERE name = ? ORDER BY version", (name,)).fetchall()
             events = conn.execute(
-                "SELECT event, version, author, at, comment, from_version, to_version FROM policy_events "
-                "WHERE name = ? ORDER BY seq",
+                "SELECT seq, event, version, author, at, comment, from_version, to_version "
+                "FROM policy_events WHERE name = ? ORDER BY seq",
                 (name,),
             ).fetchall()
         finally:
             conn.execute("COMMIT")
         return History(
             name=name,
-            versions=[_version(name, row, head.active_version) for row in rows],
-            events=[HistoryEvent(*row) for row in events],
+            versions=[_version(name, row, head.active_version, self.url) for row in rows],
+            events=[_event(name, row, self.url) for row in events],
         )
 
     @_guarded
@@ -204,11 +215,11 @@ class SqliteStore(BaseStore):
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"policy store {self.url}: cannot start a write: {exc}") from exc
         try:
-            yield _SqliteTxn(conn, name)
+            yield _SqliteTxn(conn, name, self.url)
             conn.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
             conn.execute("ROLLBACK")
-            head = _read_head(conn, name)
+            head = _read_head(conn, name, self.url)
             raise Raced(head.latest_version if head else 0) from exc
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -221,16 +232,17 @@ class SqliteStore(BaseStore):
 
 
 class _SqliteTxn:
-    def __init__(self, conn: sqlite3.Connection, name: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, name: str, url: str) -> None:
         self.conn = conn
         self.name = name
+        self.url = url
 
     def head(self) -> Head | None:
-        return _read_head(self.conn, self.name)
+        return _read_head(self.conn, self.name, self.url)
 
     def load(self, version: int) -> StoredVersion | None:
         row = self.conn.execute(f"{_VERSION} WHERE name = ? AND version = ?", (self.name, version)).fetchone()
-        return _version(self.name, row, active_version=-1) if row else None
+        return _version(self.name, row, -1, self.url) if row else None
 
     def commit(self, change: Change) -> None:
         new, event, head = change.new_version, change.event, change.head
@@ -286,26 +298,39 @@ class _SqliteTxn:
             (*values, self.name, head.event_count - 1),
         )
         if cur.rowcount != 1:
-            current = _read_head(self.conn, self.name)
+            current = _read_head(self.conn, self.name, self.url)
             raise Raced(current.latest_version if current else 0)
 
 
-def _read_head(conn: sqlite3.Connection, name: str) -> Head | None:
+# Rows are read through the same strict record models as the other backends, so a row
+# edited by hand (text in a number column, a document that is not JSON) is reported by
+# table and key instead of surfacing as a ValueError deep in a command.
+
+
+def _read_head(conn: sqlite3.Connection, name: str, url: str) -> Head | None:
     row = conn.execute(f"{_HEAD} WHERE name = ?", (name,)).fetchone()
     if row is None:
         return None
-    return Head(name, int(row[0]), str(row[1]), int(row[2]), str(row[3]), int(row[4]))
+    fields = ("latestVersion", "latestRevision", "activeVersion", "activeRevision", "eventCount")
+    return head_from(dict(zip(fields, row, strict=True)), name, url, f"policy_heads row (name={name!r})")
 
 
-def _version(name: str, row: tuple[Any, ...], active_version: int) -> StoredVersion:
+def _version(name: str, row: tuple[Any, ...], active_version: int, url: str) -> StoredVersion:
     version, revision, document, author, comment, created_at = row
-    return StoredVersion(
-        name=name,
-        version=int(version),
-        revision=str(revision),
-        document=json.loads(document),
-        author=str(author),
-        comment=str(comment),
-        created_at=str(created_at),
-        active=int(version) == active_version,
-    )
+    where = f"policy_versions row (name={name!r}, version={version!r})"
+    if not isinstance(document, str):
+        raise DamagedRecordError(
+            url, where, f"document: a JSON text was expected, found {type(document).__name__}"
+        )
+    fields = {"name": name, "version": version, "revision": revision, "author": author, "comment": comment}
+    doc = {**fields, "createdAt": created_at, "document": decode_record(document, url, f"{where} document")}
+    return version_from(doc, active_version, url, where)
+
+
+def _event(name: str, row: tuple[Any, ...], url: str) -> HistoryEvent:
+    seq, event, version, author, at, comment, from_version, to_version = row
+    doc = {
+        "event": event, "targetVersion": version, "author": author, "at": at, "comment": comment,
+        "fromVersion": from_version, "toVersion": to_version,
+    }  # fmt: skip
+    return event_from(doc, url, f"policy_events row (name={name!r}, seq={seq!r})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import textwrap
 from collections.abc import Callable, Iterator
@@ -14,6 +13,7 @@ import pytest
 
 from engine.adapter import PolicyEngine
 from engine.ledger import DecisionLog, JsonLinesSink, LoggingSink
+from tests.compat import fresh_base_url
 
 RULES_ALL_SITES = """\
     - name: indexing
@@ -46,19 +46,13 @@ def policy_text(
     ) + textwrap.indent(textwrap.dedent(rules), "  ")
 
 
-_URL_IDS = itertools.count()
-
-
 @pytest.fixture
 def anthropic_env(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Point ChatAnthropic (as PipesHub builds it, without base_url) at the emulator.
 
-    langchain-anthropic shares one cached httpx AsyncClient per base URL and process; one left
-    on an earlier test's (closed) event loop fails its first request. Each test therefore gets
-    a base URL of its own (``/tN/../``, which the URL parser folds back to ``/``), so a fresh
-    client through public means. PipesHub itself keeps each model on one loop.
+    Each test gets a base URL of its own, so a fresh shared httpx client (tests/compat.py).
     """
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"{emulator.base_url.rstrip('/')}/t{next(_URL_IDS)}/../")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fresh_base_url(emulator.base_url))
     emulator.state.config.update({"batch_latency_s": 0.1})  # restored by the emulator fixture
     monkeypatch.delenv("ANTHROPIC_API_URL", raising=False)
     return emulator
@@ -68,9 +62,10 @@ def anthropic_env(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 def make_engine(tmp_path: Path) -> Iterator[Callable[..., PolicyEngine]]:
     engines: list[PolicyEngine] = []
 
-    def make(**kwargs: Any) -> PolicyEngine:
+    def make(*, text: str | None = None, **kwargs: Any) -> PolicyEngine:
+        """An engine on ``policy_text(**kwargs)``, or on a whole policy ``text``."""
         path = tmp_path / "policy.yaml"
-        path.write_text(policy_text(**kwargs), encoding="utf-8")
+        path.write_text(policy_text(**kwargs) if text is None else text, encoding="utf-8")
         engine = PolicyEngine.from_file(
             path,
             state=f"sqlite:///{tmp_path}/state.db",

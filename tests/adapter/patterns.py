@@ -8,9 +8,6 @@ call site does, returning a comparable answer. The call site id rides in
 from __future__ import annotations
 
 import asyncio
-import base64
-import struct
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +19,12 @@ from langchain_core.outputs import LLMResult
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from pydantic import BaseModel
+
+from tests.adapter.pipeshub_host import standin_on_path
+
+standin_on_path()
+
+from app.utils.prompt_text import png_base64 as png  # noqa: E402
 
 #: A stable system prompt long enough to cache on every model family (>= 4096 tokens).
 SYSTEM = "You read enterprise documents and answer in the requested format. Be precise and brief. " * 200
@@ -48,23 +51,6 @@ class Answer(BaseModel):
 def search_knowledge_base(query: str) -> str:
     """Search the organisation's knowledge base for passages matching the query."""
     return f"results for {query}"
-
-
-def png(width: int = 64, height: int = 48) -> str:
-    """A valid grey PNG, base64-encoded (the emulator reads its size from the header)."""
-    raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    data = (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
-    return base64.b64encode(data).decode("ascii")
 
 
 class UsageCollector(BaseCallbackHandler):

@@ -143,6 +143,7 @@ async def test_journaled_work_is_resumed_when_the_credential_is_next_used(
     call with the same credential sends it, and its result lands in the journal."""
     from engine.providers.anthropic.batches import (
         JournalEntry,
+        Lease,
         client_identity,
         custom_id_for,
         open_journal,
@@ -154,8 +155,9 @@ async def test_journaled_work_is_resumed_when_the_credential_is_next_used(
     params = {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": "left behind"}]}
     digest = request_hash(params, fingerprint, base_url)
     journal = open_journal(engine.state)
-    journal.add(
-        [JournalEntry(digest, custom_id_for(digest), fingerprint, base_url, "pending", params=params)]
+    journal.claim(
+        [JournalEntry(digest, custom_id_for(digest), fingerprint, base_url, "pending", params=params)],
+        Lease("a process that died", ttl_s=-1),
     )
     journal.close()
 

@@ -104,3 +104,49 @@ async def test_code_location_across_langchain_tasks(llm: Any, tmp_path: Path) ->
 def test_sync_stream_reports_its_caller(llm: Any, tmp_path: Path) -> None:
     list(llm.stream("hi"))
     assert _sites(tmp_path) == [(f"{HERE}.test_sync_stream_reports_its_caller", "code")]
+
+
+async def test_sync_call_in_to_thread_resolves_to_its_caller(llm: Any, tmp_path: Path) -> None:
+    """``asyncio.to_thread`` runs the call without the caller's frames: the awaiting task has them."""
+    for _ in range(5):  # the worker may start before the loop has suspended the caller
+        await asyncio.to_thread(llm.invoke, "hi")
+    await asyncio.gather(*(asyncio.to_thread(llm.invoke, f"hi {i}") for i in range(3)))
+    assert set(_sites(tmp_path)) == {(f"{HERE}.test_sync_call_in_to_thread_resolves_to_its_caller", "code")}
+
+
+def test_a_plain_thread_pool_stays_unknown_without_waiting(llm: Any, tmp_path: Path) -> None:
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(llm.invoke, "hi").result()
+    assert _sites(tmp_path) == [("unknown", "code")]
+
+
+async def helper_like_streaming(llm: Any) -> Any:
+    return await llm.ainvoke("through a generic helper")
+
+
+async def business_caller(llm: Any) -> Any:
+    return await helper_like_streaming(llm)
+
+
+async def test_helper_module_frames_are_skipped(llm: Any, tmp_path: Path) -> None:
+    from engine.adapter.callsite import helper_modules, set_helper_modules
+
+    saved = helper_modules()
+    await business_caller(llm)
+    set_helper_modules([*saved, HERE])  # this module acts as a helper now: its callers name the call
+    try:
+        await business_caller(llm)
+    finally:
+        set_helper_modules(saved)
+    first, second = _sites(tmp_path)
+    assert first == (f"{HERE}.helper_like_streaming", "code")
+    assert second[0] != first[0] and not second[0].startswith(HERE)
+
+
+def test_comprehension_frames_belong_to_their_function(llm: Any, tmp_path: Path) -> None:
+    [llm.invoke("hi") for _ in range(1)]
+    list(llm.invoke("hi") for _ in range(1))
+    me = f"{HERE}.test_comprehension_frames_belong_to_their_function"
+    assert _sites(tmp_path) == [(me, "code"), (me, "code")]

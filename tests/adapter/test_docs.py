@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from engine._resources import resource_path
 from engine.cli import main as cli
 from tests.adapter.patterns import SYSTEM, DocumentMetadata
 from tests.adapter.pipeshub_factory import ai_model_config, get_generator_model, get_generator_model_async
@@ -61,8 +60,8 @@ async def test_the_guide_turns_one_call_site_on_and_off(
     monkeypatch.setenv("LLM_POLICY_STORE", f"sqlite:///{tmp_path}/policies.db")
     monkeypatch.setenv("LLM_POLICY_DECISION_LOG", str(log))
     monkeypatch.chdir(tmp_path)
-    seeded = str(resource_path("policies/pipeshub-default.yaml"))
-    assert cli(["publish", seeded, "--author", "migration"]) == 0  # what migration 0001 seeds
+    (migrate,) = console_lines("llm-policy migrate")
+    run_console(migrate)  # creates the store, seeds pipeshub-default (disabled)
 
     built: list[Any] = []
 

@@ -124,3 +124,62 @@ def test_a_failing_sink_loses_no_call_and_is_reported_once(
     failures = [r for r in caplog.records if "decision log sink" in r.getMessage()]
     assert len(failures) == 1
     assert decisions(tmp_path) == []
+
+
+def test_streamed_1h_writes_are_filed_as_1h_and_the_log_matches_the_bill(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any, tmp_path: Path
+) -> None:
+    from tests.adapter.conftest import received
+
+    rules = """\
+- name: chat
+  match: {callSite: "chat.*"}
+  cache: {mode: explicit, ttl: 1h, breakpoints: [system]}
+"""
+    engine = make_engine(rules=rules)
+    llm = wrap_factory(get_generator_model, engine)(
+        "anthropic", ai_model_config(models="claude-sonnet-4-6", apiKey=API_KEY)
+    )
+    messages = [("system", SECRET_DOC), ("user", "What does the memo say?")]
+    for _ in range(2):
+        list(llm.stream(messages, config={"metadata": {"call_site": "chat.agent.stream"}}))
+    engine.log.close()
+    logged = [r["usage"] for r in decisions(tmp_path)]
+    billed = [e["usage"] for e in received(anthropic_env, last=2)]
+    assert billed[0]["cache_creation"]["ephemeral_1h_input_tokens"] > 0
+    for log, bill in zip(logged, billed, strict=True):
+        assert log["cache_write_1h_tokens"] == bill["cache_creation"]["ephemeral_1h_input_tokens"]
+        assert log["cache_write_5m_tokens"] == bill["cache_creation"]["ephemeral_5m_input_tokens"]
+        assert log["cache_read_input_tokens"] == bill["cache_read_input_tokens"]
+        assert log["input_tokens"] == bill["input_tokens"]
+        assert log["output_tokens"] == bill["output_tokens"]
+
+
+def test_shadow_records_carry_what_the_policy_would_have_cost_and_report_shows_it(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any, tmp_path: Path
+) -> None:
+    """The shadow estimate of a sequence equals what the same sequence, enforced, is billed."""
+    from engine.plan import savings_report
+
+    config = ai_model_config(models="claude-sonnet-4-6", apiKey=API_KEY)
+    billed: dict[str, float] = {}
+    for mode in ("shadow", "enforce"):
+        engine = make_engine(rules=RULES, mode=mode)
+        llm = wrap_factory(get_generator_model, engine)("anthropic", config)
+        for question in ("What about Osprey?", "And Falcon?", "Who signs?"):
+            messages = [("system", SECRET_DOC + mode), ("user", question)]
+            llm.invoke(messages, config={"metadata": {"call_site": "chat.agent.complete"}})
+        engine.log.close()
+        records = decisions(tmp_path)[-3:]
+        billed[mode] = sum(r["cost"]["realized_usd"] for r in records)
+        if mode == "shadow":
+            shadow = records
+            report = savings_report(tmp_path / "decisions.jsonl")
+    assert all("policy_usd" in r["cost"] for r in shadow)
+    would = sum(r["cost"]["policy_usd"] for r in shadow)
+    assert would == pytest.approx(billed["enforce"], rel=1e-6)
+    assert would < billed["shadow"], "reading the system prompt back costs less than sending it plain"
+    total = report["total"]
+    assert total["shadow_calls"] == 3
+    assert total["shadow_policy_usd"] == pytest.approx(would, abs=1e-6)
+    assert total["shadow_saving_pct"] > 0

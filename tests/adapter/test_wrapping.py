@@ -110,3 +110,63 @@ def test_role_binds_per_wrapper(tmp_path: Path) -> None:
     b = wrap_factory(get_generator_model, engine, role="chat")("anthropic", ai_model_config())
     c = wrap_factory(get_generator_model, engine, role="indexing")("anthropic", ai_model_config())
     assert type(a) is not type(b) and type(a) is type(c)
+
+
+def test_wrapping_twice_is_a_no_op(make_engine: Callable[..., PolicyEngine]) -> None:
+    engine = make_engine()
+    once = wrap_factory(get_generator_model, engine)
+    assert wrap_factory(once, engine) is once
+    assert wrap_factory(once, PolicyEngine.disabled()) is once
+
+
+def test_a_model_already_wrapped_is_handed_back_as_is(make_engine: Callable[..., PolicyEngine]) -> None:
+    """The async twin and the sync factory both wrapped: the model is wrapped once."""
+    engine = make_engine()
+    inner = wrap_factory(get_generator_model, engine)
+    outer = wrap_factory(lambda provider, config: inner(provider, config), engine)
+    spy = Spy(inner)
+    llm = wrap_factory(spy, engine)("anthropic", ai_model_config())
+    assert llm is spy.built[0] and type(llm) is not ChatAnthropic
+    twice = outer("anthropic", ai_model_config())
+    assert [c.__name__ for c in type(twice).__mro__].count("PolicyHooks") == 1
+
+
+async def test_the_async_twin_goes_through_the_wrapped_module_global(
+    make_engine: Callable[..., PolicyEngine],
+) -> None:
+    from tests.adapter.pipeshub_host import load_host
+
+    host = load_host(make_engine())
+    aimodels = host["app.utils.aimodels"]
+    llm = await aimodels.get_generator_model_async("anthropic", ai_model_config())
+    assert isinstance(llm, ChatAnthropic) and type(llm) is not ChatAnthropic
+
+
+def test_direct_agent_transport_is_warned_and_logged_once(
+    make_engine: Callable[..., PolicyEngine],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.adapter.conftest import decisions
+
+    monkeypatch.setenv("PIPESHUB_AGENT_TRANSPORT", "direct")
+    factory = wrap_factory(get_generator_model, make_engine())
+    with caplog.at_level("WARNING", logger="engine.adapter"):
+        models = [factory("anthropic", ai_model_config()) for _ in range(3)]
+    assert all(type(m).__name__ == "ChatAnthropic" for m in models)  # what the direct transport takes
+    warned = [r for r in caplog.records if "PIPESHUB_AGENT_TRANSPORT" in r.getMessage()]
+    records = decisions(tmp_path)
+    assert len(warned) == 1 and len(records) == 1
+    assert records[0]["bypass"] == "direct-transport" and not records[0]["applied"]
+    assert records[0]["call_site"].endswith("test_direct_agent_transport_is_warned_and_logged_once")
+
+
+def test_langchain_agent_transport_is_not_a_bypass(
+    make_engine: Callable[..., PolicyEngine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.adapter.conftest import decisions
+
+    monkeypatch.setenv("PIPESHUB_AGENT_TRANSPORT", "langchain")
+    wrap_factory(get_generator_model, make_engine())("anthropic", ai_model_config())
+    assert decisions(tmp_path) == []

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import anthropic
 import httpx
-import httpx2
 import pytest
 import uvicorn
 from starlette.applications import Starlette
@@ -19,6 +18,7 @@ from engine.emulator.app import build_app
 from engine.emulator.config import EmulatorConfig
 from engine.emulator.server import bind
 from engine.emulator.state import EmulatorState
+from tests.compat import sdk_httpx
 
 __all__ = ["emu"]
 
@@ -137,5 +137,5 @@ def test_results_url_is_absolute_and_follows_the_base_url_path(mounted: str) -> 
     ]
     # The SDK GETs results_url verbatim: an absolute URL is not joined onto base_url.
     elsewhere = anthropic.Anthropic(base_url="http://127.0.0.1:9/unreachable", api_key=API_KEY, max_retries=0)
-    raw = elsewhere.get(ended.results_url, cast_to=httpx2.Response)
+    raw = elsewhere.get(ended.results_url, cast_to=sdk_httpx.Response)
     assert raw.status_code == 200 and len(raw.content.splitlines()) == 3

@@ -10,9 +10,12 @@ from emulator_support import MODEL, OVERHEAD, text_of
 from langchain_anthropic import ChatAnthropic
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage
 
+from tests.compat import fresh_base_url
+
 
 def chat(emulator: Any, **kw: Any) -> ChatAnthropic:
-    return ChatAnthropic(model=MODEL, base_url=emulator.base_url, api_key="lc-key", max_retries=0, **kw)
+    kw.setdefault("base_url", emulator.base_url)
+    return ChatAnthropic(model=MODEL, api_key="lc-key", max_retries=0, **kw)
 
 
 class Weather(pydantic.BaseModel):
@@ -32,7 +35,7 @@ def test_invoke(emulator: Any) -> None:
 
 
 async def test_ainvoke_and_stream(emulator: Any) -> None:
-    model = chat(emulator)
+    model = chat(emulator, base_url=fresh_base_url(emulator.base_url))
     plain = await model.ainvoke("stream this answer")
     chunks = [c async for c in model.astream("stream this answer")]
     assert len(chunks) > 2 and all(isinstance(c, AIMessageChunk) for c in chunks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,7 @@ def test_validate_json_reports_every_file(tmp_path: Path, capsys: pytest.Capture
     body = json.loads(capsys.readouterr().out)
     assert body == {
         "valid": False,
+        "strict": False,
         "errors": [
             {
                 "code": "schema.range",
@@ -84,8 +86,16 @@ def test_explain_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     ]
     assert main(args) == 0
     body = json.loads(capsys.readouterr().out)
-    assert set(body) == {"strategy", "rule", "policy", "cache", "batch", "trace"}
+    assert set(body) == {"strategy", "engine", "rule", "policy", "cache", "batch", "decided", "trace"}
     assert body["strategy"] == "batch+cache" and body["rule"] == "indexing-extraction"
+    assert body["engine"] == {
+        "touches": True,
+        "transport": "direct",
+        "mode": "enforce",
+        "rollout": 100,
+        "notes": [],
+    }
+    assert body["decided"] == {"strategy": "batch+cache", "cache": body["cache"], "batch": body["batch"]}
     assert body["policy"]["name"] == "indexing-batch-cache" and body["policy"]["version"] is None
     assert body["cache"] == {"mode": "auto", "ttl": "1h", "breakpoints": []}
     assert body["batch"] == {
@@ -128,3 +138,81 @@ def test_explain_invalid_and_missing_policy(tmp_path: Path, capsys: pytest.Captu
 def test_schema_prints_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out) == schema()
+
+
+def _explain(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code = main(["explain", *argv, "--format", "json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+BOTH = """
+enabled: true
+rules:
+  - name: all
+    match: {callSite: "*"}
+    cache: {mode: auto, ttl: 1h}
+    batch: {mode: accumulate}
+"""
+
+
+def test_explain_says_untouched_for_a_provider_that_is_not_claude(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(_write(tmp_path, "p.yaml", policy_text(BOTH)))
+    code, body = _explain(capsys, "--policy", path, "--call-site", "x", "--provider", "openai")
+    assert code == 0 and body["strategy"] == "untouched" and body["engine"]["touches"] is False
+    assert body["cache"] is None and body["batch"] is None
+    assert body["decided"]["strategy"] == "batch+cache"  # what the rule says, kept apart
+    assert "does not reach Claude" in body["engine"]["notes"][0]
+    assert main(["explain", "--policy", path, "--call-site", "x", "--provider", "openai"]) == 0
+    assert capsys.readouterr().out.startswith("x: untouched. Provider 'openai' does not reach Claude")
+    code, body = _explain(capsys, "--policy", path, "--call-site", "x", "--provider", "bedrock")
+    assert body["strategy"] == "batch+cache" and body["engine"]["transport"] == "bedrock"
+
+
+def test_explain_says_what_shadow_mode_and_a_disabled_policy_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shadow = str(_write(tmp_path, "s.yaml", policy_text(BOTH + "mode: shadow\n")))
+    code, body = _explain(capsys, "--policy", shadow, "--call-site", "x")
+    assert code == 0 and body["strategy"] == "direct" and body["decided"]["strategy"] == "batch+cache"
+    assert any("shadow mode" in note for note in body["engine"]["notes"])
+    off = str(_write(tmp_path, "o.yaml", policy_text(BOTH.replace("enabled: true", "enabled: false"))))
+    code, body = _explain(capsys, "--policy", off, "--call-site", "x")
+    assert code == 0 and body["strategy"] == "untouched" and "disabled" in body["engine"]["notes"][0]
+
+
+def test_explain_cuts_plans_down_to_what_the_model_takes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(_write(tmp_path, "p.yaml", policy_text(BOTH)))
+    code, body = _explain(capsys, "--policy", path, "--call-site", "x", "--model", "claude-sonnet-4-5")
+    assert code == 0 and body["engine"]["notes"] == [] and body["strategy"] == "batch+cache"
+    code, body = _explain(capsys, "--policy", path, "--call-site", "x")
+    assert any("--model" in note for note in body["engine"]["notes"])
+
+
+def test_the_readme_explain_example_does_not_answer_direct(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    policy = readme.split("## Policies", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "my-policy.yaml").write_text(policy, encoding="utf-8")
+    (command,) = [line for line in readme.splitlines() if line.startswith("llm-policy explain ")]
+    argv = command.split("#", 1)[0].split()[1:]
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["strategy"] == "batch+cache" and body["rule"] == "indexing"
+
+
+def test_explain_reads_a_policy_from_standard_input(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import sys
+
+    text = (ROOT / "policies" / "examples" / "indexing.yaml").read_text(encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode("utf-8"))))
+    code, body = _explain(capsys, "--policy", "-", "--call-site", "health.llm_check")
+    assert code == 0 and body["rule"] == "health-direct"

@@ -15,7 +15,7 @@ from engine.compile import compile_policy
 from engine.decision import CallContext
 from engine.evaluate import decide, evaluate, explain
 from engine.policy import PolicyError, check_text, load_policy_text
-from engine.policy._globs import covers
+from engine.policy._globs import covers, covers_all
 from engine.policy._model import MATCH_FIELDS
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -169,3 +169,25 @@ def test_to_yaml_round_trips(rule_list: list[dict[str, Any]]) -> None:
     policy = load_policy_text(_policy(rule_list))
     again = load_policy_text(policy.to_yaml())
     assert again.document == policy.document and again.revision == policy.revision
+
+
+@FAST
+@given(rules())
+def test_unreachable_index_loses_no_warning(rule_list: list[dict[str, Any]]) -> None:
+    """The cover index only narrows: it warns exactly where comparing every pair would."""
+    report = check_text(_policy(rule_list))
+    hidden = {int(w.path.split("[")[1].rstrip("]")) for w in report.warnings if w.code == "rule.unreachable"}
+
+    def field(rule: dict[str, Any], key: str) -> tuple[str, ...] | None:
+        value = rule.get("match", {}).get(key)
+        return None if value is None else (value,) if isinstance(value, str) else tuple(value)
+
+    brute = {
+        i
+        for i, later in enumerate(rule_list)
+        if any(
+            all(covers_all(field(earlier, k), field(later, k)) for k in MATCH_FIELDS)
+            for earlier in rule_list[:i]
+        )
+    }
+    assert hidden == brute

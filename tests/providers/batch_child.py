@@ -14,6 +14,8 @@ import anthropic
 from engine.decision import BatchPlan
 from engine.providers.anthropic.batches import BatchService, open_journal
 
+LEASE_S = 1.0  # short, so the test does not wait long for a killed worker's lease to run out
+
 
 def prompts(count: int) -> list[dict[str, object]]:
     return [
@@ -27,7 +29,7 @@ def prompts(count: int) -> list[dict[str, object]]:
 
 
 async def main(base_url: str, journal_url: str, count: int) -> None:
-    service = BatchService(open_journal(journal_url), poll_interval=0.05)
+    service = BatchService(open_journal(journal_url), poll_interval=0.05, lease_s=LEASE_S)
     client = anthropic.AsyncAnthropic(api_key="sk-test-crash", base_url=base_url)
     await service.submit_many(prompts(count), BatchPlan("explicit"), client)
     print("collected before the kill", flush=True)

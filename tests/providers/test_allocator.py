@@ -124,7 +124,24 @@ def test_ttl_auto_keeps_5m_for_frequent_reuse_and_1h_for_batches() -> None:
         result = allocator.apply(request(f"doc {k}"), AUTO, call_site="fast", now=k * 30.0)
     assert engine_marks(result) == [("system.0", "5m", "placed")]
     batch = BreakpointAllocator().apply(request("doc"), AUTO, call_site="b", now=1.0, batch=True)
-    assert engine_marks(batch) == [("system.0", "1h", "placed")]
+    assert engine_marks(batch) == [("system.0", "5m", "placed")], "a batch item's miss writes: 5m is cheaper"
+    assert "batch item" in batch.notes[-1]
+
+
+@pytest.mark.parametrize(
+    ("hit_rate", "ttl", "marked"),
+    [(0.3, "5m", True), (0.2, "5m", False), (0.6, "1h", True), (0.5, "1h", False)],
+)
+def test_batch_items_are_marked_only_where_the_hit_rate_pays_at_batch_prices(
+    hit_rate: float, ttl: str, marked: bool
+) -> None:
+    """5m pays above (1.25 - 1) / (1.25 - 0.1) = 21.7%, 1h above (2 - 1) / (2 - 0.1) = 52.6%."""
+    plan = CachePlan("explicit", ttl, ("system",))  # type: ignore[arg-type]
+    result = BreakpointAllocator().apply(
+        request("doc"), plan, call_site="b", now=1.0, batch=True, hit_rate=hit_rate
+    )
+    assert engine_marks(result) == [("system.0", ttl, "placed" if marked else "dropped")]
+    assert ("cache_control" in str(result.payload)) is marked
 
 
 def test_explicit_anchors_and_missing_ones_are_noted() -> None:

@@ -17,6 +17,7 @@ from engine.decision import BatchPlan
 from engine.providers.anthropic.batches import (
     BatchService,
     JournalEntry,
+    Lease,
     SqliteJournal,
     client_identity,
     custom_id_for,
@@ -24,7 +25,7 @@ from engine.providers.anthropic.batches import (
     request_hash,
 )
 
-from .batch_child import prompts
+from .batch_child import LEASE_S, prompts
 from .conftest import billing
 
 COUNT = 40
@@ -59,6 +60,7 @@ async def test_kill_9_after_submission_then_resume(
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
     assert child.returncode == -signal.SIGKILL
+    time.sleep(LEASE_S * 1.5)  # the dead worker's lease runs out; only then are its items taken
 
     async with anthropic.AsyncAnthropic(api_key="sk-test-crash", base_url=emulator.base_url) as client:
         me = client_identity(client)
@@ -83,12 +85,15 @@ async def test_a_crash_between_create_and_journal_does_not_pay_twice(emulator: A
         fp, base = client_identity(client)
         hashes = [request_hash(p, fp, base) for p in params]
         journal = open_journal(url)
-        journal.add(
+        dead = Lease("crashed", ttl_s=-1)  # a worker that died right after create returned
+        journal.claim(
             [
                 JournalEntry(h, custom_id_for(h), fp, base, "pending", params=p)
                 for h, p in zip(hashes, params, strict=True)
-            ]
+            ],
+            dead,
         )
+        journal.mark_sending(hashes, dead)
         journal.close()
         requests = [{"custom_id": custom_id_for(h), "params": p} for h, p in zip(hashes, params, strict=True)]
         await client.messages.batches.create(requests=requests)  # type: ignore[arg-type]

@@ -1,6 +1,8 @@
 """Fixtures for the store contract suite: the same tests run against every backend.
 
-SQLite always runs. ArangoDB runs when ``ARANGO_URL`` is set (with ``ARANGO_USERNAME``,
+SQLite always runs. Redis and etcd run against the real servers the session fixtures
+``redis_server`` / ``etcd_server`` start (each test under its own key prefix, deleted
+afterwards). ArangoDB runs when ``ARANGO_URL`` is set (with ``ARANGO_USERNAME``,
 ``ARANGO_PASSWORD`` and optionally ``ARANGO_DB``, default ``_system``); each test gets a
 fresh collection that is dropped afterwards, so a real PipesHub database is never touched.
 """
@@ -34,11 +36,37 @@ def _drop_arango_collection(store: PolicyStore) -> None:
         store._db.delete_collection(store.collection_name)
 
 
-@pytest.fixture(params=["sqlite", "arangodb"])
+def _drop_kv_prefix(store: PolicyStore) -> None:
+    from engine.store._etcd import EtcdStore, _range_end
+    from engine.store._redis import RedisStore
+
+    prefix = f"{store.prefix}/"  # type: ignore[attr-defined]
+    if isinstance(store, RedisStore):
+        keys = store._keys(prefix)
+        if keys:
+            store._client.delete(*keys)
+    elif isinstance(store, EtcdStore):
+        store._client.delete(prefix, range_end=_range_end(prefix))
+
+
+def kv_url(request: pytest.FixtureRequest, kind: str) -> str:
+    """A URL on the session's real Redis or etcd under a key prefix of its own."""
+    server = request.getfixturevalue(f"{kind}_server")
+    return f"{server.url}?prefix=/test/llm-policy/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["sqlite", "redis", "etcd", "arangodb"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL naming an empty store of each backend."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'policies.db'}"
+        return
+    if request.param in ("redis", "etcd"):
+        url = kv_url(request, request.param)
+        yield url
+        cleanup = open_store(url)
+        _drop_kv_prefix(cleanup)
+        cleanup.close()
         return
     url = _arango_url()
     yield url

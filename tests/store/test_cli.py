@@ -1,4 +1,8 @@
-"""The admin's commands end to end: publish, re-publish, refuse, rollback, diff, disable, history."""
+"""The admin's commands end to end: publish, re-publish, refuse, rollback, diff, disable, history.
+
+The ``url`` store exists (what ``migrate`` does) and the engine is configured to load
+``demo`` (``$LLM_POLICY_NAME``), the policy these tests publish.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import pytest
 import yaml
 
 from engine.cli import main
+from engine.store import open_store
 
 from .helpers import policy_doc
 
@@ -20,11 +25,16 @@ Run = tuple[int, str, str]
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'cli.db'}"
+    address = f"sqlite:///{tmp_path / 'cli.db'}"
+    open_store(address).close()  # created, as `llm-policy migrate` would
+    return address
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Any:
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("LLM_POLICY_NAME", "demo")
+    monkeypatch.delenv("LLM_POLICY_STORE", raising=False)
+
     def run(*argv: str) -> Run:
         code = main(list(argv))
         out = capsys.readouterr()
@@ -71,27 +81,38 @@ def test_rollback_diff_disable_and_history(cli: Any, url: str, tmp_path: Path) -
     code, out, _ = cli("diff", "demo", "1", "2", "--store", url)
     assert code == 0 and "-  rollout: 10\n+  rollout: 20\n" in out
     code, out, _ = cli("rollback", "demo", "1", "--store", url, "--author", "oncall", "--comment", "too fast")
-    assert code == 0 and out.strip().endswith("is active (was version 2)")
+    assert code == 0 and out.splitlines()[0].endswith("is active (was version 2)")
+    assert out.splitlines()[1].startswith("demo: active version 1 (enabled: true, revision ")
     code, out, _ = cli("disable", "demo", "--store", url, "--author", "oncall")
     assert code == 0 and out.startswith("disabled demo: version 3")
+    assert out.splitlines()[1].startswith("demo: active version 3 (enabled: false")
     code, out, _ = cli("disable", "demo", "--store", url, "--author", "oncall")
     assert code == 0 and out.startswith("unchanged: demo is already disabled")
     code, out, _ = cli("show", "demo", "--store", url)
     shown = yaml.safe_load(out)
     assert shown["spec"]["enabled"] is False and shown["spec"]["rollout"] == 10
+    code, out, _ = cli("enable", "demo", "--store", url, "--author", "oncall", "--comment", "over")
+    assert code == 0 and out.startswith("enabled demo: version 4 is now active")
+    assert "demo: active version 4 (enabled: true" in out
     code, out, _ = cli("history", "demo", "--store", url, "--format", "json")
     data = json.loads(out)
-    assert [(v["version"], v["active"]) for v in data["versions"]] == [(1, False), (2, False), (3, True)]
+    assert [(v["version"], v["active"]) for v in data["versions"]] == [
+        (1, False),
+        (2, False),
+        (3, False),
+        (4, True),
+    ]
     assert set(data["versions"][0]) == {"version", "revision", "author", "comment", "created_at", "active"}
     assert [(e["event"], e["version"], e["author"]) for e in data["events"]] == [
         ("published", 1, "ana"),
         ("published", 2, "ana"),
         ("rolled_back", 1, "oncall"),
         ("disabled", 3, "oncall"),
+        ("enabled", 4, "oncall"),
     ]
     assert data["events"][2]["comment"] == "too fast"
     code, out, _ = cli("history", "demo", "--store", url)
-    assert code == 0 and "3 version(s), version 3 active" in out
+    assert code == 0 and "4 version(s), version 4 active" in out
 
 
 def test_show_output_publishes_back_to_the_same_revision(cli: Any, url: str, tmp_path: Path) -> None:
@@ -112,7 +133,7 @@ def test_exit_codes_for_conflict_not_found_and_usage(cli: Any, url: str, tmp_pat
     assert code == 3 and "now at version 1 (expected version 0)" in err
     assert cli("show", "ghost", "--store", url)[0] == 1
     assert cli("rollback", "demo", "9", "--store", url, "--author", "ana")[0] == 1
-    assert cli("show", "demo", "--store", "redis://x")[0] == 2
+    assert cli("show", "demo", "--store", "ftp://x")[0] == 2
     with pytest.raises(SystemExit) as info:
         cli("rollback", "demo", "1", "--store", url)  # no --author
     assert info.value.code == 2
@@ -129,13 +150,15 @@ def test_store_comes_from_the_environment(
 
 def test_an_unreachable_arango_store_never_prints_its_password(cli: Any) -> None:
     code, out, err = cli("show", "demo", "--store", "arangodb://root:hunter2@127.0.0.1:9/es")
-    assert code == 1
+    assert code == 4
     assert "hunter2" not in out + err and "root:***@127.0.0.1:9/es" in err
 
 
-def test_migrate_from_the_command_line_twice(cli: Any, url: str) -> None:
+def test_migrate_from_the_command_line_twice(cli: Any, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new' / 'p.db'}"
     code, out, _ = cli("migrate", "--store", url, "--dry-run")
-    assert code == 0 and "0001 would apply" in out
+    assert code == 0 and "0001 would apply" in out and "migrate would create it" in out
+    assert not (tmp_path / "new").exists()
     assert "0001 applied" in cli("migrate", "--store", url)[1]
     assert "0001 already applied" in cli("migrate", "--store", url)[1]
     data = json.loads(cli("history", "pipeshub-default", "--store", url, "--format", "json")[1])
@@ -153,4 +176,5 @@ def test_the_console_entry_point_publishes(url: str, tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    assert f"store {url} (file " in done.stderr
     assert done.stdout.startswith("published demo version 1")

@@ -232,3 +232,37 @@ def test_a_policy_without_enabled_is_already_disabled(store: PolicyStore) -> Non
     store.publish(doc, author="ana")
     assert store.disable("demo", author="oncall").created is False
     assert len(store.history("demo").versions) == 1
+
+
+def test_enable_publishes_an_enabled_true_copy_once(store: PolicyStore) -> None:
+    store.publish(policy_doc(rollout=40), author="ana")
+    store.disable("demo", author="oncall")
+    on = store.enable("demo", author="oncall", comment="incident over")
+    assert (on.version, on.created, on.active) == (3, True, True)
+    assert store.get("demo").document["spec"] == {**policy_doc(rollout=40)["spec"], "enabled": True}
+    assert store.enable("demo", author="oncall").created is False
+    event = store.history("demo").events[-1]
+    assert (event.event, event.from_version, event.to_version, event.comment) == (
+        "enabled",
+        2,
+        3,
+        "incident over",
+    )
+    with pytest.raises(NotFoundError):
+        store.enable("ghost", author="oncall")
+    assert_invariants(store, "demo")
+
+
+def test_a_dry_run_publish_decides_like_a_publish_and_writes_nothing(store: PolicyStore) -> None:
+    first = store.publish(policy_doc(rollout=10), author="ana", dry_run=True)
+    assert (first.version, first.created, first.active) == (1, True, True)
+    assert store.names() == []
+    store.publish(policy_doc(rollout=10), author="ana")
+    again = store.publish(policy_doc(rollout=10), author="ana", dry_run=True)
+    assert (again.version, again.created) == (1, False)
+    staged = store.publish(policy_doc(rollout=20), author="ana", activate=False, dry_run=True)
+    assert (staged.version, staged.created, staged.active) == (2, True, False)
+    with pytest.raises(ConflictError):
+        store.publish(policy_doc(rollout=20), author="ana", expected_version=0, dry_run=True)
+    history = store.history("demo")
+    assert len(history.versions) == 1 and len(history.events) == 1

@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 
 from engine.store import (
+    DEFAULT_KV_PREFIX,
     DEFAULT_STORE_URL,
     ArangoLocation,
+    EtcdLocation,
+    RedisLocation,
     SqliteLocation,
     StoreUnavailableError,
     StoreURLError,
@@ -86,3 +89,47 @@ def test_a_sqlite_file_that_cannot_be_created_is_unavailable(tmp_path: Path) -> 
     blocker.write_text("not a directory", encoding="utf-8")
     with pytest.raises(StoreUnavailableError, match="cannot create"):
         open_store(f"sqlite:///{blocker}/sub/p.db")
+
+
+def test_redis_and_etcd_urls() -> None:
+    loc = parse_store_url("rediss://ops:s3cret@kv.internal:6380/2?prefix=/services/aiconfigs/p", env={})
+    assert loc == RedisLocation("kv.internal", 6380, 2, "ops", "s3cret", True, "/services/aiconfigs/p")
+    assert loc.masked == "rediss://ops:***@kv.internal:6380/2?prefix=/services/aiconfigs/p"
+    plain = parse_store_url("redis://127.0.0.1", env={})
+    assert plain == RedisLocation("127.0.0.1", 6379, 0, "", "", False, DEFAULT_KV_PREFIX)
+    assert DEFAULT_KV_PREFIX == "/services/aiconfigs/llm-policy"
+    etcd = parse_store_url("etcd://etcd:2379", env={})
+    assert etcd == EtcdLocation("etcd", 2379, False, DEFAULT_KV_PREFIX)
+    assert parse_store_url("etcd+https://etcd", env={}) == EtcdLocation("etcd", 2379, True, DEFAULT_KV_PREFIX)
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("redis://h/zero", "database number"),
+        ("redis:///0", "names no host"),
+        ("redis://h/0?prefix=no-slash", "key prefix"),
+        ("etcd://root:pw@h:2379", "authentication is not supported"),
+        ("etcd://h:2379/path", "takes no path"),
+    ],
+)
+def test_bad_redis_and_etcd_urls_are_refused(url: str, match: str) -> None:
+    with pytest.raises(StoreURLError, match=match) as info:
+        parse_store_url(url, env={})
+    assert "pw" not in str(info.value)
+
+
+@pytest.mark.parametrize("password", ["pa/ss", "p@ss/w:rd", "/leading", "tr@iling/", "sp%2Fenc"], ids=repr)
+@pytest.mark.parametrize(
+    "template", ["arangodb://root:{}@db:8529/es", "redis://ops:{}@kv:6379/0", "rediss://:{}@kv/1"]
+)
+def test_a_password_is_masked_whatever_it_contains(template: str, password: str) -> None:
+    url = template.format(password)
+    masked = mask_url(url)
+    assert password not in masked and "***" in masked
+    location = parse_store_url(url, env={})
+    assert location.password == password.replace("%2F", "/")  # type: ignore[union-attr]
+    assert password not in location.masked and password not in repr(location)
+    with pytest.raises(StoreURLError) as info:
+        parse_store_url(url.replace("://", "x://", 1), env={})
+    assert password not in str(info.value)

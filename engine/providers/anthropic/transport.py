@@ -34,6 +34,8 @@ _PROVIDER_TRANSPORT: dict[str, Transport] = {
     "bedrock": "bedrock",
     "vertexAI": "vertex",
 }
+#: The host's provider strings that can reach Claude: the only ones the engine touches.
+CLAUDE_PROVIDERS = frozenset(_PROVIDER_TRANSPORT)
 
 
 class UnsupportedError(Exception):

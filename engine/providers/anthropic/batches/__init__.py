@@ -1,4 +1,4 @@
-"""Durable Message Batches: journal, accumulator, batch client, service.
+"""Durable Message Batches: accumulator, batch client, service (the journal is :mod:`engine.journal`).
 
 ::
 
@@ -6,12 +6,22 @@
     await service.resume(lambda fingerprint, base_url: client_for_tenant(fingerprint, base_url))
     message = await service.submit_one(params, plan, client)         # pooled (accumulate)
     messages = await service.submit_many(params_list, plan, client)  # explicit batch
-    await service.aclose()
+    await service.aclose(timeout=30)
 
-The journal is a :class:`Journal` protocol (SQLite is the embedded default); it
-stores a credential fingerprint, never an API key.
+The journal stores a credential fingerprint, never an API key.
 """
 
+from engine.journal import (
+    DEFAULT_JOURNAL_URL,
+    Journal,
+    JournalEntry,
+    JournalError,
+    Lease,
+    Outcome,
+    SqliteJournal,
+    open_journal,
+    register_journal_backend,
+)
 from engine.providers.anthropic.batches._ids import (
     canonical_params,
     client_identity,
@@ -21,30 +31,24 @@ from engine.providers.anthropic.batches._ids import (
 )
 from engine.providers.anthropic.batches.accumulator import Accumulator
 from engine.providers.anthropic.batches.client import BatchClient, split_requests
-from engine.providers.anthropic.batches.errors import BatchItemError
-from engine.providers.anthropic.batches.journal import (
-    DEFAULT_JOURNAL_URL,
-    Journal,
-    JournalEntry,
-    JournalError,
-    Outcome,
-    SqliteJournal,
-    open_journal,
-    register_journal_backend,
-)
-from engine.providers.anthropic.batches.service import BatchService
+from engine.providers.anthropic.batches.errors import BatchItemError, NotBatchable, sdk_error
+from engine.providers.anthropic.batches.service import Answer, BatchService, as_sent
 
 __all__ = [
     "DEFAULT_JOURNAL_URL",
     "Accumulator",
+    "Answer",
     "BatchClient",
     "BatchItemError",
     "BatchService",
     "Journal",
     "JournalEntry",
     "JournalError",
+    "Lease",
+    "NotBatchable",
     "Outcome",
     "SqliteJournal",
+    "as_sent",
     "canonical_params",
     "client_identity",
     "credential_fingerprint",
@@ -52,5 +56,6 @@ __all__ = [
     "open_journal",
     "register_journal_backend",
     "request_hash",
+    "sdk_error",
     "split_requests",
 ]

@@ -1,12 +1,16 @@
 """Request identity: the hash that deduplicates, and the custom_id derived from it.
 
 A request's hash covers what decides its answer and who pays for it: the
-canonical params, the credential's fingerprint and the endpoint. So one tenant is
-never answered with another's result, and a redelivered identical request (same
-params, same key, same endpoint) is recognised. Cache markers are left out (they
-change the price, not the answer, and the allocator may place them differently
-after a restart), and a string ``system`` / ``content`` counts as the one text
-block it stands for.
+canonical params, the credential's fingerprint, the endpoint and the headers the
+request carries beyond the SDK's own (an ``anthropic-beta`` changes the answer). So
+one tenant is never answered with another's result, and a redelivered identical
+request (same params, key, endpoint and headers) is recognised. Cache markers are
+left out (they change the price, not the answer, and the allocator may place them
+differently after a restart), and a string ``system`` / ``content`` counts as the
+one text block it stands for.
+
+A ``salt`` separates requests that are identical but distinct: the second copy of
+a prompt in one ``abatch`` (salt ``#1``), or a caller's idempotency key.
 
 The fingerprint is a truncated sha256 of the key: the key itself is never stored.
 """
@@ -14,6 +18,7 @@ The fingerprint is a truncated sha256 of the key: the key itself is never stored
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.providers.anthropic.tokens import canonical_json
@@ -21,9 +26,20 @@ from engine.providers.anthropic.tokens import canonical_json
 if TYPE_CHECKING:
     import anthropic
 
-__all__ = ["canonical_params", "client_identity", "credential_fingerprint", "custom_id_for", "request_hash"]
+__all__ = [
+    "canonical_params",
+    "client_identity",
+    "credential_fingerprint",
+    "custom_id_for",
+    "headers_fingerprint",
+    "request_hash",
+]
 
 FINGERPRINT_HEX = 16
+#: Headers the SDK sets itself (or that carry the credential, counted apart): not part of identity.
+_SDK_HEADERS = frozenset(
+    {"accept", "content-type", "user-agent", "anthropic-version", "x-api-key", "authorization"}
+)
 
 
 def credential_fingerprint(secret: str | None) -> str:
@@ -32,9 +48,24 @@ def credential_fingerprint(secret: str | None) -> str:
 
 
 def client_identity(client: anthropic.AsyncAnthropic) -> tuple[str, str]:
-    """(credential fingerprint, base URL) of an SDK client: the key its pool and hashes use."""
+    """(credential fingerprint, base URL) of an SDK client: where its batches live."""
     secret = client.api_key or client.auth_token
     return credential_fingerprint(secret), str(client.base_url).rstrip("/")
+
+
+def headers_fingerprint(client: anthropic.AsyncAnthropic, extra: Mapping[str, str] | None = None) -> str:
+    """The headers a request carries beyond the SDK's own (client defaults, then ``extra``),
+    fingerprinted; empty when there are none."""
+    merged = {
+        k.lower(): str(v)
+        for k, v in {**client.default_headers, **(extra or {})}.items()
+        if isinstance(v, str) and k.lower() not in _SDK_HEADERS and not k.lower().startswith("x-stainless")
+    }
+    if not merged:
+        return ""
+    return hashlib.sha256(canonical_json(sorted(merged.items())).encode("utf-8")).hexdigest()[
+        :FINGERPRINT_HEX
+    ]
 
 
 def canonical_params(value: Any) -> Any:
@@ -50,11 +81,19 @@ def canonical_params(value: Any) -> Any:
     return value
 
 
-def request_hash(params: dict[str, Any], fingerprint: str, base_url: str) -> str:
-    body = canonical_json(
-        {"params": canonical_params(params), "credential": fingerprint, "endpoint": base_url}
-    )
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+def request_hash(
+    params: dict[str, Any], fingerprint: str, base_url: str, *, headers: str = "", salt: str = ""
+) -> str:
+    identity: dict[str, Any] = {
+        "params": canonical_params(params),
+        "credential": fingerprint,
+        "endpoint": base_url,
+    }
+    if headers:
+        identity["headers"] = headers
+    if salt:
+        identity["salt"] = salt
+    return hashlib.sha256(canonical_json(identity).encode("utf-8")).hexdigest()
 
 
 def custom_id_for(hash_hex: str) -> str:

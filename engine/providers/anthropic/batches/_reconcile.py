@@ -1,25 +1,24 @@
-"""Closing the one crash window the journal cannot: accepted by the API, not yet journaled.
+"""Finding a batch the API may have created without telling us.
 
-Items are journaled ``pending`` before ``batches.create`` and ``submitted`` right
-after it returns. A crash between the two leaves ``pending`` items whose batch
-exists (and will be billed). Resending them would pay twice, so on resume the
-service first looks at the batches the key created since those items were last
-written: any of them whose results carry one of the items' ``custom_id`` (which is
-the request's hash) answers that item. Only ``succeeded`` lines are adopted; the
-rest are sent again as usual.
+Items are journaled ``pending`` with ``sent_at`` (the intent) before
+``batches.create``, and ``submitted`` once it returns. A create that failed
+ambiguously (5xx, a dropped connection, a timeout) or a crash between the two
+leaves items whose batch may exist and will be billed. Sending them again would
+pay twice, so first the service lists the key's batches created since ``sent_at``
+(less a clock-skew slack) with exactly as many requests as the group, waits for
+each to end, and reads its first result line: ``custom_id`` values are request
+hashes, unique to the group, so one line tells whether the batch is the group's.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import anthropic
-from anthropic.types.messages import MessageBatchIndividualResponse
 
 from engine.providers.anthropic.batches.client import BatchClient
 
-__all__ = ["adoptable_results"]
+__all__ = ["find_created"]
 
 logger = logging.getLogger("llm_policy.batches")
 
@@ -27,33 +26,36 @@ SLACK_S = 120.0  # clock skew between this host and the API
 LIST_PAGE = 100
 
 
-async def _candidate_batches(batches: BatchClient, since: float) -> list[str]:
-    """Ids of the key's batches created after ``since`` (newest first, as the API lists them)."""
+def _size(batch: anthropic.types.messages.MessageBatch) -> int:
+    c = batch.request_counts
+    return c.processing + c.succeeded + c.errored + c.canceled + c.expired
+
+
+async def _candidates(batches: BatchClient, since: float, size: int) -> list[str]:
+    """Ids of the key's batches created after ``since`` with ``size`` requests (newest first)."""
     found: list[str] = []
     async for batch in batches.client.messages.batches.list(limit=LIST_PAGE):
         if batch.created_at.timestamp() < since - SLACK_S:
             break
-        found.append(batch.id)
+        if _size(batch) == size:
+            found.append(batch.id)
     return found
 
 
-async def adoptable_results(
-    batches: BatchClient, wanted: set[str], since: float
-) -> AsyncIterator[MessageBatchIndividualResponse]:
-    """Succeeded result lines for ``wanted`` custom_ids in batches created since ``since``."""
-    try:
-        candidates = await _candidate_batches(batches, since)
-    except anthropic.APIError as exc:
-        logger.warning("could not list recent batches to reconcile %d item(s): %s", len(wanted), exc)
-        return
-    for batch_id in candidates:
-        if not wanted:
-            return
-        try:
-            await batches.wait(batch_id)
-            async for line in batches.results(batch_id):
-                if line.custom_id in wanted and line.result.type == "succeeded":
-                    wanted.discard(line.custom_id)
-                    yield line
-        except anthropic.APIError as exc:
-            logger.warning("could not read batch %s while reconciling: %s", batch_id, exc)
+async def find_created(batches: BatchClient, custom_ids: set[str], since: float) -> str | None:
+    """The id of the batch created for exactly ``custom_ids`` since ``since``, or None if there is none.
+
+    API errors propagate: when the API cannot be asked, nobody can tell, and the
+    caller must not send the items again. A candidate is waited for without a
+    deadline: it may be another caller's, and is never canceled from here.
+    """
+    for batch_id in await _candidates(batches, since, len(custom_ids)):
+        batch = await batches.wait(batch_id)
+        if batch.results_url is None:
+            continue
+        async for line in batches.results(batch_id):
+            if line.custom_id in custom_ids:
+                logger.warning("batch %s was created although its create failed: adopted", batch_id)
+                return batch_id
+            break
+    return None

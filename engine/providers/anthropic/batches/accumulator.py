@@ -12,6 +12,7 @@ business, which keeps this logic small and testable without a network.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -28,6 +29,7 @@ class _Pool(Generic[T]):
     limit: int = 0
     deadline: float = float("inf")
     timer: asyncio.TimerHandle | None = None
+    opened: float = field(default_factory=time.monotonic)
 
 
 class Accumulator(Generic[K, T]):
@@ -42,7 +44,12 @@ class Accumulator(Generic[K, T]):
         self._pools: dict[K, _Pool[T]] = {}
 
     def __len__(self) -> int:
-        return sum(len(p.items) for p in self._pools.values())
+        return sum(len(p.items) for p in list(self._pools.values()))
+
+    def oldest_age(self) -> float:
+        """Seconds the oldest pooled item has waited (0 when none waits); safe from any thread."""
+        opened = [p.opened for p in list(self._pools.values())]
+        return time.monotonic() - min(opened) if opened else 0.0
 
     def add(self, key: K, item: T, *, max_requests: int, max_wait_s: float) -> None:
         """Pool ``item``; the pool goes when it reaches the smallest ``max_requests`` among its items."""

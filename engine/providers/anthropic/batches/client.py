@@ -23,7 +23,7 @@ from anthropic.types.messages import MessageBatch, MessageBatchIndividualRespons
 
 from engine.providers.anthropic.capabilities import Capabilities, capabilities
 
-__all__ = ["BatchClient", "retry_after_s", "split_requests"]
+__all__ = ["BatchClient", "ambiguous", "retry_after_s", "split_requests", "transient"]
 
 logger = logging.getLogger("llm_policy.batches")
 
@@ -71,7 +71,16 @@ def retry_after_s(exc: BaseException) -> float | None:
     return None
 
 
-def _transient(exc: BaseException) -> bool:
+def ambiguous(exc: BaseException) -> bool:
+    """A failed create that may still have made the batch: the server may have taken it."""
+    if isinstance(exc, anthropic.APIConnectionError):  # dropped after sending, or a timeout
+        return True
+    return isinstance(exc, anthropic.APIStatusError) and (
+        exc.status_code in (408, 409) or exc.status_code >= 500
+    )
+
+
+def transient(exc: BaseException) -> bool:
     if isinstance(exc, anthropic.APIConnectionError):  # includes timeouts
         return True
     return isinstance(exc, anthropic.APIStatusError) and (
@@ -80,7 +89,13 @@ def _transient(exc: BaseException) -> bool:
 
 
 class BatchClient:
-    """Batch operations on one SDK client (its key and endpoint)."""
+    """Batch operations on one SDK client (its key, endpoint and headers).
+
+    ``headers`` are the requests' own extra headers (an ``anthropic-beta``): every call
+    about their batch carries them. ``create`` is never retried by the SDK: a create
+    that fails ambiguously (5xx, connection dropped) may have made a batch, and only
+    the service can tell (see ``_reconcile``) before anything is sent again.
+    """
 
     def __init__(
         self,
@@ -89,8 +104,10 @@ class BatchClient:
         caps: Capabilities | None = None,
         poll_interval: float = 1.0,
         max_poll_interval: float = 30.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        self.client = client
+        self.client = client.with_options(default_headers=headers) if headers else client
+        self._once = self.client.with_options(max_retries=0)
         caps = caps or capabilities()
         self.max_requests = int(caps.limits["batch_max_requests"])
         self.max_bytes = int(caps.limits["batch_max_bytes"])
@@ -102,7 +119,7 @@ class BatchClient:
 
     async def create(self, requests: list[dict[str, Any]]) -> MessageBatch:
         """Submit one chunk (``[{"custom_id", "params"}]``); API errors propagate."""
-        return await self.client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
+        return await self._once.messages.batches.create(requests=requests)  # type: ignore[arg-type]
 
     async def wait(self, batch_id: str, *, deadline_s: float | None = None) -> MessageBatch:
         """Poll until the batch has ended; cancel it once past ``deadline_s`` (then keep polling).
@@ -120,7 +137,7 @@ class BatchClient:
                 failures = 0
             except anthropic.APIError as exc:
                 failures += 1
-                if not _transient(exc) or failures >= MAX_POLL_FAILURES:
+                if not transient(exc) or failures >= MAX_POLL_FAILURES:
                     raise
                 pause = retry_after_s(exc) or delay
                 logger.info("polling batch %s: %s; retrying in %.1fs", batch_id, exc, pause)

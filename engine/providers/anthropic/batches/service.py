@@ -3,239 +3,247 @@
 The service owns every batch item from the moment a caller hands it over until
 its result is in the journal, independently of the caller: a caller that gives up
 (timeout, cancellation) does not cancel its item, and the result still lands in
-the journal, where a later identical request finds it instead of paying again.
+the journal.
 
 Lifecycle of one item::
 
-    submit_one / submit_many
-      └─ journal hit (succeeded/direct)? answer from it, no network
-      └─ same request in flight?          join it
-      └─ journal: pending ─▶ pool (accumulate) or now (explicit) ─▶ batches.create
-            ─▶ journal: submitted ─▶ poll ─▶ stream results ─▶ journal: succeeded
-            failed item (errored/expired/canceled/missing) or refused submission:
-            retried on its own up to plan.retries, then onFailure: direct
-            (messages.create, journal: direct) or error (journal: failed, BatchItemError)
+    answer_one / answer_many
+      └─ same request in flight on this loop?   join its future
+      └─ journal claim (one transaction):
+           answered, and a redelivery?          answer from the journal (paid 0 here)
+           pending elsewhere, owner alive?      join: wait for its row to end
+           ours (new, failed, owner dead)       pool (accumulate) or now (explicit)
+      └─ journal: intent (sent_at) ─▶ batches.create ─▶ journal: submitted
+            ─▶ poll ─▶ stream results ─▶ journal: succeeded ─▶ caller
+         create failed ambiguously (5xx, dropped)? find the batch it may have made
+            (list recent batches, match custom_ids) before sending anything again
+         item errored permanently (400/401/403/404/413)? the SDK's exception, at once
+         expired/canceled/missing/transient? retried up to plan.retries within the
+            plan's deadline (from the first submission), then onFailure: direct or error
 
-Everything runs on the event loop that first uses the service.
+**Redelivery, not collapse.** A journal answer goes only to the same request sent
+again: with the same idempotency key (any time within retention), or identical
+within ``dedupe_window_s``. Identical prompts inside one ``answer_many`` are
+distinct items (each paid, each its own sample).
+
+**One worker per event loop.** Futures and timers belong to one loop, so each loop
+that calls the service gets a worker of its own, with its own journal lease; two
+loops asking for the same request join through the journal like two processes.
+A worker whose loop has closed gives its rows up at once to the next one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anthropic
 from anthropic.types import Message
 
 from engine.decision import BatchPlan
-from engine.providers.anthropic.batches._ids import client_identity, custom_id_for, request_hash
-from engine.providers.anthropic.batches._inflight import InFlight, Item, PoolKey, describe
-from engine.providers.anthropic.batches._reconcile import adoptable_results
+from engine.journal import DEFAULT_LEASE_S, Journal, JournalEntry, JournalError, Lease
+from engine.providers.anthropic.batches._ids import (
+    client_identity,
+    custom_id_for,
+    headers_fingerprint,
+    request_hash,
+)
+from engine.providers.anthropic.batches._inflight import Failure, Item, PoolKey, Settled
+from engine.providers.anthropic.batches._reconcile import find_created
+from engine.providers.anthropic.batches._shared import SharedPool
 from engine.providers.anthropic.batches.accumulator import Accumulator
-from engine.providers.anthropic.batches.client import BatchClient, retry_after_s
-from engine.providers.anthropic.batches.errors import BatchItemError
-from engine.providers.anthropic.batches.journal import Journal
+from engine.providers.anthropic.batches.client import BatchClient, ambiguous, retry_after_s
+from engine.providers.anthropic.batches.errors import BatchItemError, NotBatchable
 from engine.providers.anthropic.capabilities import capabilities
 
-__all__ = ["BatchService"]
+__all__ = ["CLIENT_OPTIONS", "Answer", "BatchService"]
 
 logger = logging.getLogger("llm_policy.batches")
 
 RESULT_CHUNK = 500  # result lines written to the journal per transaction
 RESULT_STREAM_ATTEMPTS = 5
+RECONCILE_ATTEMPTS = 30
+DEFAULT_DEDUPE_WINDOW_S = 600.0
+#: Options of the SDK's ``create`` call that are not request body fields.
+CLIENT_OPTIONS = ("extra_headers", "extra_query", "extra_body", "timeout")
+
+ClientFor = Callable[[str, str], anthropic.AsyncAnthropic | None]
 
 
-class BatchService(InFlight):
-    """Routes requests through Message Batches durably; see the module docstring."""
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One item's answer. ``paid_here`` is False when this call did not pay for it
+    (answered from the journal, or joined to the same request in flight)."""
+
+    message: Message
+    batch_id: str | None
+    paid_here: bool
+
+
+def as_sent(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The request body and extra headers the SDK would send for ``messages.create(**params)``.
+
+    ``extra_body`` is merged into the body and ``timeout`` dropped (the batch has its
+    own deadline), as the SDK does on the wire; streaming and ``extra_query`` have no
+    batch form, so those raise :class:`NotBatchable`.
+    """
+    if params.get("stream"):
+        raise NotBatchable("a streaming request cannot go through a batch: send it direct")
+    if params.get("extra_query"):
+        raise NotBatchable("a request with extra_query cannot go through a batch: send it direct")
+    body = {k: v for k, v in params.items() if k not in CLIENT_OPTIONS}
+    extra_body = params.get("extra_body")
+    if extra_body:
+        body.update(extra_body)
+    headers = {str(k): str(v) for k, v in (params.get("extra_headers") or {}).items() if v is not None}
+    return body, headers
+
+
+def _salts(bases: Sequence[str], keys: Sequence[str | None]) -> list[str]:
+    """Per item: its idempotency key, or ``#k`` for the k-th repeat of a request in one call."""
+    seen: Counter[str] = Counter()
+    out: list[str] = []
+    for base, key in zip(bases, keys, strict=True):
+        if key is not None:
+            out.append(f"key:{key}")
+            continue
+        n = seen[base]
+        seen[base] += 1
+        out.append(f"#{n}" if n else "")
+    return out
+
+
+def _only(identity: tuple[str, str], client: anthropic.AsyncAnthropic) -> ClientFor:
+    """A ``client_for`` that knows one identity."""
+    return lambda fingerprint, base_url: client if (fingerprint, base_url) == identity else None
+
+
+class _Worker(SharedPool):
+    """The service on one event loop."""
 
     def __init__(
-        self, journal: Journal, *, poll_interval: float = 1.0, max_poll_interval: float = 30.0
-    ) -> None:
-        super().__init__(journal, poll_interval=poll_interval, max_poll_interval=max_poll_interval)
-        self.batches_created = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._reset_memory()
-
-    def _reset_memory(self) -> None:
-        limits = capabilities().limits
-        self._pool: Accumulator[PoolKey, Item] = Accumulator(
-            self._flush_pool, max_requests_cap=int(limits["batch_max_requests"])
+        self, journal: Journal, lease: Lease, *, poll_interval: float, max_poll_interval: float,
+        dedupe_window_s: float, warn: Callable[[str, str], None], orphans: list[Lease],
+    ) -> None:  # fmt: skip
+        super().__init__(
+            journal, lease, poll_interval=poll_interval, max_poll_interval=max_poll_interval, warn=warn
         )
-        self._futures.clear()
-        self._items.clear()
-        self._tasks.clear()
+        self.dedupe_window_s = dedupe_window_s
+        self.batches_created = 0
+        self._pool: Accumulator[PoolKey, Item] = Accumulator(
+            self._flush_pool, max_requests_cap=int(capabilities().limits["batch_max_requests"])
+        )
         self._watched: set[str] = set()
-        self._resumed: set[PoolKey] = set()
-
-    def _bind_loop(self) -> None:
-        """Futures and timers belong to one event loop. Used from a new one (the old one
-        closed, e.g. between test cases or after ``asyncio.run`` returned), the service
-        forgets what it held in memory; the journal holds the rest, and first use per
-        identity resumes it on the new loop."""
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            if self._loop is not None:
-                logger.info("batch service moved to a new event loop: resuming from the journal")
-                self._reset_memory()
-            self._loop = loop
-
-    # -- entry points ---------------------------------------------------------------------
-
-    async def submit_one(
-        self,
-        params: dict[str, Any],
-        plan: BatchPlan,
-        client: anthropic.AsyncAnthropic,
-        *,
-        call_site: str | None = None,
-    ) -> Message:
-        """Pool one request (``accumulate``); resolves exactly once, with its own result."""
-        [future] = self._attach([self._item(params, plan, client, call_site)], pooled=True)
-        return await asyncio.shield(future)
-
-    async def submit_many(
-        self,
-        params_list: list[dict[str, Any]],
-        plan: BatchPlan,
-        client: anthropic.AsyncAnthropic,
-        *,
-        return_exceptions: bool = False,
-        call_site: str | None = None,
-    ) -> list[Message | BaseException]:
-        """Send ``params_list`` as batches now (split at the API limits); results in input order."""
-        items = [self._item(p, plan, client, call_site) for p in params_list]
-        futures = self._attach(items, pooled=False)
-        del items
-        # One shielded gather (not one shield per item): a caller that gives up cancels
-        # neither the items nor the gather, and 100,000 items cost no 200,000 extra tasks.
-        gathered = asyncio.gather(*futures, return_exceptions=return_exceptions)
-        gathered.add_done_callback(lambda f: f.cancelled() or f.exception())  # seen even if nobody waits
-        return list(await asyncio.shield(gathered))
-
-    async def resume(self, client_for: Callable[[str, str], anthropic.AsyncAnthropic | None]) -> int:
-        """Collect batches submitted but not collected (and send items never submitted).
-
-        The journal keeps no API key: ``client_for(credential_fingerprint, base_url)``
-        supplies a client for each, or None to leave those items for later.
-        Returns the number of batches being collected. Without this call, the first
-        request for a credential and endpoint resumes that identity's leftovers
-        with the request's own client.
-        """
-        self._bind_loop()
-        return self._resume(client_for)
-
-    def _resume(self, client_for: Callable[[str, str], anthropic.AsyncAnthropic | None]) -> int:
-        resumed = 0
-        for batch_id, credential, base_url in self.journal.open_batches():
-            client = client_for(credential, base_url)
-            if client is None:
-                continue
-            self._resumed.add((credential, base_url))
-            if batch_id not in self._watched:
-                self._watch(batch_id, client, self._members_from_journal(batch_id), deadline_s=None)
-                resumed += 1
-        waiting: dict[PoolKey, list[Item]] = {}
-        since: dict[PoolKey, float] = {}
-        for entry in self.journal.pending():
-            client = client_for(entry.credential, entry.base_url)
-            if client is None or entry.request_hash in self._futures or entry.params is None:
-                continue
-            key = (entry.credential, entry.base_url)
-            waiting.setdefault(key, []).append(self._item_from(entry, client))
-            since[key] = min(since.get(key, entry.updated_at), entry.updated_at)
-        for key, items in waiting.items():
-            self._resumed.add(key)
-            self._track(items)
-            self._spawn(self._reconcile_then_submit(items, since[key]))
-        return resumed
-
-    def _resume_on_first_use(self, items: Sequence[Item]) -> None:
-        """The first request of an identity picks up what an earlier process left for it."""
-        for item in items:
-            if item.key not in self._resumed:
-                self._resumed.add(item.key)
-                self._resume(_only(item.key, item.client))
-
-    async def _reconcile_then_submit(self, items: list[Item], since: float) -> None:
-        """Items journaled but never marked submitted: adopt results the API already has, send the rest."""
-        wanted = {i.custom_id: i for i in items}
-        batches = self._batch_client(items[0].client)
-        adopted: list[tuple[str, Message]] = []
-        async for line in adoptable_results(batches, set(wanted), since):
-            if line.result.type == "succeeded":
-                adopted.append((wanted.pop(line.custom_id).hash, line.result.message))
-        if adopted:
-            logger.warning(
-                "%d item(s) were already in a batch the API accepted: answered from it", len(adopted)
-            )
-            self._succeed(adopted)
-        if wanted:
-            await self._submit(list(wanted.values()))
-
-    async def aclose(self, timeout: float | None = None) -> None:
-        """Send what is pooled, wait for every item to settle, close the journal.
-
-        With ``timeout``, stop waiting after that many seconds: unfinished batches
-        stay in the journal and :meth:`resume` collects them on the next start.
-        """
-        self._bind_loop()
-        self._pool.flush_all()
-        try:
-            await asyncio.wait_for(self._drain(), timeout)
-        except TimeoutError:
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.journal.close()
-
-    async def _drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._resumed: set[tuple[str, str]] = set()
+        self._renewer: asyncio.Task[None] | None = None
+        self._orphans = orphans
+        #: Runs before a pool's items become batches: warms shared prefixes, orders items by them.
+        self.warm: Callable[[list[Item]], Awaitable[list[Item]]] | None = None
+        self._open_shared()  # the journal's cross-process pool, if it has one (Redis)
 
     # -- intake ---------------------------------------------------------------------------
 
-    def _item(
-        self, params: dict[str, Any], plan: BatchPlan, client: anthropic.AsyncAnthropic, call_site: str | None
-    ) -> Item:
-        if params.get("stream"):
-            raise ValueError("a streaming request cannot go through a batch: send it direct")
+    def items(
+        self,
+        params_list: Sequence[dict[str, Any]],
+        plan: BatchPlan,
+        client: anthropic.AsyncAnthropic,
+        call_site: str | None,
+        keys: Sequence[str | None],
+    ) -> list[Item]:
         credential, base_url = client_identity(client)
-        digest = request_hash(params, credential, base_url)
-        return Item(digest, custom_id_for(digest), params, plan, client, credential, base_url, call_site)
-
-    def _attach(self, items: Sequence[Item], *, pooled: bool) -> list[asyncio.Future[Message]]:
-        """A future per item: answered from the journal, joined to one in flight, or new."""
-        self._bind_loop()
-        self._resume_on_first_use(items)
-        fresh = {i.hash for i in items if i.hash not in self._futures}
-        known = self.journal.get_many(sorted(fresh)) if fresh else {}
-        new: dict[str, Item] = {}
-        for item in items:
-            if item.hash in self._futures:
-                continue
-            future = self._future(item.hash)
-            entry = known.get(item.hash)
-            if entry is not None and entry.state in ("succeeded", "direct") and entry.result is not None:
-                future.set_result(Message.model_validate(entry.result))
-            elif entry is not None and entry.state == "submitted" and entry.batch_id:
-                self._items[item.hash] = replace(item, attempts=entry.attempts)
-                if entry.batch_id not in self._watched:
-                    self._watch(entry.batch_id, item.client, self._members_from_journal(entry.batch_id), None)
-            else:
-                new[item.hash] = replace(
-                    item, attempts=entry.attempts if entry and entry.state == "pending" else 0
+        sent = [as_sent(p) for p in params_list]
+        prints = [headers_fingerprint(client, headers) for _, headers in sent]
+        bases = [
+            request_hash(b, credential, base_url, headers=h) for (b, _), h in zip(sent, prints, strict=True)
+        ]
+        out: list[Item] = []
+        for (body, headers), hk, base, salt in zip(sent, prints, bases, _salts(bases, keys), strict=True):
+            digest = request_hash(body, credential, base_url, headers=hk, salt=salt) if salt else base
+            out.append(
+                Item(
+                    digest, custom_id_for(digest), body, plan, client, credential, base_url, hk,
+                    tuple(sorted(headers.items())), call_site,
                 )
-        if new:
-            self.journal.add([i.entry() for i in new.values()])
-            self._items.update(new)
-            self._route(list(new.values()), pooled=pooled)
-        return [self._futures[i.hash] for i in items]
+            )  # fmt: skip
+        return out
+
+    async def attach(
+        self, items: Sequence[Item], *, pooled: bool, keyed: bool
+    ) -> list[tuple[asyncio.Future[Settled], bool]]:
+        """A future per item, and whether this call pays for it."""
+        await self._first_use(items)
+        futures: dict[str, asyncio.Future[Settled]] = {}
+        fresh: list[Item] = []
+        for item in items:
+            future = self._futures.get(item.hash)
+            if future is None:
+                future = self._future(item.hash)
+                self._items[item.hash] = item
+                fresh.append(item)
+            futures[item.hash] = future
+        paid = {i.hash for i in fresh}
+        if fresh:
+            stale = None if keyed else time.time() - self.dedupe_window_s
+            try:
+                rows = await self._io(self.journal.claim, [i.entry() for i in fresh], self.lease, stale)
+            except Exception as exc:  # nothing was sent: the callers go direct
+                error = exc if isinstance(exc, JournalError) else JournalError(f"batch journal: {exc!r}")
+                for item in fresh:
+                    self._resolve(item.hash, error)
+            else:
+                self._keep_alive()
+                self._place(fresh, rows, pooled=pooled, paid=paid)
+        return [(futures[i.hash], i.hash in paid) for i in items]
+
+    def _place(
+        self, items: Sequence[Item], rows: Mapping[str, JournalEntry], *, pooled: bool, paid: set[str]
+    ) -> None:
+        """Send what this worker now owns; answer or join the rest."""
+        route: list[Item] = []
+        adopt: dict[str, list[Item]] = {}
+        recover: list[Item] = []
+        join: list[Item] = []
+        since = time.time()
+        for item in items:
+            row = rows.get(item.hash)
+            if row is not None and row.state in ("succeeded", "direct") and row.result is not None:
+                paid.discard(item.hash)
+                self._resolve(item.hash, Message.model_validate(row.result), row.batch_id)
+            elif row is not None and row.owner != self.lease.owner:
+                paid.discard(item.hash)
+                join.append(item)
+            else:
+                if row is not None and (row.attempts or row.batch_id or row.sent_at):
+                    item = replace(item, attempts=row.attempts, first_sent=row.created_at)
+                self._items[item.hash] = item
+                if row is not None and row.state == "submitted" and row.batch_id:
+                    adopt.setdefault(row.batch_id, []).append(item)
+                elif row is not None and row.sent_at is not None:
+                    recover.append(item)
+                    since = min(since, row.sent_at)
+                else:
+                    route.append(item)
+        for batch_id, members in adopt.items():
+            if batch_id not in self._watched:
+                self._watch(batch_id, self._batch_client(members[0]), members, deadline_s=None)
+        if recover:
+            self._spawn(self._recover(recover, since), owns=[i.hash for i in recover])
+        if join:
+            self._spawn(self._join(join), owns=[i.hash for i in join])
+        if route:
+            self._route(route, pooled=pooled)
 
     def _route(self, items: list[Item], *, pooled: bool) -> None:
         if pooled:
+            if self._share(items):  # the cross-process pool (Redis) takes them
+                return
             for item in items:
                 self._pool.add(
                     item.key, item, max_requests=item.plan.max_requests, max_wait_s=item.plan.max_wait_s
@@ -245,35 +253,185 @@ class BatchService(InFlight):
         for item in items:
             by_key.setdefault(item.key, []).append(item)
         for group in by_key.values():
-            self._spawn(self._submit(group))
+            self._spawn(self._submit(group), owns=[i.hash for i in group])
 
     def _flush_pool(self, _key: PoolKey, items: list[Item]) -> None:
-        self._spawn(self._submit(items))
+        self._spawn(self._submit(items), owns=[i.hash for i in items])
+
+    async def _join(self, items: list[Item]) -> None:
+        """Wait for items another owner holds; take them over if that owner dies."""
+        waiting = {i.hash: i for i in items}
+        delay = self.poll_interval
+        while waiting:
+            await self._nap(delay)  # woken early when the shared pool says a row ended
+            delay = min(delay * 1.5, self.max_poll_interval)
+            try:
+                rows = await self._io(self.journal.get_many, list(waiting))
+            except Exception as exc:
+                self._warn(
+                    f"journal:join:{type(exc).__name__}", f"batch journal unreadable while waiting: {exc!r}"
+                )
+                continue
+            orphaned: list[Item] = []
+            now = time.time()
+            for digest, item in list(waiting.items()):
+                row = rows.get(digest)
+                if row is not None and row.state in ("succeeded", "direct") and row.result is not None:
+                    self._resolve(digest, Message.model_validate(row.result), row.batch_id)
+                elif row is not None and row.state == "failed":
+                    error = BatchItemError(
+                        custom_id=item.custom_id, request_hash=digest, failure="failed",
+                        attempts=row.attempts, call_site=item.call_site,
+                        detail=f"answered by another worker with an error: {row.error}",
+                    )  # fmt: skip
+                    self._resolve(digest, error)
+                elif row is None or row.lease_expires < now:
+                    orphaned.append(item)
+                else:
+                    continue
+                del waiting[digest]
+            if orphaned:
+                rows = await self._io(self.journal.claim, [i.entry() for i in orphaned], self.lease, None)
+                self._keep_alive()
+                self._place(orphaned, rows, pooled=False, paid=set())
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def _keep_alive(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(self._renew())
+
+    async def _renew(self) -> None:
+        while self._futures or self._tasks or len(self._pool):
+            await asyncio.sleep(self.lease.ttl_s / 3)
+            await self._io_quiet("renewing the lease", self.journal.renew, self.lease)
+
+    async def _first_use(self, items: Iterable[Item]) -> None:
+        """Rows of workers whose loop closed go first; then the first request of an
+        identity picks up what a dead owner left for it."""
+        while self._orphans:
+            await self._io_quiet("releasing a closed loop's rows", self.journal.release, self._orphans.pop())
+        for item in items:
+            identity = (item.credential, item.base_url)
+            if identity not in self._resumed:
+                self._resumed.add(identity)
+                try:
+                    await self.resume(_only(identity, item.client))
+                except Exception as exc:  # best effort: the rows stay for a later resume
+                    self._warn(f"resume:{type(exc).__name__}", f"resuming journaled batches failed: {exc!r}")
+
+    async def resume(self, client_for: ClientFor) -> int:
+        """Take over the rows of owners whose lease ran out, and finish them."""
+        rows = await self._io(self.journal.take_over, self.lease)
+        unknown: list[str] = []
+        batches: dict[str, list[Item]] = {}
+        recover: dict[tuple[str, str], list[Item]] = {}
+        fresh: list[Item] = []
+        for row in rows:
+            client = client_for(row.credential, row.base_url)
+            if client is None or row.request_hash in self._futures:
+                unknown.append(row.request_hash)
+                continue
+            self._resumed.add((row.credential, row.base_url))
+            item = self._item_from(row, client)
+            self._track([item])
+            if row.state == "submitted" and row.batch_id:
+                batches.setdefault(row.batch_id, []).append(item)
+            elif row.sent_at is not None:
+                recover.setdefault((row.credential, row.base_url), []).append(item)
+            else:
+                fresh.append(item)
+        if unknown:
+            await self._io(self.journal.release, self.lease, unknown)
+        started = 0
+        for batch_id, members in batches.items():
+            if batch_id not in self._watched:
+                self._watch(batch_id, self._batch_client(members[0]), members, deadline_s=None)
+                started += 1
+        by_sent = {r.request_hash: r.sent_at or 0.0 for r in rows}
+        for group in recover.values():
+            since = min(by_sent[i.hash] for i in group)
+            self._spawn(self._recover(group, since), owns=[i.hash for i in group])
+        if rows:
+            self._keep_alive()
+        if fresh:
+            self._route(fresh, pooled=False)
+        return started
 
     # -- submission -----------------------------------------------------------------------
 
     async def _submit(self, items: list[Item]) -> None:
         """Create batches for ``items`` (split at the limits) and start collecting each."""
-        batches = self._batch_client(items[0].client)
+        if self.warm is not None:
+            items = await self.warm(items)
+        batches = self._batch_client(items[0])
         by_id = {i.custom_id: i for i in items}
         requests = ({"custom_id": i.custom_id, "params": i.params} for i in items)
         for chunk in batches.split(requests):
-            group = [by_id[r["custom_id"]] for r in chunk]
-            await self._create(batches, chunk, group)
+            await self._create(batches, chunk, [by_id[r["custom_id"]] for r in chunk])
 
     async def _create(self, batches: BatchClient, chunk: list[dict[str, Any]], group: list[Item]) -> None:
+        now = time.time()
+        group = [i if i.first_sent is not None else replace(i, first_sent=now) for i in group]
+        self._items.update((i.hash, i) for i in group)
+        hashes = [i.hash for i in group]
+        await self._io_quiet("recording the intent to create", self.journal.mark_sending, hashes, self.lease)
         try:
             batch = await batches.create(chunk)
-        except anthropic.APIStatusError as exc:
-            await self._refused(batches, chunk, group, exc)
+        except anthropic.APIError as exc:
+            if ambiguous(exc):
+                await self._find_or_resend(batches, group, now, exc)
+            elif isinstance(exc, anthropic.APIStatusError):
+                await self._refused(batches, chunk, group, exc)
+            else:
+                await self._failed(
+                    group, "submission", f"batch not accepted: {exc}", delay=self.poll_interval
+                )
             return
-        except (anthropic.APIError, TypeError, ValueError) as exc:  # connection lost, unserialisable params
-            await self._failed(group, "submission", f"batch not accepted: {exc}", delay=self.poll_interval)
+        except Exception as exc:  # unserialisable params: nothing was sent; a direct call says why
+            for item in group:
+                self._spawn(
+                    self._give_up(item, "submission", repr(exc), attempts=item.attempts + 1), owns=[item.hash]
+                )
             return
         self.batches_created += 1
-        self.journal.mark_submitted([i.hash for i in group], batch.id)
+        await self._io_quiet(
+            "recording the submission", self.journal.mark_submitted, hashes, batch.id, self.lease
+        )
         deadline = min(i.plan.deadline_s for i in group)
-        self._watch(batch.id, batches.client, {i.custom_id: i.hash for i in group}, deadline)
+        self._watch(batch.id, batches, group, deadline)
+
+    async def _recover(self, items: list[Item], since: float) -> None:
+        """Items whose create may have reached the API (a crash or an ambiguous failure)."""
+        await self._find_or_resend(self._batch_client(items[0]), items, since, None)
+
+    async def _find_or_resend(
+        self, batches: BatchClient, group: list[Item], since: float, cause: BaseException | None
+    ) -> None:
+        """Adopt the batch an ambiguous create made, or send again once sure there is none."""
+        wanted = {i.custom_id for i in group}
+        delay = (retry_after_s(cause) if cause else None) or self.poll_interval
+        found: str | None = None
+        for attempt in range(RECONCILE_ATTEMPTS):
+            try:
+                found = await find_created(batches, wanted, since)
+                break
+            except anthropic.APIError as exc:
+                if attempt == RECONCILE_ATTEMPTS - 1:
+                    detail = f"cannot tell whether the batch was created ({exc}); the journal keeps it"
+                    self._fail_all([i.hash for i in group], "uncollected", detail)
+                    return
+                await asyncio.sleep(retry_after_s(exc) or delay)
+                delay = min(delay * 2, self.max_poll_interval)
+        if found is not None:
+            hashes = [i.hash for i in group]
+            await self._io_quiet(
+                "recording the submission", self.journal.mark_submitted, hashes, found, self.lease
+            )
+            self._watch(found, batches, group, min(i.plan.deadline_s for i in group))
+            return
+        detail = f"batch not accepted: {cause}" if cause else "never accepted before a restart"
+        await self._failed(group, "submission", detail, delay=0.0 if cause is None else delay)
 
     async def _refused(
         self,
@@ -288,44 +446,54 @@ class BatchService(InFlight):
             await self._create(batches, chunk[half:], group[half:])
             return
         detail = f"batch refused with {exc.status_code}: {exc.message}"
-        if exc.status_code < 500 and exc.status_code not in (408, 409, 429):
-            # Sending the same batch again would be refused again: fall back at once.
-            for item in group:
-                self._spawn(self._give_up(item, "submission", detail, attempts=item.attempts + 1))
+        if exc.status_code == 429:  # not created: wait as asked, then again
+            await self._failed(group, "submission", detail, delay=retry_after_s(exc) or self.poll_interval)
             return
-        await self._failed(group, "submission", detail, delay=retry_after_s(exc) or self.poll_interval)
+        for item in group:  # sending the same batch again would be refused again: fall back at once
+            self._spawn(
+                self._give_up(item, "submission", detail, attempts=item.attempts + 1), owns=[item.hash]
+            )
 
     # -- collection -----------------------------------------------------------------------
 
-    def _members_from_journal(self, batch_id: str) -> dict[str, str]:
-        return {e.custom_id: e.request_hash for e in self.journal.items_in_batch(batch_id)}
-
     def _watch(
-        self,
-        batch_id: str,
-        client: anthropic.AsyncAnthropic,
-        members: dict[str, str],
-        deadline_s: float | None,
+        self, batch_id: str, batches: BatchClient, members: list[Item], deadline_s: float | None
     ) -> None:
         self._watched.add(batch_id)
-        self._spawn(self._collect(batch_id, self._batch_client(client), members, deadline_s))
+        ids = {i.custom_id: i.hash for i in members}
+        self._spawn(self._collect(batch_id, batches, ids, deadline_s), owns=ids.values())
 
     async def _collect(
         self, batch_id: str, batches: BatchClient, members: dict[str, str], deadline_s: float | None
     ) -> None:
         """Wait for the batch, stream its results into the journal, handle what failed."""
         try:
-            await batches.wait(batch_id, deadline_s=deadline_s)
+            batch = await batches.wait(batch_id, deadline_s=deadline_s)
+            if batch.results_url is None:
+                await self._archived(batch_id, members)
+                return
             failed = await self._read_results(batch_id, batches, members)
         except anthropic.NotFoundError as exc:
-            failed = [(h, "missing", f"batch {batch_id} not found: {exc.message}") for h in members.values()]
-        except (anthropic.APIError, ValueError) as exc:
+            failed = [
+                Failure(h, "missing", f"batch {batch_id} not found: {exc.message}") for h in members.values()
+            ]
+        except Exception as exc:
             self._abandon(batch_id, members, exc)
             return
         finally:
             self._watched.discard(batch_id)
         if failed:
-            await self._failed_hashes(failed, batches.client)
+            await self._failed_lines(failed, batches.client)
+
+    async def _archived(self, batch_id: str, members: dict[str, str]) -> None:
+        """An ended batch without results (archived): paid, unreadable, never sent again."""
+        detail = f"batch {batch_id} has no results any more (archived)"
+        for digest in members.values():
+            item = self._items.get(digest)
+            if item is not None:
+                await self._fail(item, "archived", detail, item.attempts)
+            else:
+                self._fail_all([digest], "archived", detail)
 
     def _abandon(self, batch_id: str, members: dict[str, str], exc: BaseException) -> None:
         """The batch could not be polled or read: its items may be paid, so never resend them.
@@ -334,64 +502,271 @@ class BatchService(InFlight):
         so a later resume (or an identical request) collects the batch.
         """
         logger.warning("batch %s could not be collected (%s): left in the journal for resume", batch_id, exc)
-        detail = f"batch {batch_id} could not be collected ({exc}); the journal keeps it for resume"
-        for custom_id, digest in members.items():
-            future = self._futures.get(digest)
-            if future is None or future.done():
-                continue
-            item = self._items.get(digest)
-            future.set_exception(
-                BatchItemError(
-                    custom_id=custom_id,
-                    request_hash=digest,
-                    failure="uncollected",
-                    attempts=self._attempts(digest),
-                    detail=detail,
-                    call_site=item.call_site if item else None,
-                )
-            )
+        detail = f"batch {batch_id} could not be collected ({exc!r}); the journal keeps it for resume"
+        self._fail_all(members.values(), "uncollected", detail)
 
     async def _read_results(
         self, batch_id: str, batches: BatchClient, members: dict[str, str]
-    ) -> list[tuple[str, str, str]]:
+    ) -> list[Failure]:
         remaining = dict(members)
-        failed: list[tuple[str, str, str]] = []
+        failed: list[Failure] = []
         for attempt in range(RESULT_STREAM_ATTEMPTS):
             try:
                 await self._stream(batches, batch_id, remaining, failed)
                 break
-            except (anthropic.APIError, ValueError) as exc:
+            except Exception as exc:  # connection cut mid-stream, 5xx: read again, the journal has the rest
                 if attempt == RESULT_STREAM_ATTEMPTS - 1:
                     raise
-                logger.info("reading results of %s: %s; reading again", batch_id, exc)
+                logger.info("reading results of %s: %r; reading again", batch_id, exc)
                 await asyncio.sleep(retry_after_s(exc) or self.poll_interval)
-        failed.extend((h, "missing", f"absent from the results of {batch_id}") for h in remaining.values())
+        failed.extend(
+            Failure(h, "missing", f"absent from the results of {batch_id}") for h in remaining.values()
+        )
         return failed
 
     async def _stream(
-        self,
-        batches: BatchClient,
-        batch_id: str,
-        remaining: dict[str, str],
-        failed: list[tuple[str, str, str]],
+        self, batches: BatchClient, batch_id: str, remaining: dict[str, str], failed: list[Failure]
     ) -> None:
-        done: list[tuple[str, Message]] = []
-        async for line in batches.results(batch_id):
-            digest = remaining.pop(line.custom_id, None)
-            if digest is None:
-                continue
-            if line.result.type == "succeeded":
-                done.append((digest, line.result.message))
+        """Results in; each leaves ``remaining`` only once it is journaled (or failed, in ``failed``)."""
+        done: list[tuple[str, str, Message]] = []
+
+        async def flush() -> None:
+            chunk = done[:]
+            done.clear()
+            await self._succeed([(h, m) for _, h, m in chunk], batch_id)
+            for custom_id, _, _ in chunk:
+                remaining.pop(custom_id, None)
+
+        try:
+            async for line in batches.results(batch_id):
+                digest = remaining.get(line.custom_id)
+                if digest is None:
+                    continue
+                result = line.result
+                if result.type == "succeeded":
+                    done.append((line.custom_id, digest, result.message))
+                    if len(done) >= RESULT_CHUNK:
+                        await flush()
+                    continue
+                remaining.pop(line.custom_id)
+                if result.type == "errored":
+                    inner = result.error.error
+                    failed.append(Failure(digest, "errored", f"{inner.type}: {inner.message}", inner.type))
+                else:
+                    failed.append(Failure(digest, result.type))
+        finally:
+            await flush()
+
+    # -- shutdown -------------------------------------------------------------------------
+
+    async def aclose(self, timeout: float | None) -> None:
+        self._pool.flush_all()
+        try:
+            await asyncio.wait_for(self._drain(), timeout)
+        except TimeoutError:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._fail_all(list(self._futures), "closed", "the batch service closed; the journal keeps the item")
+        if self._renewer is not None:
+            self._renewer.cancel()
+        await self._close_shared()
+        await self._io_quiet("releasing rows at close", self.journal.release, self.lease, None)
+
+    async def _drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+class BatchService:
+    """Routes requests through Message Batches durably; see the module docstring."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        poll_interval: float = 1.0,
+        max_poll_interval: float = 30.0,
+        lease_s: float = DEFAULT_LEASE_S,
+        dedupe_window_s: float = DEFAULT_DEDUPE_WINDOW_S,
+    ) -> None:
+        self.journal = journal
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.lease_s = lease_s
+        self.dedupe_window_s = dedupe_window_s
+        self._workers: dict[asyncio.AbstractEventLoop, _Worker] = {}
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
+        self._retired_batches = 0
+        #: Given to each event loop's worker (see ``_Worker.warm``); set by the engine.
+        self.warm: Callable[[list[Item]], Awaitable[list[Item]]] | None = None
+
+    @property
+    def batches_created(self) -> int:
+        with self._lock:
+            return self._retired_batches + sum(w.batches_created for w in self._workers.values())
+
+    def pool_depth(self) -> int:
+        """Requests waiting in a pool for their batch to be sent, on every loop (for metrics)."""
+        with self._lock:
+            return sum(len(w._pool) for w in self._workers.values())
+
+    def pool_oldest_age(self) -> float:
+        """Seconds the oldest pooled request has waited, 0 when none waits (for metrics)."""
+        with self._lock:
+            return max((w._pool.oldest_age() for w in self._workers.values()), default=0.0)
+
+    def _warn(self, key: str, message: str) -> None:
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        logger.warning("%s", message)
+
+    def _worker(self) -> _Worker:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            worker = self._workers.get(loop)
+            if worker is not None:
+                return worker
+            orphans: list[Lease] = []
+            for old in [lp for lp in self._workers if lp.is_closed()]:
+                gone = self._workers.pop(old)
+                self._retired_batches += gone.batches_created
+                orphans.append(gone.lease)
+            worker = _Worker(
+                self.journal, Lease.new(self.lease_s), poll_interval=self.poll_interval,
+                max_poll_interval=self.max_poll_interval, dedupe_window_s=self.dedupe_window_s,
+                warn=self._warn, orphans=orphans,
+            )  # fmt: skip
+            worker.warm = self.warm
+            self._workers[loop] = worker
+            return worker
+
+    # -- entry points ---------------------------------------------------------------------
+
+    async def answer_one(
+        self,
+        params: dict[str, Any],
+        plan: BatchPlan,
+        client: anthropic.AsyncAnthropic,
+        *,
+        call_site: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Answer:
+        """Pool one request (``accumulate``); resolves exactly once, with its own result.
+
+        Raises :class:`NotBatchable` (send it direct), :class:`JournalError` (the journal
+        failed before anything was sent: send it direct), the SDK's exception for a
+        request the API rejects, or :class:`BatchItemError`.
+        """
+        worker = self._worker()
+        [item] = worker.items([params], plan, client, call_site, [idempotency_key])
+        [(future, paid)] = await worker.attach([item], pooled=True, keyed=idempotency_key is not None)
+        message, batch_id = await asyncio.shield(future)
+        return Answer(message, batch_id, paid)
+
+    async def submit_one(
+        self,
+        params: dict[str, Any],
+        plan: BatchPlan,
+        client: anthropic.AsyncAnthropic,
+        *,
+        call_site: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Message:
+        """:meth:`answer_one`'s message."""
+        answer = await self.answer_one(
+            params, plan, client, call_site=call_site, idempotency_key=idempotency_key
+        )
+        return answer.message
+
+    async def answer_many(
+        self,
+        params_list: list[dict[str, Any]],
+        plan: BatchPlan,
+        client: anthropic.AsyncAnthropic,
+        *,
+        call_site: str | None = None,
+        idempotency_keys: Sequence[str | None] | None = None,
+    ) -> list[Answer | BaseException]:
+        """Send ``params_list`` as batches now (split at the API limits); answers in input order,
+        an exception in place of each item that failed."""
+        worker = self._worker()
+        keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(params_list)
+        items = worker.items(params_list, plan, client, call_site, keys)
+        attached = await worker.attach(items, pooled=False, keyed=any(k is not None for k in keys))
+        del items
+        # One shielded gather (not one shield per item): a caller that gives up cancels
+        # neither the items nor the gather, and 100,000 items cost no 200,000 extra tasks.
+        gathered = asyncio.gather(*(f for f, _ in attached), return_exceptions=True)
+        outcomes = await asyncio.shield(gathered)
+        return [
+            o if isinstance(o, BaseException) else Answer(o[0], o[1], paid)
+            for o, (_, paid) in zip(outcomes, attached, strict=True)
+        ]
+
+    async def submit_many(
+        self,
+        params_list: list[dict[str, Any]],
+        plan: BatchPlan,
+        client: anthropic.AsyncAnthropic,
+        *,
+        return_exceptions: bool = False,
+        call_site: str | None = None,
+    ) -> list[Message | BaseException]:
+        """:meth:`answer_many`'s messages; the first failure raises unless ``return_exceptions``."""
+        answers = await self.answer_many(params_list, plan, client, call_site=call_site)
+        out: list[Message | BaseException] = []
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                if not return_exceptions:
+                    raise answer
+                out.append(answer)
             else:
-                failed.append((digest, line.result.type, describe(line)))
-            if len(done) >= RESULT_CHUNK:
-                self._succeed(done)
-                done = []
-        self._succeed(done)
+                out.append(answer.message)
+        return out
 
+    async def resume(self, client_for: ClientFor) -> int:
+        """Collect what owners that died left (batches submitted, items never sent).
 
-def _only(
-    key: PoolKey, client: anthropic.AsyncAnthropic
-) -> Callable[[str, str], anthropic.AsyncAnthropic | None]:
-    """A ``client_for`` that knows one identity."""
-    return lambda fingerprint, base_url: client if (fingerprint, base_url) == key else None
+        Only rows whose owner's lease ran out are taken; a live owner's are its own.
+        The journal keeps no API key: ``client_for(credential_fingerprint, base_url)``
+        supplies a client for each, or None to leave those rows to someone else.
+        Returns the number of batches being collected. Without this call, the first
+        request for a credential and endpoint resumes that identity's rows.
+        """
+        return await self._worker().resume(client_for)
+
+    async def aclose(self, timeout: float | None = None) -> None:
+        """Send what is pooled, wait for every item to settle, close the journal.
+
+        With ``timeout``, stop waiting after that many seconds: unfinished items fail
+        with ``BatchItemError(failure="closed")``, stay in the journal and are released,
+        so a resume (here or in another process) collects them at once. Workers on other
+        running loops are closed on their own loop.
+        """
+        here = asyncio.get_running_loop()
+        with self._lock:
+            workers = list(self._workers.items())
+        for loop, worker in workers:
+            try:
+                if loop is here:
+                    await worker.aclose(timeout)
+                elif loop.is_running():
+                    remote = asyncio.run_coroutine_threadsafe(worker.aclose(timeout), loop)
+                    await asyncio.wait_for(
+                        asyncio.wrap_future(remote), None if timeout is None else timeout + 5
+                    )
+                else:
+                    await asyncio.to_thread(self.journal.release, worker.lease, None)
+            except Exception as exc:
+                self._warn(f"close:{type(exc).__name__}", f"closing a batch worker failed: {exc!r}")
+        with self._lock:
+            self._retired_batches += sum(w.batches_created for _, w in workers)
+            self._workers.clear()
+        try:
+            await asyncio.to_thread(self.journal.close)
+        except Exception as exc:
+            self._warn(f"close-journal:{type(exc).__name__}", f"closing the batch journal failed: {exc!r}")

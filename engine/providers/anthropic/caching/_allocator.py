@@ -12,6 +12,8 @@ from engine.providers.anthropic.caching._choose import (
     Candidate,
     Evidence,
     auto_candidates,
+    batch_verdict,
+    batch_why,
     choose_ttl,
     explicit_candidates,
     tiered_ttls,
@@ -97,7 +99,10 @@ class BreakpointAllocator:
                 )
             else:
                 ledger.notes.append(f"the {self.transport} transport takes no cache markers")
-        kept = ledger.markers if sent else {i: t for i, t in ledger.markers.items() if i in ledger.caller}
+        # A batch item's writes are uncertain (it may read, or run after its entry lapsed),
+        # and a shadow request carries only the caller's markers: neither is remembered as written.
+        sure = sent and not batch
+        kept = ledger.markers if sure else {i: t for i, t in ledger.markers.items() if i in ledger.caller}
         writes = [
             (i, float(caps.ttl_seconds(ttl)))
             for i, ttl in kept.items()
@@ -142,10 +147,28 @@ class BreakpointAllocator:
             ttls, why = tiers
         else:
             ttls = {c.index: ttl for c in candidates}
+        if batch and candidates:
+            verdict = batch_verdict(plan, view, hit_rate)
+            if verdict is None:
+                ledger.notes.append(why)
+                for c in candidates:
+                    reason = f"{c.reason}; not placed: {batch_why(view, hit_rate)}"
+                    ledger.log(c.index, ttls[c.index], "engine", "dropped", reason)
+                return
+            ttls = {c.index: verdict[0] for c in candidates}
+            why = verdict[1]
         if candidates:
             ledger.notes.append(why)
         for candidate in candidates:
             self._place(candidate, ttls[candidate.index], view, ledger, editor, counter)
+
+    def is_written(self, call_site: str, digest: bytes, now: float) -> bool:
+        """Whether this call site wrote an entry at ``digest`` that is alive at ``now``."""
+        return self._tracker.is_written(call_site, digest, now)
+
+    def mark_written(self, call_site: str, digest: bytes, now: float, ttl: TTL) -> None:
+        """Remember a write made outside :meth:`apply` (a pre-warm before a batch)."""
+        self._tracker.mark_written(call_site, digest, now, float(self._ttl_seconds(ttl)))
 
     def _ttl_seconds(self, ttl: TTL) -> int:
         return (self._caps or capabilities()).ttl_seconds(ttl)

@@ -41,6 +41,8 @@ __all__ = [
     "Candidate",
     "Evidence",
     "auto_candidates",
+    "batch_verdict",
+    "batch_why",
     "choose_ttl",
     "explicit_candidates",
     "tiered_ttls",
@@ -124,6 +126,46 @@ def ttl_costs(gaps: tuple[float, ...], prices: Prices) -> tuple[float, float]:
     return (
         within_5m * r + (1 - within_5m) * prices.cache_write_5m,
         within_1h * r + (1 - within_1h) * prices.cache_write_1h,
+    )
+
+
+def batch_item_cost(q: float, prices: Prices, ttl: TTL) -> float:
+    """Expected price per marked token of a batch item that reads its entry with chance ``q``.
+
+    A reading item pays the read price; one that does not writes the prefix again at
+    the marker's TTL. (The batch discount multiplies both sides of every comparison.)
+    """
+    write = prices.cache_write_1h if ttl == "1h" else prices.cache_write_5m
+    return q * prices.cache_read + (1 - q) * write
+
+
+def batch_verdict(plan: CachePlan, view: RequestView, q: float) -> tuple[TTL, str] | None:
+    """The TTL for a batch item's markers, or None when markers do not pay at hit rate ``q``.
+
+    ``ttl: auto`` takes 5m, the cheaper write at any hit rate (the shared prefix is
+    warmed at 1h before the batch, and every read refreshes it); a fixed TTL is kept.
+    Markers go only where the expected cost beats plain input: above ~22% (5m) or
+    ~53% (1h) at the documented multipliers, from the model's own price row.
+    """
+    prices = view.model.prices
+    ttl: TTL = plan.ttl if plan.ttl in ("5m", "1h") else "5m"
+    if ttl == "1h" and not view.allows_1h:
+        ttl = "5m"
+    cost = batch_item_cost(q, prices, ttl)
+    if cost >= prices.input:
+        return None
+    return ttl, (
+        f"batch item: this call site's batches read their entries {q:.0%} of the time, so a {ttl} marker "
+        f"costs {cost:.3f} per token against {prices.input:.3f} plain ({view.model.family} prices)"
+    )
+
+
+def batch_why(view: RequestView, q: float) -> str:
+    prices = view.model.prices
+    cost = batch_item_cost(q, prices, "5m")
+    return (
+        f"batch item: this call site's batches read their entries only {q:.0%} of the time; a marker "
+        f"would cost {cost:.3f} per token against {prices.input:.3f} plain, so the batch goes without"
     )
 
 

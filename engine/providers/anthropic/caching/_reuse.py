@@ -210,6 +210,22 @@ class ReuseTracker:
                 if longest[1] > 1:
                     site.reached[longest[1]] += 1
 
+    def is_written(self, call_site: str, digest: bytes, now: float) -> bool:
+        """Whether an entry this site wrote at ``digest`` is alive at ``now``."""
+        with self._lock:
+            site = self._sites.get(call_site)
+            entry = site.seen.get(digest) if site is not None else None
+            return entry is not None and entry.written_until is not None and entry.written_until > now
+
+    def mark_written(self, call_site: str, digest: bytes, now: float, ttl_s: float) -> None:
+        """Remember an entry written at ``digest`` outside a placed request (a pre-warm)."""
+        with self._lock:
+            site = self._site(call_site)
+            entry = site.seen.get(digest)
+            if entry is None:
+                entry = site.seen[digest] = _Seen(None, now)
+            entry.written_until = max(entry.written_until or 0.0, now + ttl_s)
+
     def _site(self, call_site: str) -> SiteMemory:
         site = self._sites.pop(call_site, None) or SiteMemory()
         self._sites[call_site] = site

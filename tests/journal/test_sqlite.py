@@ -1,4 +1,4 @@
-"""The SQLite journal: states, dedup reset, retention, URLs, and no secrets on disk."""
+"""The SQLite journal: URLs, retention, failures as JournalError, older files, no secrets on disk."""
 
 from __future__ import annotations
 
@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.providers.anthropic.batches import (
-    Journal,
-    JournalEntry,
-    JournalError,
-    Outcome,
-    SqliteJournal,
-    credential_fingerprint,
-    open_journal,
-    request_hash,
-)
+import engine.journal as journal_module
+from engine.journal import Journal, JournalEntry, JournalError, Lease, Outcome, SqliteJournal, open_journal
+from engine.providers.anthropic.batches import credential_fingerprint, request_hash
 
 KEY = "sk-ant-secret-key-0123456789"
 
@@ -27,54 +20,13 @@ def entry(n: int, **extra: object) -> JournalEntry:
     return JournalEntry(digest, digest, fp, "http://x", "pending", params={"n": n}, **extra)  # type: ignore[arg-type]
 
 
-def test_lifecycle_and_queries(tmp_path: Path) -> None:
-    journal = open_journal(f"sqlite:///{tmp_path}/j.db")
-    assert isinstance(journal, Journal)
-    a, b, c = entry(1), entry(2), entry(3)
-    journal.add([a, b, c])
-    assert [e.request_hash for e in journal.pending()] == [a.request_hash, b.request_hash, c.request_hash]
-    journal.mark_submitted([a.request_hash, b.request_hash], "msgbatch_1")
-    assert journal.open_batches() == [("msgbatch_1", a.credential, "http://x")]
-    members = journal.items_in_batch("msgbatch_1")
-    assert {e.custom_id for e in members} == {a.custom_id, b.custom_id}
-    assert all(e.params is None for e in members), "members are listed without their params"
-    journal.record(
-        [
-            Outcome(a.request_hash, "succeeded", 0, result={"id": "msg_1"}),
-            Outcome(b.request_hash, "pending", 1),
-        ]
-    )
-    got = journal.get_many([a.request_hash, b.request_hash, "nope"])
-    assert got[a.request_hash].state == "succeeded" and got[a.request_hash].result == {"id": "msg_1"}
-    assert got[a.request_hash].params is None, "params are dropped once the answer is kept"
-    assert (got[b.request_hash].state, got[b.request_hash].batch_id, got[b.request_hash].attempts) == (
-        "pending",
-        None,
-        1,
-    )
-    assert journal.open_batches() == []
-
-
-def test_a_final_answer_is_never_overwritten_and_a_failed_item_can_be_asked_again() -> None:
-    journal = SqliteJournal(":memory:")
-    a = entry(1)
-    journal.add([a])
-    journal.record([Outcome(a.request_hash, "succeeded", 0, result={"id": "msg_1"})])
-    journal.record([Outcome(a.request_hash, "failed", 3, error="late")])
-    journal.add([a])
-    assert journal.get_many([a.request_hash])[a.request_hash].result == {"id": "msg_1"}
-    b = entry(2)
-    journal.add([b])
-    journal.record([Outcome(b.request_hash, "failed", 4, error="boom")])
-    journal.add([b])
-    again = journal.get_many([b.request_hash])[b.request_hash]
-    assert (again.state, again.attempts, again.error) == ("pending", 0, None)
+OWNER = Lease("me")
 
 
 def test_prune_removes_only_old_final_items() -> None:
     journal = SqliteJournal(":memory:")
     done, waiting = entry(1), entry(2)
-    journal.add([done, waiting])
+    journal.claim([done, waiting], OWNER)
     journal.record([Outcome(done.request_hash, "succeeded", 0, result={})])
     assert journal.prune(older_than_s=3600) == 0
     time.sleep(0.01)
@@ -84,7 +36,7 @@ def test_prune_removes_only_old_final_items() -> None:
 
 def test_the_file_holds_no_api_key(tmp_path: Path) -> None:
     journal = open_journal(f"sqlite:///{tmp_path}/j.db")
-    journal.add([entry(1)])
+    journal.claim([entry(1)], OWNER)
     journal.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert KEY.encode() not in raw
@@ -125,10 +77,9 @@ def test_request_hash_ignores_markers_and_string_form_but_not_tenant() -> None:
 
 
 def test_other_backends_plug_in_by_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.providers.anthropic.batches import journal as journal_module
-    from engine.providers.anthropic.batches import register_journal_backend
+    from engine.journal import register_journal_backend
 
-    monkeypatch.setattr(journal_module, "_BACKENDS", {})
+    monkeypatch.setattr(journal_module, "_BACKENDS", dict(journal_module._BACKENDS))
     opened: list[tuple[str, float]] = []
 
     def factory(url: str, retention_s: float) -> Journal:
@@ -138,6 +89,54 @@ def test_other_backends_plug_in_by_scheme(monkeypatch: pytest.MonkeyPatch) -> No
     register_journal_backend("memo", factory)
     assert isinstance(open_journal("memo://anything", retention_s=60), SqliteJournal)
     assert opened == [("memo://anything", 60)]
-    known = r"known schemes: sqlite, arangodb, arangodb\+http, arangodb\+https, memo$"
+    known = r"known schemes: arangodb, arangodb\+http, arangodb\+https, memo, redis, rediss, sqlite$"
     with pytest.raises(JournalError, match=known):
         open_journal("nope://x")
+
+
+def test_sqlite_failures_come_out_as_journal_errors(tmp_path: Path) -> None:
+    """A corrupt file, or one another process holds locked, is a JournalError (the caller goes direct)."""
+    bad = tmp_path / "corrupt.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(JournalError, match=r"corrupt\.db"):
+        open_journal(f"sqlite:///{bad}")
+    path = tmp_path / "locked.db"
+    holder = SqliteJournal(path)
+    waiter = SqliteJournal(path, busy_timeout_s=0.05)
+    import sqlite3
+
+    lock = sqlite3.connect(path, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(JournalError, match="locked"):
+            waiter.claim([entry(1)], OWNER)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    waiter.claim([entry(1)], OWNER)
+    holder.close()
+    waiter.close()
+
+
+def test_a_journal_written_before_ownership_opens_and_its_pending_rows_count_as_sent(tmp_path: Path) -> None:
+    """Rows of an older version gain owner columns; a pending row may have been sent, so it
+    carries sent_at and a resume looks for its batch before sending it."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE batch_items (request_hash TEXT PRIMARY KEY, custom_id TEXT NOT NULL, "
+        "credential TEXT NOT NULL, base_url TEXT NOT NULL, state TEXT NOT NULL, "
+        "attempts INTEGER NOT NULL DEFAULT 0, batch_id TEXT, call_site TEXT, "
+        "retries INTEGER NOT NULL DEFAULT 3, on_failure TEXT NOT NULL DEFAULT 'direct', params TEXT, "
+        "result TEXT, error TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL);"
+        "INSERT INTO batch_items VALUES "
+        "('h1','c1','fp','u','pending',0,NULL,NULL,3,'direct','{}',NULL,NULL,5,7);"
+    )
+    db.commit()
+    db.close()
+    journal = SqliteJournal(path)
+    [row] = journal.take_over(OWNER)
+    assert (row.request_hash, row.sent_at, row.owner) == ("h1", 7.0, "me")
+    journal.close()

@@ -1,17 +1,18 @@
-"""The batch journal in ArangoDB: the same :class:`Journal` protocol as the SQLite one,
+"""The batch journal in ArangoDB: the :class:`~engine.journal.protocol.Journal` protocol,
 reached through the same URLs as the policy store (``arangodb://user:pass@host:8529/db``).
 
 One document per request in the ``llmBatchItems`` collection (camelCase, PipesHub's
 conventions), keyed by the request hash::
 
     {_key: requestHash, requestHash, customId, credential, baseUrl, state, attempts,
-     batchId, callSite, retries, onFailure, params, result, error, createdAt, updatedAt}
+     batchId, callSite, retries, onFailure, params, result, error, createdAt, updatedAt,
+     owner, leaseExpires, sentAt}
 
 Each protocol method is one AQL query, which ArangoDB runs as one transaction, so
-every method is atomic like its SQLite twin. The state rules (which transitions an
-update may make) sit in the queries' filters, exactly where SQLite has its ``WHERE``.
-No API key is ever stored: ``credential`` is a fingerprint. Two concurrent writers of
-the same item can collide (a write-write conflict); the query is then retried.
+every method is atomic like its SQLite twin. The state and ownership rules sit in
+the queries' filters, where SQLite has its ``WHERE``. No API key is ever stored:
+``credential`` is a fingerprint. Two concurrent writers of the same item can collide
+(a write-write conflict); the query is then retried.
 """
 
 from __future__ import annotations
@@ -26,34 +27,41 @@ from arango.database import StandardDatabase
 from arango.exceptions import ArangoError, ArangoServerError
 from arango.http import DefaultHTTPClient
 
-from engine.providers.anthropic.batches.journal import (
-    DEFAULT_RETENTION_S,
-    JournalEntry,
-    JournalError,
-    Outcome,
-)
+from engine.journal.protocol import DEFAULT_RETENTION_S, JournalEntry, JournalError, Lease, Outcome
 from engine.store._url import ArangoLocation, StoreURLError, parse_store_url, redact
 
-__all__ = ["JOURNAL_COLLECTION", "ArangoJournal", "open_arango_journal"]
+__all__ = ["JOURNAL_COLLECTION", "ArangoJournal", "arango_journal_from_url", "open_arango_journal"]
 
 JOURNAL_COLLECTION = "llmBatchItems"
 _CHUNK = 1000
 _ATTEMPTS = 5
 _RETRYABLE = {1200, 1210}  # write-write conflict, unique constraint (two concurrent inserts)
 _FINAL = ["succeeded", "direct", "failed"]
+_OPEN = '["pending", "submitted"]'
+_FINAL_AQL = '["succeeded", "direct", "failed"]'
 
-_ADD = """
+# The three branches are protocol.takes_over: reset a failed row, adopt an expired one, keep the rest.
+_CLAIM = f"""
 FOR e IN @entries
-  UPSERT {_key: e._key}
+  UPSERT {{_key: e._key}}
   INSERT e
-  UPDATE (OLD.state IN ["failed", "pending"] ? {
-      state: "pending", attempts: 0, batchId: null, params: e.params, result: null, error: null,
-      retries: e.retries, onFailure: e.onFailure, callSite: e.callSite, updatedAt: e.updatedAt
-    } : {})
-  IN @@col OPTIONS {mergeObjects: false}
+  UPDATE ((OLD.state == "failed" OR (OLD.state IN {_FINAL_AQL} AND OLD.updatedAt < @stale)) ? {{
+      state: "pending", attempts: 0, batchId: null, sentAt: null, params: e.params, result: null,
+      error: null, retries: e.retries, onFailure: e.onFailure, callSite: e.callSite,
+      owner: e.owner, leaseExpires: e.leaseExpires, updatedAt: e.updatedAt
+    }} : (OLD.state IN {_OPEN} AND OLD.leaseExpires < @now) ? {{
+      owner: e.owner, leaseExpires: e.leaseExpires, updatedAt: e.updatedAt,
+      params: OLD.params == null ? e.params : OLD.params
+    }} : {{}})
+  IN @@col OPTIONS {{mergeObjects: false}}
+  RETURN NEW
+"""
+_SENDING = """
+FOR d IN @@col FILTER d._key IN @keys AND d.state == "pending" AND d.owner == @owner
+  UPDATE d WITH {sentAt: @now, updatedAt: @now} IN @@col
 """
 _MARK = """
-FOR d IN @@col FILTER d._key IN @keys AND d.state == "pending"
+FOR d IN @@col FILTER d._key IN @keys AND d.state == "pending" AND d.owner == @owner
   UPDATE d WITH {state: "submitted", batchId: @batch, updatedAt: @now} IN @@col
 """
 _RECORD = """
@@ -62,17 +70,31 @@ FOR o IN @outcomes
     UPDATE d WITH {
       state: o.state, attempts: o.attempts, result: o.result, error: o.error, updatedAt: @now,
       batchId: o.state == "pending" ? null : d.batchId,
-      params: o.state IN ["succeeded", "direct"] ? null : d.params
+      sentAt: o.state == "pending" ? null : d.sentAt,
+      params: o.state IN ["succeeded", "direct", "failed"] ? null : d.params
     } IN @@col OPTIONS {mergeObjects: false}
+"""
+_RENEW = f"""
+FOR d IN @@col FILTER d.owner == @owner AND d.state IN {_OPEN}
+  UPDATE d WITH {{leaseExpires: @expires}} IN @@col RETURN 1
+"""
+_TAKE_OVER = f"""
+FOR d IN @@col FILTER d.state IN {_OPEN} AND d.leaseExpires < @now SORT d.createdAt
+  UPDATE d WITH {{owner: @owner, leaseExpires: @expires}} IN @@col RETURN NEW
+"""
+_RELEASE = f"""
+FOR d IN @@col FILTER (@all OR d._key IN @keys) AND d.owner == @owner AND d.state IN {_OPEN}
+  UPDATE d WITH {{leaseExpires: 0}} IN @@col
 """
 
 
-def _doc(e: JournalEntry, now: float) -> dict[str, Any]:
+def _doc(e: JournalEntry, now: float, lease: Lease) -> dict[str, Any]:
     return {
         "_key": e.request_hash, "requestHash": e.request_hash, "customId": e.custom_id,
-        "credential": e.credential, "baseUrl": e.base_url, "state": e.state, "attempts": e.attempts,
-        "batchId": e.batch_id, "callSite": e.call_site, "retries": e.retries, "onFailure": e.on_failure,
-        "params": e.params, "result": e.result, "error": e.error, "createdAt": now, "updatedAt": now,
+        "credential": e.credential, "baseUrl": e.base_url, "state": "pending", "attempts": e.attempts,
+        "batchId": None, "callSite": e.call_site, "retries": e.retries, "onFailure": e.on_failure,
+        "params": e.params, "result": None, "error": None, "createdAt": now, "updatedAt": now,
+        "owner": lease.owner, "leaseExpires": now + lease.ttl_s, "sentAt": None,
     }  # fmt: skip
 
 
@@ -82,7 +104,8 @@ def _entry(d: dict[str, Any]) -> JournalEntry:
         base_url=d["baseUrl"], state=d["state"], attempts=int(d["attempts"]), batch_id=d.get("batchId"),
         call_site=d.get("callSite"), retries=int(d["retries"]), on_failure=d["onFailure"],
         params=d.get("params"), result=d.get("result"), error=d.get("error"),
-        created_at=float(d["createdAt"]), updated_at=float(d["updatedAt"]),
+        created_at=float(d["createdAt"]), updated_at=float(d["updatedAt"]), owner=d.get("owner"),
+        lease_expires=float(d.get("leaseExpires") or 0.0), sent_at=d.get("sentAt"),
     )  # fmt: skip
 
 
@@ -124,6 +147,7 @@ class ArangoJournal:
             col = self._db.collection(self.collection)
             col.add_index({"type": "persistent", "name": "llmBatchItemsOpen", "fields": ["state", "batchId"]})
             col.add_index({"type": "persistent", "name": "llmBatchItemsAge", "fields": ["updatedAt"]})
+            col.add_index({"type": "persistent", "name": "llmBatchItemsOwner", "fields": ["owner"]})
         except (ArangoError, OSError) as exc:
             raise self._error(exc) from exc
 
@@ -150,15 +174,26 @@ class ArangoJournal:
                 found[doc["_key"]] = _entry(doc)
         return found
 
-    def add(self, entries: Sequence[JournalEntry]) -> None:
+    def claim(
+        self, entries: Sequence[JournalEntry], lease: Lease, stale_before: float | None = None
+    ) -> dict[str, JournalEntry]:
         now = time.time()
-        for chunk in _chunks([_doc(e, now) for e in entries]):
-            self._aql(_ADD, entries=list(chunk))
+        stale = -1.0 if stale_before is None else stale_before
+        found: dict[str, JournalEntry] = {}
+        for chunk in _chunks([_doc(e, now, lease) for e in entries]):
+            for doc in self._aql(_CLAIM, entries=list(chunk), now=now, stale=stale):
+                found[doc["_key"]] = _entry(doc)
+        return found
 
-    def mark_submitted(self, hashes: Sequence[str], batch_id: str) -> None:
+    def mark_sending(self, hashes: Sequence[str], lease: Lease) -> None:
         now = time.time()
         for chunk in _chunks(list(hashes)):
-            self._aql(_MARK, keys=list(chunk), batch=batch_id, now=now)
+            self._aql(_SENDING, keys=list(chunk), owner=lease.owner, now=now)
+
+    def mark_submitted(self, hashes: Sequence[str], batch_id: str, lease: Lease) -> None:
+        now = time.time()
+        for chunk in _chunks(list(hashes)):
+            self._aql(_MARK, keys=list(chunk), batch=batch_id, owner=lease.owner, now=now)
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
         now = time.time()
@@ -175,13 +210,20 @@ class ArangoJournal:
         for chunk in _chunks(rows):
             self._aql(_RECORD, outcomes=list(chunk), now=now)
 
-    def open_batches(self) -> list[tuple[str, str, str]]:
-        rows = self._aql(
-            'FOR d IN @@col FILTER d.state == "submitted" '
-            "COLLECT batch = d.batchId, credential = d.credential, baseUrl = d.baseUrl "
-            "SORT batch RETURN [batch, credential, baseUrl]"
-        )
-        return [(str(b), str(c), str(u)) for b, c, u in rows]
+    def renew(self, lease: Lease) -> int:
+        return len(self._aql(_RENEW, owner=lease.owner, expires=time.time() + lease.ttl_s))
+
+    def take_over(self, lease: Lease) -> list[JournalEntry]:
+        now = time.time()
+        rows = self._aql(_TAKE_OVER, owner=lease.owner, now=now, expires=now + lease.ttl_s)
+        return [_entry(doc) for doc in rows]
+
+    def release(self, lease: Lease, hashes: Sequence[str] | None = None) -> None:
+        if hashes is None:
+            self._aql(_RELEASE, all=True, keys=[], owner=lease.owner)
+            return
+        for chunk in _chunks(list(hashes)):
+            self._aql(_RELEASE, all=False, keys=list(chunk), owner=lease.owner)
 
     def items_in_batch(self, batch_id: str) -> list[JournalEntry]:
         rows = self._aql(
@@ -189,10 +231,6 @@ class ArangoJournal:
             "RETURN MERGE(d, {params: null})",
             batch=batch_id,
         )
-        return [_entry(doc) for doc in rows]
-
-    def pending(self) -> list[JournalEntry]:
-        rows = self._aql('FOR d IN @@col FILTER d.state == "pending" SORT d.createdAt RETURN d')
         return [_entry(doc) for doc in rows]
 
     def prune(self, older_than_s: float | None = None) -> int:

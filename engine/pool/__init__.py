@@ -1,0 +1,1 @@
+"""Distributed pooling of batch calls across processes, on Redis."""

@@ -1,0 +1,107 @@
+"""Batch x cache on the emulator: warm a shared prefix once, then mark batch items only where it pays.
+
+The emulator runs batch items concurrently (a cold batch reads nothing) and lets each
+item read an available entry with a set probability (``batch_cache_hit_rate``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.adapter import PolicyEngine, wrap_factory
+from tests.adapter.conftest import decisions, received
+from tests.adapter.pipeshub_factory import ai_model_config, get_generator_model
+
+session_loop = pytest.mark.asyncio(loop_scope="session")
+
+SITE = "indexing.doc_extraction.extract_metadata"
+SYSTEM = "Extract departments, categories, sentiment and a summary of the document. " * 70  # ~1,300
+RULES = """\
+- name: indexing
+  match: {callSite: "indexing.*"}
+  cache: {mode: explicit, ttl: auto, breakpoints: [system]}
+  batch: {mode: accumulate, maxRequests: 8, maxWait: 30s}
+"""
+
+
+async def _extract(engine: PolicyEngine, documents: int, first: int = 0) -> None:
+    llm = wrap_factory(get_generator_model, engine)("anthropic", ai_model_config(models="claude-sonnet-4-6"))
+    config = {"metadata": {"call_site": SITE}}
+    await asyncio.gather(
+        *(
+            llm.ainvoke([("system", SYSTEM), ("user", f"document {k}")], config=config)
+            for k in range(first, first + documents)
+        )
+    )
+
+
+@session_loop
+async def test_a_shared_prefix_is_warmed_once_at_1h_and_batch_items_read_it(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any, tmp_path: Path
+) -> None:
+    anthropic_env.state.config.update({"batch_cache_hit_rate": 1.0})
+    engine = make_engine(rules=RULES)
+    await _extract(engine, 8)
+    seen = received(anthropic_env)
+    warm = [e for e in seen if e["tier"] == "standard"]
+    items = [e for e in seen if e["tier"] == "batch"]
+    assert len(warm) == 1 and len(items) == 8
+    assert warm[0]["body"]["max_tokens"] == 0
+    assert warm[0]["usage"]["cache_creation"]["ephemeral_1h_input_tokens"] > 1024
+    assert all(e["body"]["system"][-1]["cache_control"]["ttl"] == "5m" for e in items)
+    assert all(e["usage"]["cache_read_input_tokens"] > 1024 for e in items), "a warm batch reads"
+    engine.log.close()
+    logged = decisions(tmp_path)
+    assert sum(1 for r in logged if any(m["source"] == "prewarm" for m in r["markers"])) == 1
+    assert engine.batch_hit_rate(SITE) == pytest.approx(0.9), "learned from the reads the items reported"
+
+
+@session_loop
+async def test_a_warm_entry_is_not_written_again_while_it_lives(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any
+) -> None:
+    anthropic_env.state.config.update({"batch_cache_hit_rate": 1.0})
+    engine = make_engine(rules=RULES)
+    await _extract(engine, 8)
+    await _extract(engine, 8, first=8)
+    assert sum(1 for e in received(anthropic_env) if e["tier"] == "standard") == 1
+
+
+@session_loop
+async def test_batches_that_rarely_read_go_without_markers_and_without_a_warm(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any
+) -> None:
+    engine = make_engine(rules=RULES)
+    for _ in range(20):  # what earlier batches of this site reported: one read in ten
+        engine.batch_hits().observe(SITE, False)
+    engine.batch_hits().observe(SITE, True)
+    await _extract(engine, 8)
+    seen = received(anthropic_env)
+    assert [e["tier"] for e in seen] == ["batch"] * 8
+    assert "cache_control" not in str([e["body"] for e in seen])
+
+
+@session_loop
+@pytest.mark.parametrize("rate", [0.3, 1.0])
+async def test_plan_on_the_decision_log_predicts_the_bill_and_report_matches_it(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any, tmp_path: Path, rate: float
+) -> None:
+    import httpx
+
+    from engine.plan import plan_policy, read_trace, savings_report
+
+    anthropic_env.state.config.update({"batch_cache_hit_rate": rate})
+    engine = make_engine(rules=RULES)
+    for round_ in range(3):
+        await _extract(engine, 8, first=8 * round_)
+    await engine.aclose()
+    bill = httpx.get(f"{anthropic_env.base_url}/_emulator/billing").json()["cost_usd"]
+    log = tmp_path / "decisions.jsonl"
+    assert savings_report(log)["total"]["realized_usd"] == pytest.approx(bill, rel=0.01)
+    predicted = plan_policy(read_trace(log), str(tmp_path / "policy.yaml")).predicted.cost_usd
+    assert predicted == pytest.approx(bill, rel=0.02)
