@@ -9,7 +9,6 @@ error/expiry outcomes from :attr:`EmulatorState.rng`.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import threading
 from collections import deque
@@ -69,7 +68,6 @@ class EmulatorState:
             now = self.clock.now()
             ready_at = now + (self.config.latency_s if tier == "standard" else 0.0)
             outcome = self._cache(api_key).apply(prepared, now, ready_at, access)
-            outcome = dataclasses.replace(outcome, input=outcome.input + prepared.overhead_tokens)
             message = build_message(prepared, outcome, tier)
             billed = _billed_usage(prepared, outcome, message, tier)
             self.billing.add(api_key, prepared.info, billed, tier)

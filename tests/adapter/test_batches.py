@@ -41,21 +41,11 @@ def _tiers(emulator: Any) -> list[str]:
     return [e["tier"] for e in received(emulator)]
 
 
-#: The batch path puts SDK client options (``extra_body`` / ``extra_headers``) into batch
-#: params; the API refuses unknown fields, so every item ends errored and the calls fall
-#: back to direct ones. Remove this marker with the engine fix.
-ENGINE_BUG_CLIENT_OPTIONS_IN_BATCH_PARAMS = pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: SDK client options (extra_body/extra_headers) leak into batch params",
-)
-
-
 @pytest.fixture
 def engine(make_engine: Callable[..., PolicyEngine], anthropic_env: Any) -> PolicyEngine:
     return make_engine(rules=RULES)
 
 
-@ENGINE_BUG_CLIENT_OPTIONS_IN_BATCH_PARAMS
 @session_loop
 async def test_accumulate_pools_single_ainvoke_calls(
     engine: PolicyEngine, anthropic_env: Any, tmp_path: Path
@@ -89,7 +79,6 @@ async def test_streaming_and_sync_calls_never_wait_on_a_batch(
     await engine.aclose()
 
 
-@ENGINE_BUG_CLIENT_OPTIONS_IN_BATCH_PARAMS
 @session_loop
 async def test_explicit_abatch_goes_through_one_batch_in_input_order(
     engine: PolicyEngine, anthropic_env: Any, tmp_path: Path
@@ -122,7 +111,6 @@ async def test_explicit_abatch_honours_return_exceptions(engine: PolicyEngine, a
     await engine.aclose()
 
 
-@ENGINE_BUG_CLIENT_OPTIONS_IN_BATCH_PARAMS
 def test_explicit_sync_batch(make_engine: Callable[..., PolicyEngine], anthropic_env: Any) -> None:
     engine = make_engine(rules=RULES)
     plain, llm = _models(engine)
@@ -134,7 +122,6 @@ def test_explicit_sync_batch(make_engine: Callable[..., PolicyEngine], anthropic
     assert _tiers(anthropic_env) == ["batch", "batch"]
 
 
-@ENGINE_BUG_CLIENT_OPTIONS_IN_BATCH_PARAMS
 @session_loop
 async def test_journaled_work_is_resumed_when_the_credential_is_next_used(
     engine: PolicyEngine, anthropic_env: Any
@@ -172,7 +159,6 @@ async def test_journaled_work_is_resumed_when_the_credential_is_next_used(
     assert sorted(_tiers(anthropic_env)) == ["batch", "batch"]
 
 
-@ENGINE_BUG_CLIENT_OPTIONS_IN_BATCH_PARAMS
 @session_loop
 async def test_extraction_on_a_streaming_model_is_pooled(engine: PolicyEngine, anthropic_env: Any) -> None:
     """PipesHub's extraction: with_structured_output + ainvoke on a ChatAnthropic built to stream."""

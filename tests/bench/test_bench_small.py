@@ -57,21 +57,7 @@ def _bench(tmp_path: Path, capsys: Any, workload: str, scale: float) -> tuple[in
     return code, json.loads(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize(
-    ("workload", "scale"),
-    [
-        pytest.param(
-            "indexing",
-            0.012,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="engine bug: SDK client options (extra_body/extra_headers) leak into batch params",
-            ),
-        ),
-        ("agent", 0.04),
-        ("retrieval", 0.01),
-    ],
-)
+@pytest.mark.parametrize(("workload", "scale"), [("indexing", 0.012), ("agent", 0.04), ("retrieval", 0.01)])
 def test_bench_arms_plan_and_floor(tmp_path: Path, capsys: Any, workload: str, scale: float) -> None:
     code, doc = _bench(tmp_path, capsys, workload, scale)
     assert doc["workload"] == workload and doc["calls"] > 0

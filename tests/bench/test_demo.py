@@ -54,9 +54,6 @@ def test_an_unknown_workload_is_named() -> None:
         build_workload("nope")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="engine bug: SDK client options (extra_body/extra_headers) leak into batch params"
-)
 def test_live_demo_takes_the_real_code_path_to_whatever_base_url_is_set(
     capsys: Any, monkeypatch: Any, tmp_path: Any, emulator: Any
 ) -> None:
