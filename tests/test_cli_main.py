@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -51,3 +53,39 @@ def test_the_exit_codes_are_the_documented_ones() -> None:
     assert (
         documented == [EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_CONFLICT, EXIT_UNAVAILABLE] == [0, 1, 2, 3, 4]
     )
+
+
+def test_every_command_takes_format_json() -> None:
+    import argparse
+
+    from engine.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    without = {
+        name
+        for name, command in sub.choices.items()
+        if not any("--format" in a.option_strings and "json" in (a.choices or ()) for a in command._actions)
+    }
+    assert without <= {"demo", "bench"}, without  # the demo and the benchmark write reports of their own
+
+
+def test_the_readme_store_walkthrough_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shlex
+
+    from engine.cli import main
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Store", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("LLM_POLICY_STORE", f"sqlite:///{tmp_path / 'policies.db'}")
+    for line in block.splitlines():
+        argv = shlex.split(line.split("#", 1)[0])
+        if argv[0] == "export":
+            monkeypatch.setenv(*argv[1].split("=", 1))
+            continue
+        assert argv[0] == "llm-policy"
+        assert main(argv[1:]) == 0, (line, capsys.readouterr().err)
+    assert "* indexing-batch-cache" in capsys.readouterr().out

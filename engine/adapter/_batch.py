@@ -30,9 +30,8 @@ from engine.adapter._call import Binding, CallRun, request_key
 from engine.adapter.callsite import code_location
 from engine.adapter.errors import raise_as_langchain
 from engine.decision import BatchPlan
-from engine.journal import JournalError
 from engine.ledger import CallShape
-from engine.providers.anthropic.batches import Answer, NotBatchable, as_sent
+from engine.providers.anthropic.batches import Answer, NotBatchable, NotHandedOver, as_sent
 
 __all__ = [
     "IDEMPOTENCY_KEY",
@@ -81,6 +80,7 @@ def _result(model: Any, answer: Answer, run: CallRun) -> ChatResult:
     """The parent's own output for ``answer``; logged at cost 0 when this call did not pay for it."""
     result: ChatResult = model._format_output(answer.message)
     run.record.applied = True
+    run.record.pool_fill, run.record.pool_wait_ms = answer.pool_fill, answer.pool_wait_ms
     usage = getattr(answer.message, "usage", None)
     if not answer.paid_here:
         run.note("batch: the same request was answered once already, not paid again")
@@ -146,7 +146,11 @@ async def pooled(
         answer = await service.answer_one(
             payload, plan, client, call_site=run.record.call_site, idempotency_key=str(key) if key else None
         )
-    except (NotBatchable, JournalError) as exc:
+    except NotBatchable as exc:
+        run.note(f"batch: {exc}")
+        run.prebuilt = raw
+        return None
+    except NotHandedOver as exc:
         _unusable(run.binding, exc)
         run.note(f"batch: {exc}; sent direct")
         run.prebuilt = raw
@@ -167,8 +171,10 @@ async def _service(binding: Binding, client: Any) -> Any:
 
 
 def _unusable(binding: Binding, exc: Exception) -> None:
+    """Logged once per cause (the underlying exception's type), however many calls it sends direct."""
+    cause = exc.__cause__ or exc
     binding.engine.once.warn(
-        f"batches:{type(exc).__name__}", "batch service unusable, calls go direct: %r", exc
+        f"batches:{type(cause).__name__}", "batch service unusable, calls go direct: %r", exc
     )
 
 
@@ -216,7 +222,7 @@ async def _submit(groups: Groups, client: Any, service: Any) -> Prepared:
             [p for _, p, _ in items], plan, client, call_site=items[0][2].record.call_site
         )
         for (key, _, run), outcome in zip(items, outcomes, strict=True):
-            if isinstance(outcome, JournalError):  # never handed over: this item goes direct
+            if isinstance(outcome, NotHandedOver):  # never handed over: this item goes direct
                 run.note(f"batch: {outcome}; sent direct")
                 continue
             table[key].append((outcome, run))
@@ -270,7 +276,7 @@ async def run_abatch(
             service = await _service(binding, client)
             try:
                 table = await _submit(groups, client, service) if service is not None else None
-            except (NotBatchable, JournalError) as exc:  # nothing was handed over: all direct
+            except NotHandedOver as exc:  # nothing was handed over: all direct
                 _unusable(binding, exc)
         with _answers(table):
             out: list[Any] = await parent.abatch(

@@ -259,7 +259,7 @@ class CallRun:
             out = self._apply(payload, batch=batch, counter=counter)
         except Exception as exc:
             self.engine.once.warn(
-                f"apply:{type(exc).__name__}:{exc}",
+                f"apply:{type(exc).__name__}",
                 "placing cache markers failed, calls go out unchanged: %r",
                 exc,
             )

@@ -169,6 +169,9 @@ class PolicyHooks:
         )
         if not streams or run_manager is None:
             return streams
+        if kwargs.get("stream"):  # the caller asked for a stream: it goes direct, streamed
+            _STREAM_METADATA.set(_metadata(run_manager))
+            return True
         if _batch.prepared() is not None:
             return False
         if async_api and _binding(self).pools(str(self.model), _metadata(run_manager)):  # type: ignore[attr-defined]

@@ -27,11 +27,13 @@ if TYPE_CHECKING:
     from engine.compile import CompiledPolicy
     from engine.policy import Policy
 
-__all__ = ["DECISION_LOG_ENV", "DEFAULT_STATE", "PolicyEngine"]
+__all__ = ["DECISION_LOG_ENV", "DEFAULT_STATE", "JOURNAL_ENV", "PolicyEngine"]
 
 logger = logging.getLogger("llm_policy.engine")
 
 DEFAULT_STATE = "sqlite:///./.llm-policy/state.db"
+#: The batch journal's URL when ``state`` is not given (``redis://...`` also pools across replicas).
+JOURNAL_ENV = "LLM_POLICY_STATE"
 #: A JSON-lines file the decision log is appended to, when ``decision_log`` is not given.
 DECISION_LOG_ENV = "LLM_POLICY_DECISION_LOG"
 
@@ -135,7 +137,7 @@ class PolicyEngine:
         #: and the decision log's times. A test or benchmark that moves an emulator's clock
         #: passes that clock, so the engine sees the same gaps the cache does.
         self.clock: Callable[[], float] = clock or time.time
-        self.state = state or DEFAULT_STATE
+        self.state = state or os.environ.get(JOURNAL_ENV) or DEFAULT_STATE
         if not isinstance(decision_log, DecisionLog):
             decision_log = DecisionLog.to(decision_log or os.environ.get(DECISION_LOG_ENV) or None)
         self.log = decision_log
@@ -311,7 +313,7 @@ class PolicyEngine:
             decision = evaluate(compiled, ctx)  # memoised per context by the compiled policy
         except Exception as exc:
             self.once.warn(
-                f"evaluate:{type(exc).__name__}:{exc}", "evaluation failed, call goes out unchanged: %r", exc
+                f"evaluate:{type(exc).__name__}", "evaluation failed, call goes out unchanged: %r", exc
             )
             return None
         return decision if decision.enabled else None

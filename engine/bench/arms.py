@@ -16,6 +16,7 @@ Each arm uses its own API key, so the emulator bills (and caches) them apart.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,7 +40,8 @@ __all__ = [
 ]
 
 ARMS: tuple[str, ...] = ("no-policy", "langchain-middleware", "litellm-system", "policy")
-Caller = Callable[[WorkloadCall], Awaitable[None]]
+#: Sends one call; what it returns is the call's answer as text when it has one (None otherwise).
+Caller = Callable[[WorkloadCall], Awaitable[Any]]
 
 
 def _noop(**_: Any) -> str:
@@ -64,12 +66,20 @@ def as_tools(tools: tuple[dict[str, Any], ...]) -> list[BaseTool]:
 
 async def _send(
     runnable: Runnable[Any, Any], call: WorkloadCall, messages: list[BaseMessage], config: Any
-) -> None:
+) -> str:
+    """Send the call; its answer as text (a stream's chunks joined), to compare across arms."""
     if call.shape == "astream":
-        async for _ in runnable.astream(messages, config=config):
-            pass
-    else:
-        await runnable.ainvoke(messages, config=config)
+        final: Any = None
+        async for chunk in runnable.astream(messages, config=config):
+            final = chunk if final is None else final + chunk
+        return _answer(final)
+    return _answer(await runnable.ainvoke(messages, config=config))
+
+
+def _answer(result: Any) -> str:
+    content = getattr(result, "content", result)
+    calls = getattr(result, "tool_calls", None)
+    return json.dumps([content, calls], sort_keys=True, default=str)
 
 
 def _bind(llm: Any, call: WorkloadCall, tools: list[Any], settings: dict[str, Any]) -> Runnable[Any, Any]:
@@ -84,14 +94,14 @@ def _bind(llm: Any, call: WorkloadCall, tools: list[Any], settings: dict[str, An
 def model_caller(llm: BaseChatModel, *, with_call_site: bool) -> Caller:
     """Send each call through ``llm`` (the plain or the wrapped factory's model)."""
 
-    async def call(item: WorkloadCall) -> None:
+    async def call(item: WorkloadCall) -> str:
         config: RunnableConfig | None = (
             {"metadata": {"call_site": item.call_site}} if with_call_site else None
         )
         runnable = _bind(llm, item, as_tools(item.tools), {})
         if config is not None:
             runnable = runnable.with_config(config)
-        await _send(runnable, item, list(item.messages), config)
+        return await _send(runnable, item, list(item.messages), config)
 
     return call
 

@@ -54,6 +54,8 @@ class ArmResult:
     wall_s: float
     note: str = ""
     trace: list[TraceRecord] = field(default_factory=list, repr=False)
+    #: Each call's answer as text, in workload order (None where the arm's caller gives none).
+    answers: list[Any] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -131,12 +133,13 @@ async def _drive(
     *,
     record: bool,
     progress: Progress | None,
+    answers: list[Any],
 ) -> list[TraceRecord]:
     start = ctl.now()
     trace: list[TraceRecord] = []
     for group in workload.groups():
         ctl.advance_to(start + group[0].at)
-        await asyncio.gather(*(caller(c) for c in group))
+        answers.extend(await asyncio.gather(*(caller(c) for c in group)))
         if record:
             trace.extend(_record(e, group[0], "default") for e in ctl.requests(len(group), key))
         if progress is not None:
@@ -145,7 +148,7 @@ async def _drive(
 
 
 async def _policy_caller(
-    ctl: EmulatorControl, key: str, model: str, policy: Path, workdir: Path
+    ctl: EmulatorControl, key: str, model: str, policy: Path, workdir: Path, telemetry: Any = None
 ) -> tuple[Caller, Any]:
     from engine.adapter import PolicyEngine, wrap_factory
 
@@ -155,21 +158,31 @@ async def _policy_caller(
         decision_log=workdir / "decisions.jsonl",
         clock=ctl.clock,
     )
+    if telemetry is not None:
+        engine.attach_telemetry(telemetry)
     wrapped = wrap_factory(pipeshub_factory(ctl.base_url), engine)
     llm = wrapped("anthropic", model_config(key, model))
     return model_caller(llm, with_call_site=True), engine
 
 
 async def _run_arm(
-    arm: str, workload: Workload, ctl: EmulatorControl, policy: Path, progress: Progress | None
+    arm: str,
+    workload: Workload,
+    ctl: EmulatorControl,
+    policy: Path,
+    progress: Progress | None,
+    log_dir: Path | None = None,
+    telemetry: Any = None,
 ) -> ArmResult:
     key = f"sk-bench-{arm}"
     factory = pipeshub_factory(ctl.base_url)
     engine: Any = None
     note = ""
+    answers: list[Any] = []
     with tempfile.TemporaryDirectory(prefix="llm-policy-bench-") as tmp:
         if arm == "policy":
-            caller, engine = await _policy_caller(ctl, key, workload.model, policy, Path(tmp))
+            workdir = log_dir or Path(tmp)
+            caller, engine = await _policy_caller(ctl, key, workload.model, policy, workdir, telemetry)
         elif arm == "langchain-middleware":
             caller = middleware_caller(factory("anthropic", model_config(key, workload.model)))
             note = "LangChain's own AnthropicPromptCachingMiddleware.awrap_model_call on a ModelRequest"
@@ -185,13 +198,16 @@ async def _run_arm(
             )
         began = time.perf_counter()
         try:
-            trace = await _drive(caller, workload, ctl, key, record=arm == "no-policy", progress=progress)
+            trace = await _drive(
+                caller, workload, ctl, key, record=arm == "no-policy", progress=progress, answers=answers
+            )
         finally:
             if engine is not None:
                 await engine.aclose()
         wall = time.perf_counter() - began
     result = _result(arm, ctl.billing(key), wall, trace)
     result.note = note
+    result.answers = answers
     return result
 
 
@@ -219,8 +235,12 @@ def run_arms(
     *,
     arms: tuple[str, ...] = ARMS,
     progress: Progress | None = None,
+    log_dir: Path | None = None,
+    telemetry: Any = None,
 ) -> dict[str, ArmResult]:
-    """Every arm of ``arms`` on ``workload`` against the emulator at ``base_url``."""
+    """Every arm of ``arms`` on ``workload`` against the emulator at ``base_url``; the policy
+    arm's decision log and journal go to ``log_dir`` when given (kept), else a temp dir, and
+    its calls to ``telemetry`` (an :class:`engine.telemetry.Telemetry`) when given."""
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arm(s) {', '.join(unknown)}; choose among {', '.join(ARMS)}")
@@ -230,7 +250,7 @@ def run_arms(
         # One event loop for all arms: langchain-anthropic shares its HTTP clients
         # between models, and a client bound to a closed loop would fail and retry
         # (and the retried request would be billed twice).
-        return {arm: await _run_arm(arm, workload, ctl, policy, progress) for arm in arms}
+        return {arm: await _run_arm(arm, workload, ctl, policy, progress, log_dir, telemetry) for arm in arms}
 
     try:
         return asyncio.run(every_arm())

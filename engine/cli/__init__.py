@@ -39,6 +39,7 @@ COMMANDS: tuple[str, ...] = (
     "plan",
     "recommend",
     "report",
+    "callsites",
     "doctor",
 )
 

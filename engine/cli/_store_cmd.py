@@ -144,6 +144,12 @@ def run_with_store(
     except StoreError as exc:
         return fail(command, str(exc), _exit_code(exc), args)
     print(f"llm-policy {command}: store {store_label(store)}", file=sys.stderr)
+    if args.store is None and not os.environ.get("LLM_POLICY_STORE"):
+        print(
+            f"llm-policy {command}: note: no --store and no $LLM_POLICY_STORE, so this is the default "
+            "store under the current directory; a service started elsewhere does not read it",
+            file=sys.stderr,
+        )
     try:
         return work(store)
     except BrokenPipeError:  # `llm-policy history NAME | head`: the reader left, which is fine

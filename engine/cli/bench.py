@@ -2,9 +2,10 @@
 
 ``--format json`` prints ``{"workload", "calls", "arms": {ARM: {"cost_usd",
 "input_tokens", "cache_write_tokens", "cache_read_tokens", "output_tokens",
-"batch_share", "wall_s"}}, "oracle_lower_bound_usd", "plan", "goals"}``. Each
-run also writes a markdown table and a PNG chart to ``--results`` (default
-``benchmarks/results``). Exit 0 when every goal holds, 1 when one does not.
+"batch_share", "wall_s"}}, "oracle_lower_bound_usd", "plan", "goals"}``. With
+``--results DIR`` a run also writes a markdown table and a PNG chart there (nothing
+is written into the current directory unless asked). Exit 0 when every goal holds,
+1 when one does not or the policy is invalid (its findings on stderr), 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, help="workload seed (default: the workload's own)")
     parser.add_argument("--arms", help="comma-separated subset of the arms")
     parser.add_argument(
-        "--results", metavar="DIR", default="benchmarks/results", help="where the table and chart go"
+        "--results", metavar="DIR", help="write a markdown table and a PNG chart into DIR (default: none)"
     )
-    parser.add_argument("--no-results", action="store_true", help="write no table or chart")
+    parser.add_argument("--no-results", action="store_true", help="write no table or chart (the default)")
     parser.add_argument("--trace-out", metavar="FILE", help="also write the recorded trace (JSON Lines)")
     parser.set_defaults(handler=run)
 
@@ -55,6 +56,26 @@ def _policy_path(given: str | None) -> Path:
     from engine._resources import resource_path
 
     return Path(given) if given else Path(resource_path(DEFAULT_POLICY))
+
+
+def checked_policy(given: str | None, command: str) -> Path | int:
+    """The policy file to run, validated before anything starts: a missing file is a usage
+    error (2), an invalid one is refused with every located finding (1), in a second,
+    instead of a run that ends in a traceback or a minute later."""
+    from engine.policy import check_paths
+    from engine.policy._errors import printable
+
+    policy = _policy_path(given)
+    if not policy.is_file():
+        print(f"llm-policy {command}: no such policy file: {printable(str(policy))}", file=sys.stderr)
+        return EXIT_USAGE
+    (report,) = check_paths([policy])
+    if not report.valid:
+        for issue in report.errors:
+            print(issue.format(), file=sys.stderr)
+        print(f"llm-policy {command}: the policy is invalid; nothing was run", file=sys.stderr)
+        return EXIT_INVALID
+    return policy
 
 
 def _emulator(url: str | None) -> AbstractContextManager[Any]:
@@ -82,10 +103,9 @@ def run(args: argparse.Namespace) -> int:
     from engine.bench.workloads import build_workload
     from engine.plan._trace import write_trace
 
-    policy = _policy_path(args.policy)
-    if not policy.is_file():
-        print(f"llm-policy bench: no such policy file: {policy}", file=sys.stderr)
-        return EXIT_USAGE
+    policy = checked_policy(args.policy, "bench")
+    if isinstance(policy, int):
+        return policy
     arms = tuple(a.strip() for a in args.arms.split(",")) if args.arms else ARMS
     if "no-policy" not in arms:
         arms = ("no-policy", *arms)
@@ -104,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     doc = bench_document(args.workload, results, trace, str(policy))
     if args.trace_out:
         write_trace(args.trace_out, trace)
-    if not args.no_results:
+    if args.results and not args.no_results:
         out = Path(args.results)
         out.mkdir(parents=True, exist_ok=True)
         stem = f"{args.workload}" + (f"-x{args.scale:g}" if args.scale != 1.0 else "")

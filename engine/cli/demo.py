@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from engine.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE
@@ -64,37 +65,102 @@ def _table(before: dict[str, Any], after: dict[str, Any], title: str) -> Any:
     return table
 
 
-def _emulated(args: argparse.Namespace, policy: Any) -> int:
-    from rich.console import Console
+class _Lines:
+    """Progress as plain lines when stdout is not a terminal (CI logs, ``| tee``): every tenth."""
+
+    def __init__(self, console: Any, total: int) -> None:
+        self.console, self.total, self.done, self.shown = console, total, 0, 0
+
+    def __call__(self, _what: str, n: int) -> None:
+        self.done += n
+        if self.done * 10 // self.total > self.shown or self.done == self.total:
+            self.shown = self.done * 10 // self.total
+            self.console.print(f"calls: {self.done}/{self.total}")
+
+
+def _run(workload: Any, policy: Path, console: Any, log_dir: Path) -> Any:
     from rich.progress import Progress
 
     from engine.bench.harness import run_arms
-    from engine.bench.workloads import build_workload
     from engine.emulator import run_emulator
 
+    total = 2 * len(workload.calls)
+    with run_emulator(port=0) as emu:
+        if not console.is_terminal:
+            lines = _Lines(console, total)
+            return run_arms(workload, emu.base_url, policy, arms=("no-policy", "policy"), progress=lines,
+                            log_dir=log_dir)  # fmt: skip
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("calls", total=total)
+            return run_arms(
+                workload,
+                emu.base_url,
+                policy,
+                arms=("no-policy", "policy"),
+                progress=lambda _w, n: bar.advance(task, n),
+                log_dir=log_dir,
+            )
+
+
+def _sites_table(log: Path) -> Any:
+    from rich.table import Table
+
+    from engine.bench.demo_report import call_site_rows
+
+    table = Table(title="Per call site, with the policy (from its decision log)")
+    for name, justify in (("call site", "left"), ("calls", "right"), ("uncached in", "right"),
+                          ("cache written", "right"), ("cache read", "right"), ("paid", "right"),
+                          ("without", "right"), ("batched calls waited", "left")):  # fmt: skip
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in call_site_rows(log):
+        table.add_row(r["call_site"], f"{r['calls']:,}", f"{r['uncached']:,}", f"{r['written']:,}",
+                      f"{r['read']:,}", f"${r['paid']:.4f}", f"${r['without']:.4f}", r["wait"])  # fmt: skip
+    return table
+
+
+def _emulated(args: argparse.Namespace, policy: Path) -> int:
+    import tempfile
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from engine.bench.demo_report import answers_line, price_source, totals_rows
+    from engine.bench.workloads import build_workload
+
     console = Console()
+    if not console.is_terminal:  # a CI log or a pipe: wide enough for the per-call-site table
+        console = Console(width=150)
     workload = build_workload("mixed", scale=args.scale)
+    log_dir = Path(tempfile.mkdtemp(prefix="llm-policy-demo-"))
     console.print(
         f"Emulator in-process; {len(workload.calls)} calls over "
         f"{len({c.call_site for c in workload.calls})} PipesHub call sites, twice: "
-        f"plain factory, then wrapped with policy [bold]{policy.name}[/bold]."
+        f"plain factory, then wrapped with policy {policy}."
     )
-    with run_emulator(port=0) as emu, Progress(console=console, transient=True) as bar:
-        task = bar.add_task("calls", total=2 * len(workload.calls))
-        results = run_arms(
-            workload,
-            emu.base_url,
-            policy,
-            arms=("no-policy", "policy"),
-            progress=lambda _w, n: bar.advance(task, n),
-        )
+    results = _run(workload, policy, console, log_dir)
     before, after = results["no-policy"], results["policy"]
-    rows = [{**r.as_dict(), "calls": r.calls} for r in (before, after)]
-    console.print(_table(rows[0], rows[1], "What the emulator billed"))
+    table = Table(title="What the emulator billed")
+    for column in ("", "before (no policy)", "after (policy)"):
+        table.add_column(column, justify="right" if column else "left")
+    for row in totals_rows(before, after):
+        table.add_row(*row)
+    console.print(table)
+    log = log_dir / "decisions.jsonl"
+    console.print(_sites_table(log))
+    console.print(answers_line(before, after))
+    console.print(price_source(workload.model))
+    console.print(
+        "Latency: batched calls wait for their Message Batch (the emulator ends batches in seconds; "
+        "the API usually within an hour, at most 24 h); streaming and synchronous calls never wait."
+    )
+    console.print(f"Decision log: {log}")
+    console.print(f"Next: llm-policy doctor --log {log}   (why calls missed the cache)")
+    console.print(f"      llm-policy report --log {log}   (savings per call site)")
+    console.print(f"      llm-policy validate {policy} && llm-policy publish {policy} --author YOU")
     return EXIT_OK
 
 
-def _live(args: argparse.Namespace, policy: Any) -> int:
+def _live(args: argparse.Namespace, policy: Path) -> int:
     from engine.bench.live import estimate_spend, run_live
     from engine.bench.workloads import build_workload
 
@@ -136,12 +202,9 @@ def _live(args: argparse.Namespace, policy: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from engine.cli.bench import checked_policy
 
-    from engine.cli.bench import _policy_path
-
-    policy = _policy_path(args.policy)
-    if not Path(policy).is_file():
-        print(f"llm-policy demo: no such policy file: {policy}", file=sys.stderr)
-        return EXIT_USAGE
+    policy = checked_policy(args.policy, "demo")
+    if isinstance(policy, int):
+        return policy
     return _live(args, policy) if args.live else _emulated(args, policy)

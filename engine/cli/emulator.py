@@ -61,6 +61,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )
+    p.add_argument(
+        "--format", choices=("text", "json"), default="text", help='json: the start line is {"base_url": ...}'
+    )
     p.set_defaults(handler=run)
 
 
@@ -90,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"llm-policy emulator: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"listening on http://{host}:{sock.getsockname()[1]}", flush=True)
+    base_url = f"http://{host}:{sock.getsockname()[1]}"
+    if args.format == "json":
+        import json
+
+        print(json.dumps({"base_url": base_url}), flush=True)
+    else:
+        print(f"listening on {base_url}", flush=True)
     server = make_server(EmulatorState(config), log_level=args.log_level)
     try:
         server.run(sockets=[sock])

@@ -2,7 +2,10 @@
 
 Prints the proposed policy (YAML, valid against schemas/policy.v1.json), then, as
 comments, what each call site would cost under it. ``--output FILE`` writes the
-policy to a file instead. Exit 0, 1 on an invalid trace, 2 when it is missing.
+policy to a file instead. ``--format json`` prints ``{"policy": document, "projection":
+{"calls", "cost_usd", "baseline_usd", "saving_pct", "lower_bound_usd"}, "call_sites":
+[{"call_site", "cache", "batch", "cost_usd", "baseline_usd"}]}``. Exit 0, 1 on an
+invalid trace, 2 when it is missing.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--trace", required=True, metavar="FILE")
     parser.add_argument("--name", default="recommended", help="the proposed policy's metadata.name")
     parser.add_argument("--output", metavar="FILE", help="write the policy here (default: stdout)")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
     parser.set_defaults(handler=run)
 
 
@@ -57,6 +61,35 @@ def run(args: argparse.Namespace) -> int:
             f"{c.cost_usd:.4f} USD (was {c.baseline_usd:.4f})"
         )
     header = "# yaml-language-server: $schema=../schemas/policy.v1.json\n" + "\n".join(lines) + "\n"
+    if args.format == "json":
+        import json
+
+        body = {
+            "policy": policy.document,
+            "projection": {
+                "calls": result.calls,
+                "cost_usd": result.predicted.cost_usd,
+                "baseline_usd": result.baseline.cost_usd,
+                "saving_pct": result.saving_pct,
+                "lower_bound_usd": result.lower_bound_usd,
+            },
+            "call_sites": [
+                {
+                    "call_site": c.call_site,
+                    "cache": None
+                    if c.cache is None
+                    else {"breakpoints": list(c.cache.breakpoints), "ttl": c.cache.ttl},
+                    "batch": bool(c.batch),
+                    "cost_usd": c.cost_usd,
+                    "baseline_usd": c.baseline_usd,
+                }
+                for c in choices
+            ],
+        }
+        print(json.dumps(body, indent=2, ensure_ascii=False))
+        if args.output:
+            Path(args.output).write_text(header + text, encoding="utf-8")
+        return EXIT_OK
     if args.output:
         Path(args.output).write_text(header + text, encoding="utf-8")
         print("\n".join(lines))

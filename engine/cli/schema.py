@@ -17,6 +17,7 @@ def register(subparsers: Any) -> None:
         help="print the policy JSON Schema",
         description="Print schemas/policy.v1.json: the JSON Schema (2020-12) policies are checked against.",
     )
+    parser.add_argument("--format", choices=("json",), default="json", help="json (the only form)")
     parser.set_defaults(handler=run)
 
 

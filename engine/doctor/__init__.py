@@ -7,7 +7,7 @@
     report = doctor_report("decisions.jsonl")    # offline: per call site, per cause, USD
 """
 
-from engine.doctor._diagnose import CAUSES, LOOKBACK, Miss, diagnose
+from engine.doctor._diagnose import CAUSES, Miss, diagnose
 from engine.doctor._report import CacheDoctor, cache_keys, doctor_report
 
-__all__ = ["CAUSES", "LOOKBACK", "CacheDoctor", "Miss", "cache_keys", "diagnose", "doctor_report"]
+__all__ = ["CAUSES", "CacheDoctor", "Miss", "cache_keys", "diagnose", "doctor_report"]

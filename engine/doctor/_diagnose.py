@@ -13,7 +13,7 @@ usage and the time. The causes, in the order they are tried:
 ``invalidated``        tools, system, tool_choice, thinking or effort changed since the last request
 ``prefix-changed``     a block of the messages changed: the first block that differs is named
 ``ttl-expired``        the same prefix, but the entry's TTL ran out before this request (by how much)
-``lookback``           the entry is more than 20 blocks before this request's marker
+``lookback``           the entry is 20 or more blocks before this request's marker
 ``batch-best-effort``  the call went through a Message Batch, whose cache hits are best effort
 
 Each miss carries what it cost: the tokens written or sent uncached, priced against
@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.providers.anthropic.capabilities import capabilities
 
-__all__ = ["CAUSES", "LOOKBACK", "Miss", "diagnose"]
+__all__ = ["CAUSES", "Miss", "diagnose"]
 
 CAUSES = (
     "api",
@@ -40,9 +40,17 @@ CAUSES = (
     "lookback",
     "batch-best-effort",
 )
-#: How many positions the API walks back from a marker looking for an entry.
-LOOKBACK = 20
-_TTL_S = {"5m": 300.0, "1h": 3600.0}
+
+#: What the allocator writes on a marker it could not place for want of a slot, or
+#: because the prefix is below the model's minimum.
+_BUDGET = "marker limit is reached"
+_SHORT = "-token minimum"
+
+
+def _limits() -> tuple[int, dict[str, float]]:
+    """Positions a read walks back (the marker's own included) and TTL seconds, from the data file."""
+    limits = capabilities().limits
+    return int(limits["cache_lookback_positions"]), {k: float(v) for k, v in limits["ttl_seconds"].items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +86,19 @@ def _index_of(record: dict[str, Any], prefix_hash: str) -> int | None:
     return None
 
 
-def _cost(record: dict[str, Any], uncached: int = 0) -> float:
-    """What the write (or ``uncached`` plain tokens) cost over reading the same tokens."""
+def _cost(record: dict[str, Any], uncached: int = 0, *, over: str = "cache_read") -> float:
+    """What the write (or ``uncached`` plain tokens) cost over reading the same tokens, or,
+    with ``over="input"``, over sending them uncached (a cold write has nothing to read)."""
     usage = record.get("usage") or {}
-    info = capabilities().model(str(record["model"]))
-    p = info.prices
+    p = capabilities().model(str(record["model"])).prices
+    base = float(getattr(p, over))
     scale = 0.5 if usage.get("service_tier") == "batch" else 1.0
     extra = (
-        int(usage.get("cache_write_5m_tokens") or 0) * (p.cache_write_5m - p.cache_read)
-        + int(usage.get("cache_write_1h_tokens") or 0) * (p.cache_write_1h - p.cache_read)
-        + uncached * (p.input - p.cache_read)
+        int(usage.get("cache_write_5m_tokens") or 0) * (p.cache_write_5m - base)
+        + int(usage.get("cache_write_1h_tokens") or 0) * (p.cache_write_1h - base)
+        + uncached * (p.input - base)
     )
-    return extra * scale / 1e6
+    return max(extra, 0.0) * scale / 1e6
 
 
 def _is_miss(record: dict[str, Any], previous: dict[str, Any] | None) -> bool:
@@ -101,8 +110,15 @@ def _is_miss(record: dict[str, Any], previous: dict[str, Any] | None) -> bool:
     read = int(usage.get("cache_read_input_tokens") or 0)
     if written > 0:
         return read < _expected_read(record, previous)
-    wanted = _sent(record) or [m for m in record.get("markers") or [] if m.get("action") == "dropped"]
+    # nothing written: a miss only if a marker was sent, or one was wanted but the caller's
+    # markers or the model's minimum kept it out (the engine leaving one out by choice is not)
+    wanted = _sent(record) or [m for m in record.get("markers") or [] if _kept_out(m)]
     return bool(wanted) and read == 0
+
+
+def _kept_out(marker: dict[str, Any]) -> bool:
+    reason = str(marker.get("reason", ""))
+    return marker.get("action") == "dropped" and (_BUDGET in reason or _SHORT in reason)
 
 
 def _expected_read(record: dict[str, Any], previous: dict[str, Any] | None) -> int:
@@ -124,7 +140,34 @@ def diagnose(record: dict[str, Any], previous: dict[str, Any] | None) -> Miss | 
     reason = usage.get("cache_miss_reason")
     if reason:
         return Miss("api", f"the API says: {_text(reason)}", _cost(record))
+    if previous is not None and _new_branch(record, previous):
+        return None
     return _before_previous(record) or _against_previous(record, previous)
+
+
+def common_blocks(record: dict[str, Any], previous: dict[str, Any]) -> int:
+    """How many leading prefix blocks the two requests share."""
+    mine, theirs = record.get("prefix") or [], previous.get("prefix") or []
+    for i, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+        if a["hash"] != b["hash"]:
+            return i
+    return min(len(mine), len(theirs))
+
+
+def _new_branch(record: dict[str, Any], previous: dict[str, Any]) -> bool:
+    """Another conversation (or branch) of the call site: it read everything it shared with
+    the earlier request that was cached, and wrote only its own new messages. Not a miss."""
+    shared = common_blocks(record, previous)
+    prefix = record.get("prefix") or []
+    if shared >= len(prefix) or prefix[shared]["section"] != "messages" or _changed_setting(record, previous):
+        return False
+    read = int((record.get("usage") or {}).get("cache_read_input_tokens") or 0)
+    cached = [
+        int(m["prefix_tokens"])
+        for m in _sent(previous)
+        if (_index_of(previous, m["prefix_hash"]) or 0) < shared
+    ]
+    return read > 0 and read >= max(cached, default=0)
 
 
 def _text(reason: Any) -> str:
@@ -136,11 +179,7 @@ def _text(reason: Any) -> str:
 def _before_previous(record: dict[str, Any]) -> Miss | None:
     """Causes this record shows by itself: a marker never placed, a prefix too short."""
     markers = record.get("markers") or []
-    budget = [
-        m
-        for m in markers
-        if m.get("action") == "dropped" and "marker limit is reached" in m.get("reason", "")
-    ]
+    budget = [m for m in markers if m.get("action") == "dropped" and _BUDGET in m.get("reason", "")]
     if budget and not _sent_by_engine(record):
         tokens = max(int(m["prefix_tokens"]) for m in budget)
         detail = (
@@ -169,13 +208,16 @@ def _uncached(record: dict[str, Any], tokens: int) -> int:
 
 def _against_previous(record: dict[str, Any], previous: dict[str, Any] | None) -> Miss | None:
     if previous is None:
-        return Miss("cold", f"the first request seen from {record['call_site']}: its write is expected", 0.0)
+        detail = f"the first request seen from {record['call_site']}: its write is expected"
+        return Miss("cold", detail, _cost(record, over="input"))
     changed = _changed_setting(record, previous)
     if changed:
         return Miss("invalidated", f"{changed} changed since the previous request", _cost(record))
     entry = _previous_entry(previous)
     if entry is None:
-        return Miss("cold", "the previous request of this call site cached nothing", 0.0)
+        return Miss(
+            "cold", "the previous request of this call site cached nothing", _cost(record, over="input")
+        )
     at, ttl = entry
     mine, theirs = record.get("prefix") or [], previous.get("prefix") or []
     differs = next(
@@ -190,13 +232,14 @@ def _against_previous(record: dict[str, Any], previous: dict[str, Any] | None) -
         detail = f"block {differs} of the prefix ({section}) differs from the previous request's"
         return Miss("prefix-changed", detail, _cost(record), differs)
     gap = _epoch(record["time"]) - _epoch(previous["time"]) - (previous.get("latency_ms") or 0.0) / 1000.0
-    if gap > _TTL_S[ttl]:
-        detail = f"the {ttl} entry expired {gap - _TTL_S[ttl]:.0f} s before this request (gap {gap:.0f} s)"
+    lookback, ttl_s = _limits()
+    if gap > ttl_s[ttl]:
+        detail = f"the {ttl} entry expired {gap - ttl_s[ttl]:.0f} s before this request (gap {gap:.0f} s)"
         return Miss("ttl-expired", detail, _cost(record), at)
     last = max((_index_of(record, m["prefix_hash"]) or 0 for m in _sent(record)), default=0)
-    if last - at >= LOOKBACK:
+    if last - at >= lookback:
         detail = f"the cached entry (block {at}) is {last - at} blocks before the marker (block {last})"
-        return Miss("lookback", f"{detail}; the API looks back {LOOKBACK}", _cost(record), at)
+        return Miss("lookback", f"{detail}; the API looks back {lookback}", _cost(record), at)
     if record.get("batch_id"):
         detail = f"batch {record['batch_id']}: cache hits inside a Message Batch are best effort"
         return Miss("batch-best-effort", detail, _cost(record), at)

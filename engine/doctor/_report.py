@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Any
 
-from engine.doctor._diagnose import Miss, diagnose
+from engine.doctor._diagnose import Miss, common_blocks, diagnose
 from engine.ledger._record import DecisionRecord, MarkerRecord
 
 __all__ = ["CacheDoctor", "cache_keys", "doctor_report"]
 
 #: Call sites remembered by a running engine (a code location each: a few hundred at most).
 MAX_SITES = 4096
+#: Recent requests kept per call site, to find the one a request continues.
+RECENT = 16
 _KEPT = ("call_site", "model", "time", "latency_ms", "prefix", "markers", "cache_keys", "usage")
 
 
@@ -22,17 +24,22 @@ class CacheDoctor:
     """Remembers the last answered request of each call site (hashes and counts only)."""
 
     def __init__(self) -> None:
-        self._last: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._last: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def observe(self, record: dict[str, Any]) -> Miss | None:
-        """The miss ``record`` shows against its call site's previous request, if any."""
+        """The miss ``record`` shows against the closest earlier request of its call site.
+
+        Several conversations run through one call site at once, so "previous" is the
+        recent request sharing the longest prefix with this one (the newest on a tie).
+        """
         if not record.get("usage") or record.get("error"):
             return None
         site = str(record["call_site"])
         with self._lock:
-            previous = self._last.get(site)
-            self._last[site] = {k: record.get(k) for k in _KEPT}
+            recent = self._last.setdefault(site, deque(maxlen=RECENT))
+            previous = max(reversed(recent), key=lambda r: common_blocks(record, r), default=None)
+            recent.append({k: record.get(k) for k in _KEPT})
             self._last.move_to_end(site)
             while len(self._last) > MAX_SITES:
                 self._last.popitem(last=False)

@@ -17,25 +17,16 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
 
 from engine.emulator.control import control_routes
 from engine.emulator.errors import ERROR_TYPES, ApiError
-from engine.emulator.faults import DROP, draw_fault
+from engine.emulator.faults import DROP, DroppedResponse, draw_fault
 from engine.emulator.sse import sse_events
 from engine.emulator.state import EmulatorState
 from engine.emulator.web import RequestIdMiddleware, api_key, error_response, read_json
 from engine.providers.anthropic.capabilities import capabilities
 
 __all__ = ["build_app"]
-
-
-class _DroppedResponse(Response):
-    """Headers promise a body that never fully arrives: the client sees a cut connection."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4096")]})
-        await send({"type": "http.response.body", "body": b'{"type":"message",', "more_body": True})
 
 
 async def _aiter(events: Iterator[bytes]) -> AsyncIterator[bytes]:
@@ -63,7 +54,7 @@ def _message_routes(state: EmulatorState) -> list[BaseRoute]:
         if state.config.latency_s > 0:
             await asyncio.sleep(state.config.latency_s)
         if fault == DROP:
-            return _DroppedResponse()
+            return DroppedResponse()
         if isinstance(body, dict) and body.get("stream"):
             return StreamingResponse(_aiter(sse_events(message)), media_type="text/event-stream")
         return JSONResponse(message)

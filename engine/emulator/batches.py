@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 
 import anyio.to_thread
@@ -30,7 +31,14 @@ from starlette.routing import BaseRoute, Route
 from engine.emulator.batches_intake import parse_requests, receive_body
 from engine.emulator.batches_store import Batch, BatchStore, batch_store
 from engine.emulator.batches_worker import run_batch
-from engine.emulator.errors import invalid_request, not_found
+from engine.emulator.errors import ApiError, invalid_request, not_found
+from engine.emulator.faults import (
+    CutResponse,
+    DroppedResponse,
+    draw_batch_fault,
+    draw_create_lost,
+    draw_results_cut,
+)
 from engine.emulator.state import EmulatorState
 from engine.emulator.web import api_key
 
@@ -60,9 +68,20 @@ class _Handlers:
     def __init__(self, store: BatchStore) -> None:
         self.store = store
 
+    def _fault(self) -> Response | None:
+        """An injected batch API fault (``batch_fault_rate``): raised, or a dropped connection."""
+        fault = draw_batch_fault(self.store.state)
+        if isinstance(fault, ApiError):
+            raise fault
+        return DroppedResponse() if fault is not None else None
+
     async def create(self, request: Request) -> Response:
         key = api_key(request)
         body = await receive_body(request, self.store.limits.max_bytes)
+        faulted = self._fault()
+        if faulted is not None:
+            body.close()
+            return faulted
         try:
             intake = await anyio.to_thread.run_sync(
                 parse_requests, body, self.store.spool_dir, self.store.limits
@@ -72,9 +91,17 @@ class _Handlers:
         batch = self.store.add(key, intake, self.store.state.config.batch_latency_s, time.monotonic())
         batch.task = asyncio.create_task(run_batch(self.store, batch), name=f"batch {batch.id}")
         batch.task.add_done_callback(_report_crash)
+        lost = draw_create_lost(self.store.state)  # made, but the client will not know it
+        if isinstance(lost, ApiError):
+            raise lost
+        if lost is not None:
+            return DroppedResponse()
         return self._answer(request, batch)
 
     async def retrieve(self, request: Request) -> Response:
+        faulted = self._fault()
+        if faulted is not None:
+            return faulted
         return self._answer(request, self.store.get(api_key(request), _batch_id(request)))
 
     async def cancel(self, request: Request) -> Response:
@@ -87,6 +114,9 @@ class _Handlers:
 
     async def list_batches(self, request: Request) -> Response:
         key = api_key(request)
+        faulted = self._fault()
+        if faulted is not None:
+            return faulted
         after_id, before_id, limit = _page_params(request)
         page, has_more = self.store.page(key, after_id, before_id, limit)
         base = _base_url(request)
@@ -103,6 +133,9 @@ class _Handlers:
 
     async def results(self, request: Request) -> Response:
         batch_id = _batch_id(request)
+        faulted = self._fault()
+        if faulted is not None:
+            return faulted
         with self.store.lock:
             batch = self.store.get(api_key(request), batch_id)
             if batch.status != "ended":
@@ -116,6 +149,9 @@ class _Handlers:
                     f"{batch.to_json('')['archived_at']} and are no longer available."
                 )
             chunks = batch.results.iter_chunks()
+            cut = draw_results_cut(self.store.state, batch.total)
+        if cut is not None:
+            return CutResponse(chunks, os.path.getsize(batch.results.path), cut)
         return StreamingResponse(chunks, media_type="application/binary")
 
     def _answer(self, request: Request, batch: Batch) -> Response:

@@ -80,7 +80,8 @@ class Batch:
         counts: dict[str, int] = {"processing": 0 if ended else self.total}
         for fate in FATES:
             counts[fate] = self.counts[fate] if ended else 0
-        results_url = f"{base_url.rstrip('/')}/v1/messages/batches/{self.id}/results" if ended else None
+        readable = ended and self.archived_at is None  # archived results have no URL any more
+        results_url = f"{base_url.rstrip('/')}/v1/messages/batches/{self.id}/results" if readable else None
         return {
             "id": self.id,
             "type": "message_batch",

@@ -29,6 +29,14 @@ class EmulatorConfig:
     that a batch item reads an entry available to it; ``None`` is the documented
     default, a per-batch rate drawn with the seed uniformly from the data file's
     ``batch_cache_hit_range`` (30%..98%).
+
+    Batch API faults (all off by default, drawn from the seeded generator):
+    ``batch_fault_rate`` is the share of batch API requests (create, list, retrieve,
+    results) answered 429, 529, 500 or with a dropped connection before anything
+    happens; ``batch_create_lost_rate`` the share of creates that make the batch and
+    then answer 500 or drop the connection (the client cannot tell it was made);
+    ``results_cut_rate`` the share of results downloads cut after
+    ``results_cut_line`` lines (0: a line drawn at random).
     """
 
     seed: int = 0
@@ -41,13 +49,18 @@ class EmulatorConfig:
     retry_after_s: int = 1
     batch_cache_hit_rate: float | None = None
     batch_wave_size: int = 100
+    batch_fault_rate: float = 0.0
+    batch_create_lost_rate: float = 0.0
+    results_cut_rate: float = 0.0
+    results_cut_line: int = 0
 
     def __post_init__(self) -> None:
         self.check()
 
     def check(self) -> None:
         """Refuse values that make no sense, naming the setting."""
-        for name in ("fault_rate", "batch_error_rate", "batch_expire_rate"):
+        rates = ("batch_fault_rate", "batch_create_lost_rate", "results_cut_rate")
+        for name in ("fault_rate", "batch_error_rate", "batch_expire_rate", *rates):
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
@@ -57,6 +70,8 @@ class EmulatorConfig:
         rate = self.batch_cache_hit_rate
         if rate is not None and (isinstance(rate, bool) or not 0.0 <= float(rate) <= 1.0):
             raise ValueError(f"batch_cache_hit_rate must be null or between 0 and 1, got {rate!r}")
+        if int(self.results_cut_line) < 0:
+            raise ValueError(f"results_cut_line must be >= 0, got {self.results_cut_line!r}")
         if isinstance(self.batch_wave_size, bool) or int(self.batch_wave_size) < 1:
             raise ValueError(f"batch_wave_size must be >= 1, got {self.batch_wave_size!r}")
         if int(self.requests_log_size) < 1:
@@ -117,5 +132,9 @@ RUNTIME_SETTABLE = frozenset(
         "retry_after_s",
         "batch_cache_hit_rate",
         "batch_wave_size",
+        "batch_fault_rate",
+        "batch_create_lost_rate",
+        "results_cut_rate",
+        "results_cut_line",
     }
 )

@@ -271,7 +271,7 @@ def redis_journal_from_url(url: str, retention_s: float = DEFAULT_RETENTION_S) -
         target = parse_redis_url(url)
     except RedisURLError as exc:
         raise JournalError(str(exc)) from exc
-    return RedisJournal(target, retention_s=retention_s)
+    return RedisJournal(target, retention_s=target.retention_s or retention_s)
 
 
 for _scheme in ("redis", "rediss"):

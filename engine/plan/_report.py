@@ -9,6 +9,11 @@ Shadow-mode records (sent unchanged) also carry ``cost.policy_usd``: what the ca
 would have cost with the policy enforced. The report sums it next to what was
 paid (``shadow_calls``, ``shadow_paid_usd``, ``shadow_policy_usd``,
 ``shadow_saving_pct``): the saving switching to ``enforce`` would bring.
+
+Pooled calls (``accumulate``) carry the fill of the batch that took them and the wait
+they paid in the pool: ``pool_fill_avg``, ``pool_wait_ms_avg`` and ``pool_wait_ms_max``
+per call site, the latency a host's concurrency slots hold while the pool fills.
+``bypassed`` counts records of calls the host sends past the engine.
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ def _site_row() -> dict[str, Any]:
         "shadow_calls": 0,
         "shadow_paid_usd": 0.0,
         "shadow_policy_usd": 0.0,
+        "pooled_calls": 0,
+        "pool_fill_sum": 0,
+        "pool_wait_ms_sum": 0.0,
+        "pool_wait_ms_max": 0.0,
+        "bypassed": 0,
     }
 
 
@@ -51,6 +61,13 @@ def _add(row: dict[str, Any], entry: dict[str, Any]) -> None:
     cost = entry.get("cost") or {}
     for key in ("realized_usd", "counterfactual_usd", "saved_usd"):
         row[key] += float(cost.get(key) or 0.0)
+    if entry.get("pool_fill") is not None:  # a pooled call: how full its batch was, what it waited
+        row["pooled_calls"] += 1
+        row["pool_fill_sum"] += int(entry["pool_fill"])
+        wait = float(entry.get("pool_wait_ms") or 0.0)
+        row["pool_wait_ms_sum"] += wait
+        row["pool_wait_ms_max"] = max(row["pool_wait_ms_max"], wait)
+    row["bypassed"] += int(bool(entry.get("bypass")))
     if "policy_usd" in cost:
         row["shadow_calls"] += 1
         row["shadow_paid_usd"] += float(cost.get("realized_usd") or 0.0)
@@ -61,6 +78,9 @@ def _finish(row: dict[str, Any]) -> dict[str, Any]:
     base = row["counterfactual_usd"]
     out = {k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}
     out["saved_pct"] = round(100.0 * row["saved_usd"] / base, 2) if base else 0.0
+    pooled = row["pooled_calls"]
+    out["pool_fill_avg"] = round(row["pool_fill_sum"] / pooled, 2) if pooled else None
+    out["pool_wait_ms_avg"] = round(row["pool_wait_ms_sum"] / pooled, 1) if pooled else None
     paid = row["shadow_paid_usd"]
     out["shadow_saving_pct"] = round(100.0 * (paid - row["shadow_policy_usd"]) / paid, 2) if paid else 0.0
     return out

@@ -8,6 +8,7 @@ URL forms (the same Redis PipesHub already runs)::
     rediss://host:7000/?cluster=true                any node serves as the entry point)
 
 Optional query arguments: ``namespace`` (key prefix, default ``llm-policy``),
+``retention_s`` (how long the journal keeps answered rows; Redis holds them in memory),
 ``socket_timeout`` / ``socket_connect_timeout`` (seconds, defaults 2 and 1: a Redis
 slower than that counts as unreachable, and calls go direct).
 
@@ -28,7 +29,7 @@ __all__ = ["RedisTarget", "RedisURLError", "parse_redis_url"]
 SCHEMES = ("redis", "rediss")
 DEFAULT_NAMESPACE = "llm-policy"
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_OURS = ("cluster", "namespace")
+_OURS = ("cluster", "namespace", "retention_s")
 _DEFAULT_TIMEOUTS = {"socket_timeout": "2", "socket_connect_timeout": "1"}
 
 
@@ -43,6 +44,7 @@ class RedisTarget:
     client_url: str
     cluster: bool
     namespace: str
+    retention_s: float | None = None
 
     @property
     def prefix(self) -> str:
@@ -98,8 +100,13 @@ def parse_redis_url(url: str) -> RedisTarget:
     path = parts.path.strip("/")
     if cluster and path not in ("", "0"):
         raise RedisURLError(f"a Redis Cluster has only database 0, the URL names {path!r}")
+    retention = query.get("retention_s")
+    try:
+        retention_s = float(retention) if retention else None
+    except ValueError:
+        raise RedisURLError(f"retention_s must be a number of seconds, got {retention!r}") from None
     rest = {k: v for k, v in query.items() if k not in _OURS}
     for key, value in _DEFAULT_TIMEOUTS.items():
         rest.setdefault(key, value)
     client_url = urlunsplit(parts._replace(query=urlencode(rest)))
-    return RedisTarget(client_url=client_url, cluster=cluster, namespace=namespace)
+    return RedisTarget(client_url=client_url, cluster=cluster, namespace=namespace, retention_s=retention_s)

@@ -361,23 +361,23 @@ class RedisPool:
     # -- waking waiting callers -------------------------------------------------------
 
     async def _wait_loop(self) -> None:
-        """Settle awaited rows as the ``done`` channel names them; sweep them all now and then."""
+        """Settle awaited rows as the ``done`` channel names them; sweep them all now and then.
+
+        A client without pub/sub (redis-py's asyncio cluster client before 6) only sweeps.
+        """
         while not self._closed:
             pubsub = None
             try:
-                pubsub = self.redis.pubsub()
-                await pubsub.subscribe(self.prefix + "done")
+                if hasattr(self.redis, "pubsub"):
+                    pubsub = self.redis.pubsub()
+                    await pubsub.subscribe(self.prefix + "done")
                 await self._sweep()  # anything that ended before the subscription
                 swept = time.monotonic()
                 while not self._closed:
-                    message = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=self.limits.sweep_s
-                    )
-                    if message is not None:
-                        names = _text(message.get("data", b"")).split(",")
-                        mine = [h for h in names if h in self.watched]
-                        if mine:
-                            await self._settle(mine)
+                    if pubsub is None:
+                        await asyncio.sleep(self.limits.sweep_s)
+                    else:
+                        await self._heard(pubsub)
                     if time.monotonic() - swept >= self.limits.sweep_s:
                         await self._sweep()
                         swept = time.monotonic()
@@ -393,6 +393,14 @@ class RedisPool:
             finally:
                 if pubsub is not None:
                     await _quietly(pubsub.aclose())
+
+    async def _heard(self, pubsub: Any) -> None:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=self.limits.sweep_s)
+        if message is not None:
+            names = _text(message.get("data", b"")).split(",")
+            mine = [h for h in names if h in self.watched]
+            if mine:
+                await self._settle(mine)
 
     async def _sweep(self) -> None:
         if self.watched:

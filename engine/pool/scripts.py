@@ -126,10 +126,11 @@ MARK_SUBMITTED = (
 local b = P .. 'b:' .. ARGV[4]
 for i = 6, #ARGV do
   local k = row(ARGV[i])
-  local f = redis.call('HMGET', k, 'state', 'owner')
+  local f = redis.call('HMGET', k, 'state', 'owner', 'credential')
   if f[1] == 'pending' and f[2] == ARGV[3] then
     redis.call('HSET', k, 'state', 'submitted', 'batch_id', ARGV[4], 'updated_at', ARGV[2])
     redis.call('SADD', b, ARGV[i])
+    redis.call('ZADD', P .. 'q:' .. f[3], ARGV[2], ARGV[i])  -- in the API's queue until it ends
   end
 end
 redis.call('EXPIRE', b, ARGV[5])

@@ -34,7 +34,7 @@ from arango.exceptions import ArangoError, ArangoServerError, DocumentRevisionEr
 from arango.http import DefaultHTTPClient
 
 from engine.store._core import BaseStore, Change, Head, Raced, guarded
-from engine.store._errors import NotFoundError, StoreUnavailableError
+from engine.store._errors import NotFoundError, StoreMissingError, StoreUnavailableError
 from engine.store._model import History, HistoryEvent, StoredVersion, utc_now
 from engine.store._records import event_doc, event_from, head_doc, head_from, version_doc, version_from
 from engine.store._url import ArangoLocation, redact
@@ -247,7 +247,7 @@ class ArangoStore(BaseStore):
         except ArangoServerError as exc:
             if _is_missing_collection(exc):
                 hint = f"the {self.collection_name!r} collection does not exist: run `llm-policy migrate`"
-                raise StoreUnavailableError(f"policy store {self.url}: {hint}") from exc
+                raise StoreMissingError(f"no policy store at {self.url}: {hint}") from exc
             raise self.unavailable(exc) from exc
         except (ArangoError, OSError) as exc:
             raise self.unavailable(exc) from exc

@@ -3,7 +3,7 @@
 A backend supplies a transaction over one policy's state (read the head, read a
 version, commit a :class:`Change` atomically, raising :class:`Raced` when someone
 else committed first). The decisions below are pure functions of what the
-transaction reads, so SQLite and ArangoDB cannot disagree about semantics.
+transaction reads, so SQLite, Redis, etcd and ArangoDB cannot disagree about semantics.
 """
 
 from __future__ import annotations

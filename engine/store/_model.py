@@ -111,9 +111,11 @@ class WatchHandle(Protocol):
 class PolicyStore(Protocol):
     """Versioned policies with an active pointer and an audit trail.
 
-    Backends: :class:`~engine.store._sqlite.SqliteStore` (embedded default) and
-    :class:`~engine.store._arango.ArangoStore` (PipesHub's ``aiconfigs``). Every
-    method raises only :class:`~engine.store.StoreError` subclasses.
+    Backends: :class:`~engine.store._sqlite.SqliteStore` (embedded default),
+    :class:`~engine.store._redis.RedisStore` and :class:`~engine.store._etcd.EtcdStore`
+    (PipesHub's key-value store) and :class:`~engine.store._arango.ArangoStore`
+    (PipesHub's ``aiconfigs``). Every method raises only
+    :class:`~engine.store.StoreError` subclasses.
     """
 
     url: str  # masked: safe to print

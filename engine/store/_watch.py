@@ -1,6 +1,6 @@
 """Noticing a newly activated version without a restart (the engine's hot reload).
 
-Polling, not push: it works the same on SQLite and ArangoDB, and each poll is one
+Polling, not push: it works the same on every backend, and each poll is one
 cheap read of the head (``active_revision``). An outage is logged once when it
 starts and once when it ends, never per poll; the caller keeps what it has.
 """

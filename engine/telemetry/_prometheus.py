@@ -8,6 +8,7 @@ and ids go to traces, never to labels.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -78,16 +79,31 @@ class PrometheusMetrics:
             "Requests waiting in a pool for their batch to be sent.",
             registry=registry,
         )
+        self.in_batches = Gauge(
+            "llm_policy_batch_requests_in_flight",
+            "Requests sent in a Message Batch and not answered yet.",
+            registry=registry,
+        )
+        self.batch_age = Gauge(
+            "llm_policy_batch_oldest_age_seconds",
+            "Age of the oldest request sent in a batch and not answered yet (0 when none).",
+            registry=registry,
+        )
         self.pool_age = Gauge(
             "llm_policy_pool_oldest_age_seconds",
             "Age of the oldest request waiting in a pool (0 when none waits).",
             registry=registry,
         )
 
-    def watch_pool(self, depth: Callable[[], int], oldest_age: Callable[[], float]) -> None:
-        """Read the pool at scrape time (a scrape thread: a read that races the loop is skipped)."""
+    def watch_pool(
+        self, depth: Callable[[], int], oldest_age: Callable[[], float], sent: Callable[[], list[float]]
+    ) -> None:
+        """Read the pools and the batches at scrape time (a scrape thread: a read that races
+        the loop is skipped, the last value stands)."""
         self.pool_depth.set_function(_quiet(depth))
         self.pool_age.set_function(_quiet(oldest_age))
+        self.in_batches.set_function(_quiet(lambda: len(sent())))
+        self.batch_age.set_function(_quiet(lambda: max((time.time() - t for t in sent()), default=0.0)))
 
     def observe(self, record: dict[str, Any]) -> None:
         strategy = str(record["strategy"])

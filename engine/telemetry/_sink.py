@@ -49,8 +49,9 @@ class Telemetry:
         return TelemetrySink(self)
 
     def watch_pool(self, service: Any) -> None:
-        """Report the depth and the oldest request's age of a batch service's pools."""
-        self.prometheus.watch_pool(service.pool_depth, service.pool_oldest_age)
+        """Report a batch service's pools (depth, oldest request) and its batches in flight
+        (requests, the oldest one's age)."""
+        self.prometheus.watch_pool(service.pool_depth, service.pool_oldest_age, service.sent)
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Expose the registry at ``http://addr:port/metrics`` (a daemon thread)."""

@@ -252,3 +252,159 @@ async def test_a_call_the_pool_declines_builds_its_payload_once_and_writes_nothi
     assert sent["tier"] == "standard"
     assert "cache_control" not in str(sent["body"]), "a one-off prompt written whole costs 1.25x"
     assert sent["usage"]["cache_creation_input_tokens"] == 0
+
+
+# -- the batch path's promises, as PipesHub calls it -------------------------------------------
+
+POOLED = {"metadata": {"call_site": "indexing.doc_extraction.fallback_summary"}}
+
+
+@session_loop
+async def test_ainvoke_with_stream_true_on_a_pooled_site_goes_direct(
+    engine: PolicyEngine, anthropic_env: Any
+) -> None:
+    plain, llm = _models(engine)
+    expected = await plain.ainvoke("stream me", stream=True)
+    got = await llm.ainvoke("stream me", config=POOLED, stream=True)
+    await engine.aclose()
+    assert got.content == expected.content
+    assert [e["body"].get("stream") for e in received(anthropic_env)] == [True, True]
+    assert _tiers(anthropic_env) == ["standard", "standard"]
+
+
+@session_loop
+async def test_abatch_of_identical_prompts_pays_and_answers_each(
+    engine: PolicyEngine, anthropic_env: Any
+) -> None:
+    """abatch([q] * 3) at the default temperature asks for three samples: three items, three answers."""
+    _, llm = _models(engine)
+    out = await llm.abatch(["tell me a story"] * 3, config={"metadata": {"call_site": "bulk.rows"}})
+    await engine.aclose()
+    assert len(out) == 3
+    assert _tiers(anthropic_env) == ["batch"] * 3, "never collapsed into one paid request"
+
+
+@session_loop
+async def test_a_redelivered_request_is_answered_once_and_logged_at_no_cost(
+    engine: PolicyEngine, anthropic_env: Any, tmp_path: Path
+) -> None:
+    _, llm = _models(engine)
+    config = {"metadata": {**POOLED["metadata"], "llm_policy_idempotency_key": "kafka-offset-42"}}
+    first = await asyncio.gather(*(llm.ainvoke("index doc 42", config=config) for _ in range(3)))
+    again = await llm.ainvoke("index doc 42", config=config)
+    await engine.aclose()
+    assert _tiers(anthropic_env) == ["batch"], "the same request, delivered again, is paid once"
+    assert {m.content for m in [*first, again]} == {first[0].content}
+    records = decisions(tmp_path)
+    paid = [r for r in records if r["cost"] is not None]
+    assert len(records) == 4 and len(paid) == 1, "a replayed answer costs 0 in the decision log"
+    assert all(any("not paid again" in why for why in r["reasons"]) for r in records if r["cost"] is None)
+
+
+@session_loop
+async def test_exceptions_in_call_site_resolution_send_calls_direct_logged_once(
+    engine: PolicyEngine,
+    anthropic_env: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import engine.adapter._call as call_module
+
+    plain, llm = _models(engine)
+    expected = (await plain.ainvoke("resolve me")).content
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("call-site resolution bug")
+
+    monkeypatch.setattr(call_module, "resolve_call_site", broken)
+    answers = [await llm.ainvoke("resolve me", config=POOLED) for _ in range(3)]
+    await llm.abatch(["resolve me"], config={"metadata": {"call_site": "bulk.rows"}})
+    await engine.aclose()
+    assert [m.content for m in answers] == [expected] * 3
+    assert set(_tiers(anthropic_env)) == {"standard"}
+    assert sum("call-site resolution bug" in r.getMessage() for r in caplog.records) == 1
+
+
+@session_loop
+async def test_a_malformed_models_override_sends_calls_direct_logged_once(
+    engine: PolicyEngine,
+    anthropic_env: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``LLM_POLICY_MODELS`` names a file that does not parse: the engine's capability checks
+    fail, the calls go out unchanged. (The emulator in this process keeps its own data.)"""
+    import engine.providers.anthropic.batches.service as service_module
+    import engine.providers.anthropic.transport as transport_module
+    from engine.providers.anthropic.capabilities import load_capabilities
+
+    plain, llm = _models(engine)
+    expected = (await plain.ainvoke("override")).content
+    bad = tmp_path / "models.yaml"
+    bad.write_text("models: [this is: not: valid", encoding="utf-8")
+
+    def overridden() -> Any:
+        return load_capabilities(override=bad)
+
+    for module in (transport_module, service_module):
+        monkeypatch.setattr(module, "capabilities", overridden)
+    answers = [await llm.ainvoke("override", config=POOLED) for _ in range(3)]
+    await engine.aclose()
+    assert [m.content for m in answers] == [expected] * 3
+    assert set(_tiers(anthropic_env)) == {"standard"}
+    warned = [r for r in caplog.records if r.levelname == "WARNING" and "unchanged" in r.getMessage()]
+    assert len(warned) == 1, [r.getMessage() for r in warned]
+
+
+def _fill(db: Any) -> None:
+    """Rows until SQLite answers "database or disk is full"."""
+    import sqlite3
+
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        for n in range(100_000):
+            db.execute(
+                "INSERT INTO batch_items (request_hash, custom_id, credential, base_url, state, "
+                "created_at, updated_at) VALUES (?, 'c', 'f', 'u', 'direct', 0, 0)",
+                (f"filler-{n}",),
+            )
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "locked", "full"])
+@session_loop
+async def test_a_damaged_journal_sends_calls_direct_unchanged(
+    anthropic_env: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    import sqlite3
+
+    from tests.adapter.conftest import policy_text
+
+    (tmp_path / "policy.yaml").write_text(policy_text(rules=RULES), encoding="utf-8")
+    db = tmp_path / "state.db"
+    holder: sqlite3.Connection | None = None
+    if damage == "corrupt":
+        db.write_bytes(b"not a database at all " * 200)
+    engine = PolicyEngine.from_file(tmp_path / "policy.yaml", state=f"sqlite:///{db}", decision_log=None)
+    plain, llm = _models(engine)
+    expected = (await plain.ainvoke("row z")).content
+    if damage != "corrupt":
+        service = engine.batches()
+        service.journal._db.execute("PRAGMA busy_timeout=50")
+        if damage == "full":  # SQLite answers "database or disk is full", as on a full disk
+            pages = service.journal._db.execute("PRAGMA page_count").fetchone()[0]
+            service.journal._db.execute(f"PRAGMA max_page_count={pages}")
+            _fill(service.journal._db)
+        else:
+            holder = sqlite3.connect(db, isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+    try:
+        answers = [await llm.ainvoke("row z", config=POOLED) for _ in range(2)]
+        batched = await llm.abatch(["row z"], config={"metadata": {"call_site": "bulk.rows"}})
+    finally:
+        if holder is not None:
+            holder.execute("ROLLBACK")
+            holder.close()
+    await engine.aclose()
+    assert [m.content for m in [*answers, *batched]] == [expected] * 3
+    assert set(_tiers(anthropic_env)) == {"standard"}
+    assert sum("batch service unusable" in r.getMessage() for r in caplog.records) == 1

@@ -1,4 +1,4 @@
-"""docs/pipeshub.md, run line by line against the stand-in factory and the emulator.
+"""docs/pipeshub.md, run line by line against the stand-in host and the emulator.
 
 The Python blocks are executed in order in one namespace (PipesHub's module), the YAML
 block is the operator's policy, and each ``$ llm-policy ...`` console line is run
@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import HumanMessage
 
+from engine.adapter import wrap_factory
 from engine.cli import main as cli
-from tests.adapter.patterns import SYSTEM, DocumentMetadata
+from tests.adapter.patterns import SYSTEM, search_knowledge_base
 from tests.adapter.pipeshub_factory import ai_model_config, get_generator_model, get_generator_model_async
+from tests.adapter.pipeshub_host import load_host
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "pipeshub.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.S | re.M)
@@ -56,6 +58,7 @@ def records(path: Path) -> list[dict[str, Any]]:
 async def test_the_guide_turns_one_call_site_on_and_off(
     anthropic_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The guide's lines in the stand-in host: off, one call site on by its resolved id, off again."""
     log = tmp_path / "decisions.jsonl"
     monkeypatch.setenv("LLM_POLICY_STORE", f"sqlite:///{tmp_path}/policies.db")
     monkeypatch.setenv("LLM_POLICY_DECISION_LOG", str(log))
@@ -79,13 +82,17 @@ async def test_the_guide_turns_one_call_site_on_and_off(
         "get_generator_model": factory,
         "get_generator_model_async": get_generator_model_async,
     }
-    setup, handler, shutdown, call_site = blocks("python")
+    setup, handler, shutdown = blocks("python")
     await run_python(setup, aimodels)
     config = ai_model_config(models="claude-sonnet-4-6")
     assert aimodels["get_generator_model"]("anthropic", config) is built[-1]  # seeded: off
+    assert (
+        wrap_factory(aimodels["get_generator_model"], aimodels["POLICY_ENGINE"])
+        is aimodels["get_generator_model"]
+    )
 
     (policy,) = blocks("yaml")
-    (tmp_path / "extraction.yaml").write_text(policy, encoding="utf-8")
+    (tmp_path / "agent.yaml").write_text(policy, encoding="utf-8")
     (publish,) = console_lines("llm-policy publish")
     run_console(publish)
     await run_python(handler, aimodels)
@@ -93,20 +100,15 @@ async def test_the_guide_turns_one_call_site_on_and_off(
 
     llm = aimodels["get_generator_model"]("anthropic", config)
     assert llm is not built[-1] and isinstance(llm, type(built[-1]))
-    namespace = {
-        **aimodels,
-        "llm": llm,
-        "DocumentMetadata": DocumentMetadata,
-        "messages": [SystemMessage(SYSTEM), HumanMessage("Document: Q3 report")],
-    }
+    host = load_host(aimodels["POLICY_ENGINE"])
+    transport = host["app.agents.agent_loop.langchain_transport"].LangChainTransport(llm)
+    history = [HumanMessage("Find the travel policy.")]
     for _ in range(2):
-        await run_python(call_site, namespace)
-    assert isinstance(namespace["metadata"], DocumentMetadata)
+        await transport.complete(SYSTEM, history, [search_knowledge_base])
     aimodels["POLICY_ENGINE"].log.flush()
     written = records(log)
-    assert [(r["call_site"], r["rule"]) for r in written] == [
-        ("indexing.doc_extraction.extract_metadata", "extraction")
-    ] * 2
+    site = "app.agents.agent_loop.langchain_transport.LangChainTransport.complete"
+    assert [(r["call_site"], r["rule"]) for r in written] == [(site, "agent")] * 2
     assert written[1]["usage"]["cache_read_input_tokens"] > 0
     (watch,) = console_lines("tail")
     for field in [

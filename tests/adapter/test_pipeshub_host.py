@@ -10,6 +10,7 @@ The host passes no metadata: the call-site ids come from its code alone. For eac
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -116,7 +117,7 @@ async def _csv_summary(host: Host) -> Any:
 
 async def _excel(host: Host) -> Any:
     parser = host["app.modules.parsers.excel.excel_parser"].ExcelParser(await _llm(host))
-    return await parser.detect_headers_with_llm("Sheet1", [["", "Q1"], ["north", "3"]])
+    return await parser.detect_excel_headers_with_llm("Sheet1", [["", "Q1"], ["north", "3"]])
 
 
 async def _ocr(host: Host) -> Any:
@@ -207,7 +208,7 @@ ROWS = [
     Row(
         "excel-headers",
         "indexing",
-        ("app.modules.parsers.excel.excel_parser.ExcelParser.detect_headers_with_llm",),
+        ("app.modules.parsers.excel.excel_parser.ExcelParser.detect_excel_headers_with_llm",),
         _excel,
     ),
     Row("csv-summary", "indexing", (f"{CSV}._call_llm",), _csv_summary),
@@ -337,3 +338,58 @@ async def test_shipped_policy_enforced_answers_as_the_plain_host(
     assert all(r["error"] is None for r in records)
     if row.kind == "indexing":
         assert all(r["batch_id"] is not None for r in records)  # pooled into Message Batches
+
+
+async def test_a_pool_never_holds_more_than_the_hosts_24_slots(
+    anthropic_env: Any, make_engine: Callable[..., PolicyEngine], tmp_path: Path
+) -> None:
+    """Each pooled call keeps its indexing slot while it waits: 30 documents, 24 slots, so a
+    batch of 24 leaves on count and the other 6 on time; the log says fill and wait per call."""
+    text = SHIPPED.read_text(encoding="utf-8").replace("maxWait: 30s", "maxWait: 1s")
+    host = load_host(make_engine(text=text))
+    assert host["app.utils.concurrency"].MAX_CONCURRENT_INDEXING_LLM_CALLS == 24
+    extraction = host[DX.rsplit(".", 1)[0]].DocumentExtraction(_config_service(host))
+    answers = await asyncio.gather(*(extraction.extract_metadata(f"Document {i}.") for i in range(30)))
+    assert all(a is not None for a in answers)  # every caller answered
+    records = [r for r in decisions(tmp_path) if r["batch_id"] is not None]
+    assert len(records) == 30
+    assert sorted({r["pool_fill"] for r in records}) == [6, 24]
+    assert all(r["pool_wait_ms"] is not None and r["pool_wait_ms"] >= 0 for r in records)
+    slow = [r["pool_wait_ms"] for r in records if r["pool_fill"] == 6]
+    assert min(slow) >= 900  # the stragglers waited out maxWait, holding their slots
+
+
+async def test_callsites_lists_what_a_shadow_log_has_seen(
+    anthropic_env: Any,
+    make_engine: Callable[..., PolicyEngine],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from engine.cli import main
+
+    text = SHIPPED.read_text(encoding="utf-8").replace("mode: enforce", "mode: shadow")
+    host = load_host(make_engine(text=text))
+    seen = {row.name: row for row in ROWS}
+    for name in ("metadata", "metadata", "agent-complete", "agent-complete", "health-sync-thread"):
+        await seen[name].drive(host)
+    log = str(tmp_path / "decisions.jsonl")
+    assert main(["callsites", "--log", log, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    sites = doc["call_sites"]
+    metadata, agent = sites[seen["metadata"].ids[0]], sites[seen["agent-complete"].ids[0]]
+    health = sites[seen["health-sync-thread"].ids[0]]
+    assert set(sites) == {
+        metadata_id
+        for r in ("metadata", "agent-complete", "health-sync-thread")
+        for metadata_id in seen[r].ids
+    }
+    assert (metadata["calls"], agent["calls"], health["calls"]) == (2, 2, 1)
+    assert metadata["models"] == {"claude-sonnet-4-6": 2} and metadata["rules"] == {"indexing-structured": 2}
+    assert metadata["roles"] == {"indexing": 2} and agent["rules"] == {"agent": 2}
+    assert metadata["prompt_tokens_median"] < metadata["cache_min_tokens"]  # PipesHub's indexing fact
+    assert agent["reuse_pct"] == 50.0 and agent["reused_tokens_median"] >= agent["cache_min_tokens"]
+    assert health["latency_tolerance"] == {"interactive": 1} and "never batch" in health["hint"]
+    assert "pooling" in metadata["hint"]
+    assert main(["callsites", "--log", log]) == 0
+    out = capsys.readouterr().out
+    assert all(site in out for site in sites) and "cache minimum" in out

@@ -154,3 +154,50 @@ def test_no_label_carries_a_call_site_or_an_id(
         key for metric in hub.registry.collect() for s in metric.samples for key in s.labels if key != "le"
     }
     assert labels <= {"kind", "model", "strategy", "applied", "reason"}
+
+
+def test_the_optional_endpoint_serves_the_registry() -> None:
+    import socket
+
+    hub = Telemetry(registry=CollectorRegistry())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    hub.serve(port)
+    hub.sink().write(
+        {"id": "dec_0", "time": "2026-11-25T05:00:00.000Z", "model": MODEL, "provider": "anthropic",
+         "transport": "direct", "call_site": "chat.x", "call": "invoke", "strategy": "cache", "applied": True,
+         "latency_ms": 12.0, "usage": {"input_tokens": 3, "cache_read_input_tokens": 5,
+         "cache_creation_input_tokens": 0, "cache_write_5m_tokens": 0, "cache_write_1h_tokens": 0,
+         "output_tokens": 7}}
+    )  # fmt: skip
+    body = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert f'llm_policy_tokens_total{{kind="cache_read",model="{MODEL}"}} 5.0' in body
+    assert 'llm_policy_decisions_total{applied="true",strategy="cache"} 1.0' in body
+
+
+def test_pool_gauges_read_the_pool_at_scrape_time(
+    make_engine: Callable[..., PolicyEngine],
+    anthropic_env: Any,
+    telemetry: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    hub, _, _ = telemetry
+    engine = make_engine().attach_telemetry(hub)  # indexing: pools of 4, sent after 1 s
+    llm = wrap_factory(get_generator_model, engine)("anthropic", ai_model_config(models=MODEL))
+    site = {"metadata": {"call_site": "indexing.summary"}}
+
+    async def two_pooled() -> tuple[float, float]:
+        calls = [asyncio.ensure_future(llm.ainvoke([("system", DOC), ("user", f"Part {i}.")], config=site))
+                 for i in range(2)]  # fmt: skip
+        await asyncio.sleep(0.4)  # both are pooled: the pool waits for 4 or for 1 s
+        seen = (
+            _sample(hub.registry, "llm_policy_pool_depth"),
+            _sample(hub.registry, "llm_policy_pool_oldest_age_seconds"),
+        )
+        await asyncio.gather(*calls)
+        return seen
+
+    depth, age = asyncio.run(two_pooled())
+    assert depth == 2 and 0 < age < 1
+    assert _sample(hub.registry, "llm_policy_pool_depth") == 0
+    assert _sample(hub.registry, "llm_policy_batch_requests_in_flight") == 0

@@ -85,3 +85,34 @@ def test_server_faults_raise_what_chatanthropic_raises(anthropic_env: Any) -> No
                 raise_as_langchain(_sdk_error(raised))
             assert type(again.value) is type(raised)
     assert {anthropic.RateLimitError, anthropic.InternalServerError} <= seen
+
+
+OPTIONAL_MISSING = """
+import logging, sys
+for name in ("etcd3gw", "redis"):
+    sys.modules[name] = None  # the optional store clients are not installed
+warnings = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        warnings.append(record.getMessage())
+logging.getLogger().addHandler(Keep(level=logging.WARNING))
+from engine import PolicyEngine, wrap_factory
+from tests.adapter.pipeshub_factory import ai_model_config, get_generator_model
+engine = PolicyEngine.from_store(sys.argv[1], name="pipeshub-default", poll_interval=0)
+model = wrap_factory(get_generator_model, engine)("anthropic", ai_model_config())
+print(engine.enabled, type(model).__mro__[1].__name__, len(warnings))
+"""
+
+
+@pytest.mark.parametrize("url", ["etcd://127.0.0.1:9/", "redis://127.0.0.1:9/0"])
+def test_a_missing_optional_client_leaves_the_engine_off_with_one_warning(url: str) -> None:
+    """The host imports and builds its models; the engine is off and says why once."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", OPTIONAL_MISSING, url], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    enabled, parent, warned = done.stdout.split()
+    assert (enabled, parent, warned) == ("False", "BaseChatModel", "1")  # the factory's own ChatAnthropic

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +19,9 @@ def test_demo_prints_before_and_after_with_a_saving(capsys: Any) -> None:
     out = capsys.readouterr().out
     for row in (
         "calls",
-        "input tokens",
-        "cache write tokens",
-        "cache read tokens",
+        "uncached input tokens (full price)",
+        "cached input: written",
+        "cached input: read",
         "output tokens",
         "batch share",
         "dollars",
@@ -28,6 +30,31 @@ def test_demo_prints_before_and_after_with_a_saving(capsys: Any) -> None:
         assert row in out
     saving = re.search(r"│ savings\s*│\s*│\s*([0-9.]+)%", out)
     assert saving is not None and float(saving.group(1)) > 0
+    # what it costs in time, per call site, and the proof that nothing else changed
+    assert re.search(r"│ indexing\.\S+\s.*│ \d+: median [0-9.]+ s, max [0-9.]+ s", out)
+    assert re.search(r"│ chat\.agent\.stream\s.*│ direct", out)
+    assert re.search(r"answers unchanged: all \d+ calls returned the same answer", out)
+    assert "model claude-sonnet-4-6; prices per million tokens from engine/data/anthropic.yaml" in out
+    log = re.search(r"Next: llm-policy doctor --log (\S+)", out)
+    assert log is not None and main(["doctor", "--log", log.group(1)]) == 0
+    # progress reaches a non-terminal as plain lines
+    assert re.search(r"^calls: (\d+)/\1$", out, re.MULTILINE)
+
+
+@pytest.mark.parametrize("command", ["demo", "bench"])
+def test_a_bad_policy_fails_fast_with_located_errors(
+    command: str, tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    bad = tmp_path / "BAD.yaml"
+    bad.write_text(
+        "apiVersion: llm-policy/v1\nkind: OptimizationPolicy\nmetadata: {name: x}\nspec: {rollout: 500}\n"
+    )
+    argv = [command, "--policy", str(bad)] + (["--workload", "indexing"] if command == "bench" else [])
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert f"{bad}:4:" in captured.err and "schema.range" in captured.err
+    assert "nothing was run" in captured.err and "Emulator" not in captured.out
+    assert main([command, "--policy", str(tmp_path / "missing.yaml"), *argv[3:]]) == 2
 
 
 def test_live_demo_needs_an_api_key_and_sends_nothing_without_it(capsys: Any, monkeypatch: Any) -> None:
@@ -73,3 +100,17 @@ def test_live_demo_takes_the_real_code_path_to_whatever_base_url_is_set(
     billed = httpx.get(f"{emulator.base_url}/_emulator/billing", params={"api_key": "sk-ant-live-sample"})
     record = billed.json()
     assert record["requests_standard"] > 0 and record["requests_batch"] > 0
+
+
+def test_bench_writes_results_only_where_it_is_told(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    argv = ["bench", "--workload", "retrieval", "--scale", "0.005", "--arms", "policy", "--format", "json"]
+    main(argv)
+    assert "files" not in json.loads(capsys.readouterr().out)
+    assert list(here.iterdir()) == []
+    main([*argv, "--results", str(tmp_path / "out")])
+    files = json.loads(capsys.readouterr().out)["files"]
+    assert sorted(Path(f).parent for f in files) == [tmp_path / "out"] * 2
+    assert list(here.iterdir()) == []

@@ -215,3 +215,46 @@ def test_running_doctor_remembers_each_call_site() -> None:
     assert miss is not None and miss.cause == "cold"
     miss = doctor.observe(second)
     assert miss is not None and miss.cause == "ttl-expired"
+
+
+def test_a_marker_the_engine_left_out_below_the_minimum_is_named() -> None:
+    minimum = capabilities().model(MODEL).min_cache_tokens
+    short = [("system", minimum - 20, "system"), ("u1", 10, "messages")]
+    reason = f"anchor 'system'; but the prefix is {minimum - 20} tokens, below the {minimum}-token minimum"
+    record = _record(short, [], usage=(minimum - 10, 0, 0, 0), dropped=[(0, reason)])
+    assert _cause(None, record)[0] == "below-minimum"
+
+
+def test_a_marker_the_engine_left_out_by_choice_is_not_a_miss() -> None:
+    reason = "auto: stable prefix; not placed: a batch at this hit rate pays more for the write"
+    record = _record(TURN1, [], usage=(2800, 0, 0, 0), dropped=[(1, reason)])
+    assert diagnose(record, None) is None
+
+
+def test_a_cold_write_costs_its_premium_over_plain_input() -> None:
+    miss = diagnose(_pair()[0], None)
+    prices = capabilities().model(MODEL).prices
+    assert miss is not None and miss.cost_usd == pytest.approx(
+        2500 * (prices.cache_write_5m - prices.input) / 1e6
+    )
+
+
+def test_interleaved_conversations_are_told_apart() -> None:
+    """Two conversations on one call site: each turn is compared with its own conversation."""
+    doctor = CacheDoctor()
+    a1 = _record([*SYS, ("a: u1", 300, "messages")], [(1, "5m"), (2, "5m")], usage=(0, 2800, 0, 0))
+    b1 = _record([*SYS, ("b: u1", 300, "messages")], [(1, "5m"), (2, "5m")], usage=(0, 300, 0, 2500))
+    a2 = _record(
+        [*SYS, ("a: u1", 300, "messages"), ("a: a1", 200, "messages"), ("a: u2", 100, "messages")],
+        [(1, "5m"), (4, "5m")],
+        usage=(0, 300, 0, 2800),
+    )
+    causes = [doctor.observe(r) for r in (a1, b1, a2)]
+    assert [c.cause if c else None for c in causes] == ["cold", None, None]
+    edited = _record(
+        [*SYS, ("a: u1 edited", 300, "messages"), ("a: a1", 200, "messages"), ("a: u2", 100, "messages")],
+        [(1, "5m"), (4, "5m")],
+        usage=(0, 600, 0, 0),
+    )
+    miss = doctor.observe(edited)
+    assert miss is not None and miss.cause == "prefix-changed"

@@ -122,8 +122,11 @@ def test_results_are_archived_29_days_after_creation(emu: Emu) -> None:
     emu.advance(60)
     archived = emu.client.messages.batches.retrieve(batch.id)
     assert archived.archived_at == archived.created_at + timedelta(days=29)
-    with pytest.raises(anthropic.NotFoundError, match="archived"):
+    assert archived.results_url is None, "archived results have no URL any more"
+    with pytest.raises(anthropic.AnthropicError, match="No `results_url`"):
         list(emu.client.messages.batches.results(batch.id))
+    with pytest.raises(anthropic.NotFoundError, match="archived"):  # the old URL, asked directly
+        emu.client.get(f"/v1/messages/batches/{batch.id}/results", cast_to=object)
 
 
 def test_times_are_in_emulator_time(emu: Emu) -> None:

@@ -131,3 +131,11 @@ def test_report_names_the_bad_line(tmp_path: Path, capsys: Any) -> None:
     log.write_text(_log_line("a", 1.0, 1.0) + "\n[1]\n", encoding="utf-8")
     assert main(["report", "--log", str(log)]) == 1
     assert f"{log}:2: not a decision-log record" in capsys.readouterr().err
+
+
+def test_recommend_speaks_json(trace: Path, capsys: Any) -> None:
+    assert main(["recommend", "--trace", str(trace), "--format", "json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["policy"]["metadata"]["name"] == "recommended"
+    assert body["projection"]["cost_usd"] <= body["projection"]["baseline_usd"]
+    assert {c["call_site"] for c in body["call_sites"]}

@@ -85,3 +85,23 @@ def test_control_characters_in_a_key_cannot_forge_lines() -> None:
 def test_control_characters_in_a_file_name_are_escaped() -> None:
     report = check_text("[", source="a\nb.yaml")
     assert report.errors[0].format().startswith("a\\nb.yaml:")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{HEADER}spec:\n  rules:\n    - {{name: a, match: {{callSite: 'x.*'}}, cache: {{mode: auto}}}}\n",
+        f"{HEADER}spec: &s {{enabled: true}}\nother: *s\n",
+        f"{HEADER}spec: " + "[" * 40 + "]" * 40 + "\n",
+        f"{HEADER}spec:\n  rules: [ab\n",
+    ],
+)
+def test_libyaml_and_the_pure_python_loader_agree(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libyaml composes when it is there; PyYAML's own parser is the fallback, with the same findings."""
+    import yaml
+
+    fast = check_text(text)
+    monkeypatch.setattr(yaml, "__with_libyaml__", False)
+    slow = check_text(text)
+    assert [(e.code, e.line) for e in fast.errors] == [(e.code, e.line) for e in slow.errors]
+    assert (fast.policy is None) == (slow.policy is None)

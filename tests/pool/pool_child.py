@@ -19,9 +19,9 @@ from typing import Any
 import anthropic
 
 from engine.decision import BatchPlan
-from engine.journal import JournalError, open_journal
+from engine.journal import open_journal
 from engine.providers.anthropic.batches import BatchService
-from engine.providers.anthropic.batches.errors import NotBatchable
+from engine.providers.anthropic.batches.errors import NotHandedOver
 
 _print_lock = threading.Lock()
 
@@ -48,7 +48,7 @@ async def caller(service: BatchService, s: dict[str, Any], plan: BatchPlan, loop
         try:
             answer = await service.answer_one(prompt(call_id), plan, client, call_site="test.pool")
             message, batch = answer.message, answer.batch_id
-        except (JournalError, NotBatchable):  # what the adapter does: the call goes direct
+        except NotHandedOver:  # what the adapter does: nothing was sent, the call goes direct
             message, batch = await client.messages.create(**prompt(call_id)), "direct"  # type: ignore[call-overload]
         except Exception as exc:
             emit({"id": call_id, "ok": False, "error": repr(exc)})
@@ -68,6 +68,8 @@ def run_loop(service: BatchService, s: dict[str, Any], plan: BatchPlan, loop_no:
 
 
 def main(settings: dict[str, Any]) -> None:
+    if settings.get("start_at"):  # producers of a benchmark start together
+        time.sleep(max(0.0, float(settings["start_at"]) - time.time()))
     service = BatchService(
         open_journal(settings["journal"]), poll_interval=settings.get("poll_interval", 0.1),
         max_poll_interval=1.0, lease_s=settings.get("lease_s", 3.0),

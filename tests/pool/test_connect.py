@@ -24,6 +24,13 @@ def test_tls_cluster_url_with_namespace() -> None:
     assert "cluster" not in target.client_url and "namespace" not in target.client_url
 
 
+def test_retention_is_ours_and_checked() -> None:
+    target = parse_redis_url("redis://h/0?retention_s=86400")
+    assert target.retention_s == 86400 and "retention" not in target.client_url
+    with pytest.raises(RedisURLError, match="retention_s"):
+        parse_redis_url("redis://h/0?retention_s=a-day")
+
+
 def test_own_timeouts_are_kept() -> None:
     assert "socket_timeout=0.5" in parse_redis_url("redis://h/0?socket_timeout=0.5").client_url
 

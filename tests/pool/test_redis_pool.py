@@ -174,3 +174,17 @@ async def test_a_row_not_owned_by_the_claimant_is_not_pooled(redis_url: str, sta
         assert not await node.pool.add(POOL, PoolCall("y1", 1, 10, 1.0, 60.0))
     finally:
         await _close([node])
+
+
+async def test_explicit_batches_count_in_the_queue_until_they_end(redis_url: str) -> None:
+    journal, [node] = _nodes(redis_url, 1, PoolLimits(lease_s=30))
+    try:
+        entries = [JournalEntry(f"e{i}", f"e{i}", "fp", "http://api", "pending", params={}) for i in range(3)]
+        journal.claim(entries, node.lease)
+        journal.mark_submitted(["e0", "e1", "e2"], "b-explicit", node.lease)
+        queue = journal.prefix + "q:fp"
+        assert journal.redis.zcard(queue) == 3
+        journal.record([Outcome("e0", "succeeded", 0, result={}), Outcome("e1", "failed", 1, error="x")])
+        assert journal.redis.zcard(queue) == 1
+    finally:
+        await _close([node])

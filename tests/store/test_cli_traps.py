@@ -113,11 +113,22 @@ def test_a_deleted_store_is_not_restarted_at_version_1_by_publish(cli: Any, url:
     assert not (tmp_path / "prod" / "policies.db").exists()
 
 
+def _console(cwd: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    """``llm-policy ARGV`` in its own process, started in ``cwd`` (as an on-call would)."""
+    full = {k: v for k, v in os.environ.items() if k != "LLM_POLICY_STORE"}
+    full.update(PYTHONPATH=str(ROOT), LLM_POLICY_NAME="demo", **env)
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *argv],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def _kill_switch(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "engine", "disable", "demo", "--author", "oncall"]
-    full = {**os.environ, "PYTHONPATH": str(ROOT), "LLM_POLICY_NAME": "demo", **env}
-    full.pop("LLM_POLICY_STORE", None) if "LLM_POLICY_STORE" not in env else None
-    return subprocess.run(argv, cwd=cwd, env=full, capture_output=True, text=True, timeout=120, check=False)
+    return _console(cwd, env, "disable", "demo", "--author", "oncall")
 
 
 def test_the_kill_switch_from_another_directory_acts_on_production_or_fails_loudly(tmp_path: Path) -> None:
@@ -134,6 +145,12 @@ def test_the_kill_switch_from_another_directory_acts_on_production_or_fails_loud
     assert str(elsewhere / ".llm-policy" / "policies.db") in wrong.stderr and "migrate" in wrong.stderr
     assert not (elsewhere / ".llm-policy").exists()
     assert store.get("demo").document["spec"]["enabled"] is True
+    # A default store that does exist in the wrong directory: it acts there, and says so.
+    migrated = _console(elsewhere, {}, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    local = _kill_switch(elsewhere, {})
+    assert "default store under the current directory" in local.stderr
+    assert str(elsewhere / ".llm-policy" / "policies.db") in local.stderr
     # The production store named (as a deployment sets $LLM_POLICY_STORE): it acts there.
     right = _kill_switch(elsewhere, {"LLM_POLICY_STORE": f"sqlite:///{db}"})
     assert right.returncode == 0, right.stderr

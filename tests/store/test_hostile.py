@@ -191,3 +191,43 @@ def test_the_timeout_comes_from_the_environment(silent_port: int, monkeypatch: p
             store.names()
     finally:
         store.close()
+
+
+def test_without_the_etcd_extra_the_store_is_unavailable_and_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.delitem(sys.modules, "engine.store._etcd", raising=False)
+    monkeypatch.setitem(sys.modules, "etcd3gw.client", None)  # as if the package were absent
+    with pytest.raises(StoreUnavailableError, match=r"pip install 'llm-policy\[etcd\]'"):
+        open_store("etcd://127.0.0.1:2379")
+
+
+def test_a_password_holding_slash_and_at_authenticates_and_is_never_shown(
+    request: pytest.FixtureRequest,
+) -> None:
+    """A real redis-server that requires a password with ``/`` and ``@`` in it."""
+    import realservers
+
+    if realservers.missing_binary("redis"):
+        pytest.skip(realservers.missing_binary("redis"))
+    password = "p/a@ss:w0rd"
+    server = realservers.RealServer(
+        "redis", lambda port, workdir: [*realservers._redis_argv(port, workdir), "--requirepass", password]
+    )
+    server.start()
+    request.addfinalizer(server.close)
+    store = open_store(f"redis://:{password}@127.0.0.1:{server.port}/0")
+    try:
+        assert password not in store.url and password not in repr(store)
+        store.ensure_schema()
+        store.publish(policy_doc(), author="ana")
+        assert store.get("demo").version == 1
+    finally:
+        store.close()
+    wrong = open_store(f"redis://:{password}x@127.0.0.1:{server.port}/0")
+    with pytest.raises(StoreUnavailableError) as info:
+        wrong.names()
+    wrong.close()
+    assert password not in str(info.value) and ":***@127.0.0.1" in str(info.value)

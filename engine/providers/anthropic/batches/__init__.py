@@ -31,7 +31,7 @@ from engine.providers.anthropic.batches._ids import (
 )
 from engine.providers.anthropic.batches.accumulator import Accumulator
 from engine.providers.anthropic.batches.client import BatchClient, split_requests
-from engine.providers.anthropic.batches.errors import BatchItemError, NotBatchable, sdk_error
+from engine.providers.anthropic.batches.errors import BatchItemError, NotBatchable, NotHandedOver, sdk_error
 from engine.providers.anthropic.batches.service import Answer, BatchService, as_sent
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "JournalError",
     "Lease",
     "NotBatchable",
+    "NotHandedOver",
     "Outcome",
     "SqliteJournal",
     "as_sent",

@@ -154,11 +154,12 @@ class InFlight:
                 self._future(item.hash)
             self._items[item.hash] = item
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], owns: Iterable[str] = ()) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], owns: Iterable[str] = ()) -> asyncio.Task[None]:
         """Run ``coro``; if it raises or is canceled, the futures in ``owns`` are failed."""
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks[task] = tuple(owns)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         owned = self._tasks.pop(task, ())

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,7 @@ class SharedPool(InFlight):
     """The worker's link to the cross-process pool (``_shared`` is None when the journal has none)."""
 
     _pool: Any  # the worker's in-process accumulator: the fallback
+    _joined: dict[str, float]  # when each pooled item joined the in-process pool
 
     async def _join(self, items: list[Item]) -> None:
         raise NotImplementedError
@@ -94,6 +96,7 @@ class SharedPool(InFlight):
             self._warn(f"pool:add:{type(exc.__cause__).__name__}", f"{exc}; pooling in-process")
             added = False
         if not added:  # the row is still ours: pool it here
+            self._joined[item.hash] = time.monotonic()
             plan = item.plan
             self._pool.add(item.key, item, max_requests=plan.max_requests, max_wait_s=plan.max_wait_s)
             return

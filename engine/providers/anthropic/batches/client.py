@@ -23,7 +23,7 @@ from anthropic.types.messages import MessageBatch, MessageBatchIndividualRespons
 
 from engine.providers.anthropic.capabilities import Capabilities, capabilities
 
-__all__ = ["BatchClient", "ambiguous", "retry_after_s", "split_requests", "transient"]
+__all__ = ["BatchClient", "ambiguous", "connection_lost", "retry_after_s", "split_requests", "transient"]
 
 logger = logging.getLogger("llm_policy.batches")
 
@@ -71,9 +71,20 @@ def retry_after_s(exc: BaseException) -> float | None:
     return None
 
 
+_HTTP_LIBRARIES = frozenset({"httpx", "httpx2", "httpcore", "h11", "anyio"})
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """The connection failed: before the answer (the SDK's ``APIConnectionError``) or while its
+    body was read (the HTTP library's own error, which the SDK lets through)."""
+    if isinstance(exc, anthropic.APIConnectionError | ConnectionError | TimeoutError):
+        return True
+    return type(exc).__module__.split(".")[0] in _HTTP_LIBRARIES
+
+
 def ambiguous(exc: BaseException) -> bool:
     """A failed create that may still have made the batch: the server may have taken it."""
-    if isinstance(exc, anthropic.APIConnectionError):  # dropped after sending, or a timeout
+    if connection_lost(exc):  # dropped after sending, or a timeout
         return True
     return isinstance(exc, anthropic.APIStatusError) and (
         exc.status_code in (408, 409) or exc.status_code >= 500
@@ -81,7 +92,8 @@ def ambiguous(exc: BaseException) -> bool:
 
 
 def transient(exc: BaseException) -> bool:
-    if isinstance(exc, anthropic.APIConnectionError):  # includes timeouts
+    """Worth asking again: a lost connection, 408, 409, 429 or 5xx."""
+    if connection_lost(exc):
         return True
     return isinstance(exc, anthropic.APIStatusError) and (
         exc.status_code in (408, 409, 429) or exc.status_code >= 500
@@ -135,7 +147,7 @@ class BatchClient:
             try:
                 batch = await self.client.messages.batches.retrieve(batch_id)
                 failures = 0
-            except anthropic.APIError as exc:
+            except Exception as exc:
                 failures += 1
                 if not transient(exc) or failures >= MAX_POLL_FAILURES:
                     raise

@@ -5,8 +5,10 @@
     Exception
      ├── BatchItemError        one request could not be answered through a batch
      │                         (the batch was lost, or the service closed before it ended)
-     └── ValueError
-          └── NotBatchable     this request cannot go through a batch: send it direct
+     └── NotHandedOver         the engine failed before the request was handed over
+          │                    (journal, capabilities, serialization): nothing was sent,
+          │                    so the caller sends it direct, unchanged
+          └── NotBatchable     (also a ValueError) a request the Batches API cannot carry
 
 An item that comes back ``errored`` carries the API's error type. A permanent one
 (the request itself is wrong: 400, 401, 402, 403, 404, 413) is raised at once as
@@ -27,6 +29,7 @@ __all__ = [
     "RETRYABLE_ERRORS",
     "BatchItemError",
     "NotBatchable",
+    "NotHandedOver",
     "sdk_error",
 ]
 
@@ -47,7 +50,11 @@ RETRYABLE_ERRORS: dict[str, int] = {
 }
 
 
-class NotBatchable(ValueError):
+class NotHandedOver(Exception):
+    """Nothing of this request was sent: the engine failed before handing it over (fail open)."""
+
+
+class NotBatchable(NotHandedOver, ValueError):
     """A request the Batches API cannot carry as the SDK would send it (streaming,
     per-request query parameters): the caller sends it direct."""
 

@@ -47,7 +47,7 @@ import anthropic
 from anthropic.types import Message
 
 from engine.decision import BatchPlan
-from engine.journal import DEFAULT_LEASE_S, Journal, JournalEntry, JournalError, Lease
+from engine.journal import DEFAULT_LEASE_S, Journal, JournalEntry, Lease
 from engine.providers.anthropic.batches._ids import (
     client_identity,
     custom_id_for,
@@ -58,8 +58,8 @@ from engine.providers.anthropic.batches._inflight import Failure, Item, PoolKey,
 from engine.providers.anthropic.batches._reconcile import find_created
 from engine.providers.anthropic.batches._shared import SharedPool
 from engine.providers.anthropic.batches.accumulator import Accumulator
-from engine.providers.anthropic.batches.client import BatchClient, ambiguous, retry_after_s
-from engine.providers.anthropic.batches.errors import BatchItemError, NotBatchable
+from engine.providers.anthropic.batches.client import BatchClient, ambiguous, connection_lost, retry_after_s
+from engine.providers.anthropic.batches.errors import BatchItemError, NotBatchable, NotHandedOver
 from engine.providers.anthropic.capabilities import capabilities
 
 __all__ = ["CLIENT_OPTIONS", "Answer", "BatchService"]
@@ -84,6 +84,10 @@ class Answer:
     message: Message
     batch_id: str | None
     paid_here: bool
+    #: For a pooled call: the requests in the pool when it left as a batch, and how long
+    #: this call waited in it (ms). None when it was joined to a request already in flight.
+    pool_fill: int | None = None
+    pool_wait_ms: float | None = None
 
 
 def as_sent(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -139,12 +143,17 @@ class _Worker(SharedPool):
         self._pool: Accumulator[PoolKey, Item] = Accumulator(
             self._flush_pool, max_requests_cap=int(capabilities().limits["batch_max_requests"])
         )
-        self._watched: set[str] = set()
+        #: batches being waited for -> their members (custom_id -> hash); members may join until reading
+        self._watched: dict[str, dict[str, str]] = {}
+        self._watchers: dict[str, asyncio.Task[None]] = {}
         self._resumed: set[tuple[str, str]] = set()
         self._renewer: asyncio.Task[None] | None = None
         self._orphans = orphans
         #: Runs before a pool's items become batches: warms shared prefixes, orders items by them.
         self.warm: Callable[[list[Item]], Awaitable[list[Item]]] | None = None
+        #: Pooled items by request hash: when each joined the pool, then (fill, wait ms) once it left.
+        self._joined: dict[str, float] = {}
+        self.pool_exits: dict[str, tuple[int, float]] = {}
         self._open_shared()  # the journal's cross-process pool, if it has one (Redis)
 
     # -- intake ---------------------------------------------------------------------------
@@ -194,9 +203,10 @@ class _Worker(SharedPool):
             try:
                 rows = await self._io(self.journal.claim, [i.entry() for i in fresh], self.lease, stale)
             except Exception as exc:  # nothing was sent: the callers go direct
-                error = exc if isinstance(exc, JournalError) else JournalError(f"batch journal: {exc!r}")
                 for item in fresh:
-                    self._resolve(item.hash, error)
+                    failed = NotHandedOver(f"batch journal unusable: {exc!r}")
+                    failed.__cause__ = exc
+                    self._resolve(item.hash, failed)
             else:
                 self._keep_alive()
                 self._place(fresh, rows, pooled=pooled, paid=paid)
@@ -231,8 +241,7 @@ class _Worker(SharedPool):
                 else:
                     route.append(item)
         for batch_id, members in adopt.items():
-            if batch_id not in self._watched:
-                self._watch(batch_id, self._batch_client(members[0]), members, deadline_s=None)
+            self._watch(batch_id, self._batch_client(members[0]), members, deadline_s=None)
         if recover:
             self._spawn(self._recover(recover, since), owns=[i.hash for i in recover])
         if join:
@@ -245,6 +254,7 @@ class _Worker(SharedPool):
             if self._share(items):  # the cross-process pool (Redis) takes them
                 return
             for item in items:
+                self._joined[item.hash] = time.monotonic()
                 self._pool.add(
                     item.key, item, max_requests=item.plan.max_requests, max_wait_s=item.plan.max_wait_s
                 )
@@ -256,6 +266,12 @@ class _Worker(SharedPool):
             self._spawn(self._submit(group), owns=[i.hash for i in group])
 
     def _flush_pool(self, _key: PoolKey, items: list[Item]) -> None:
+        left = time.monotonic()
+        if len(self.pool_exits) > 100_000:  # answers nobody asked about (failed callers)
+            self.pool_exits.clear()
+        for item in items:
+            joined = self._joined.pop(item.hash, left)
+            self.pool_exits[item.hash] = (len(items), (left - joined) * 1000.0)
         self._spawn(self._submit(items), owns=[i.hash for i in items])
 
     async def _join(self, items: list[Item]) -> None:
@@ -345,9 +361,7 @@ class _Worker(SharedPool):
             await self._io(self.journal.release, self.lease, unknown)
         started = 0
         for batch_id, members in batches.items():
-            if batch_id not in self._watched:
-                self._watch(batch_id, self._batch_client(members[0]), members, deadline_s=None)
-                started += 1
+            started += self._watch(batch_id, self._batch_client(members[0]), members, deadline_s=None)
         by_sent = {r.request_hash: r.sent_at or 0.0 for r in rows}
         for group in recover.values():
             since = min(by_sent[i.hash] for i in group)
@@ -363,7 +377,10 @@ class _Worker(SharedPool):
     async def _submit(self, items: list[Item]) -> None:
         """Create batches for ``items`` (split at the limits) and start collecting each."""
         if self.warm is not None:
-            items = await self.warm(items)
+            try:
+                items = await self.warm(items)
+            except Exception as exc:  # warming is an optimisation: the batch goes as it is
+                self._warn(f"warm:{type(exc).__name__}", f"warming shared prefixes failed: {exc!r}")
         batches = self._batch_client(items[0])
         by_id = {i.custom_id: i for i in items}
         requests = ({"custom_id": i.custom_id, "params": i.params} for i in items)
@@ -401,6 +418,13 @@ class _Worker(SharedPool):
         deadline = min(i.plan.deadline_s for i in group)
         self._watch(batch.id, batches, group, deadline)
 
+    async def _unsent(self, group: list[Item], exc: BaseException) -> None:
+        """A create that failed before sending (params the SDK cannot serialise): a direct call says why."""
+        for item in group:
+            self._spawn(
+                self._give_up(item, "submission", repr(exc), attempts=item.attempts + 1), owns=[item.hash]
+            )
+
     async def _recover(self, items: list[Item], since: float) -> None:
         """Items whose create may have reached the API (a crash or an ambiguous failure)."""
         await self._find_or_resend(self._batch_client(items[0]), items, since, None)
@@ -416,7 +440,9 @@ class _Worker(SharedPool):
             try:
                 found = await find_created(batches, wanted, since)
                 break
-            except anthropic.APIError as exc:
+            except Exception as exc:
+                if not (isinstance(exc, anthropic.APIError) or connection_lost(exc)):
+                    raise
                 if attempt == RECONCILE_ATTEMPTS - 1:
                     detail = f"cannot tell whether the batch was created ({exc}); the journal keeps it"
                     self._fail_all([i.hash for i in group], "uncollected", detail)
@@ -458,17 +484,29 @@ class _Worker(SharedPool):
 
     def _watch(
         self, batch_id: str, batches: BatchClient, members: list[Item], deadline_s: float | None
-    ) -> None:
-        self._watched.add(batch_id)
+    ) -> bool:
+        """Collect ``members`` from ``batch_id``: joined to the watch already waiting for it,
+        or a watch of their own (True). A watch past waiting (reading results) takes no one new."""
         ids = {i.custom_id: i.hash for i in members}
-        self._spawn(self._collect(batch_id, batches, ids, deadline_s), owns=ids.values())
+        waiting = self._watched.get(batch_id)
+        if waiting is not None:
+            waiting.update(ids)
+            task = self._watchers.get(batch_id)
+            if task is not None and task in self._tasks:
+                self._tasks[task] = (*self._tasks[task], *ids.values())
+            return False
+        self._watched[batch_id] = ids
+        self._watchers[batch_id] = self._spawn(
+            self._collect(batch_id, batches, deadline_s), owns=ids.values()
+        )
+        return True
 
-    async def _collect(
-        self, batch_id: str, batches: BatchClient, members: dict[str, str], deadline_s: float | None
-    ) -> None:
+    async def _collect(self, batch_id: str, batches: BatchClient, deadline_s: float | None) -> None:
         """Wait for the batch, stream its results into the journal, handle what failed."""
+        members = self._watched.get(batch_id, {})
         try:
             batch = await batches.wait(batch_id, deadline_s=deadline_s)
+            members = self._watched.pop(batch_id, members)  # the member list is final from here
             if batch.results_url is None:
                 await self._archived(batch_id, members)
                 return
@@ -481,7 +519,8 @@ class _Worker(SharedPool):
             self._abandon(batch_id, members, exc)
             return
         finally:
-            self._watched.discard(batch_id)
+            self._watched.pop(batch_id, None)
+            self._watchers.pop(batch_id, None)
         if failed:
             await self._failed_lines(failed, batches.client)
 
@@ -617,6 +656,12 @@ class BatchService:
         with self._lock:
             return max((w._pool.oldest_age() for w in self._workers.values()), default=0.0)
 
+    def sent(self) -> list[float]:
+        """When each request sent in a batch and not yet answered was first sent (epoch s)."""
+        with self._lock:
+            workers = list(self._workers.values())
+        return [i.first_sent for w in workers for i in list(w._items.values()) if i.first_sent is not None]
+
     def _warn(self, key: str, message: str) -> None:
         with self._lock:
             if key in self._warned:
@@ -644,6 +689,23 @@ class BatchService:
             self._workers[loop] = worker
             return worker
 
+    def _intake(
+        self,
+        params_list: Sequence[dict[str, Any]],
+        plan: BatchPlan,
+        client: anthropic.AsyncAnthropic,
+        call_site: str | None,
+        keys: Sequence[str | None],
+    ) -> tuple[_Worker, list[Item]]:
+        """This loop's worker and the items, or :class:`NotHandedOver` (nothing sent: go direct)."""
+        try:
+            worker = self._worker()
+            return worker, worker.items(params_list, plan, client, call_site, keys)
+        except NotHandedOver:
+            raise
+        except Exception as exc:
+            raise NotHandedOver(f"the batch path failed before sending: {exc!r}") from exc
+
     # -- entry points ---------------------------------------------------------------------
 
     async def answer_one(
@@ -657,15 +719,17 @@ class BatchService:
     ) -> Answer:
         """Pool one request (``accumulate``); resolves exactly once, with its own result.
 
-        Raises :class:`NotBatchable` (send it direct), :class:`JournalError` (the journal
-        failed before anything was sent: send it direct), the SDK's exception for a
+        Raises :class:`NotHandedOver` (nothing was sent: send it direct, e.g. the journal
+        failed or the request cannot go through a batch), the SDK's exception for a
         request the API rejects, or :class:`BatchItemError`.
         """
-        worker = self._worker()
-        [item] = worker.items([params], plan, client, call_site, [idempotency_key])
+        worker, [item] = self._intake([params], plan, client, call_site, [idempotency_key])
         [(future, paid)] = await worker.attach([item], pooled=True, keyed=idempotency_key is not None)
-        message, batch_id = await asyncio.shield(future)
-        return Answer(message, batch_id, paid)
+        try:
+            message, batch_id = await asyncio.shield(future)
+        finally:
+            fill, wait_ms = worker.pool_exits.pop(item.hash, (None, None))
+        return Answer(message, batch_id, paid, pool_fill=fill, pool_wait_ms=wait_ms)
 
     async def submit_one(
         self,
@@ -693,9 +757,8 @@ class BatchService:
     ) -> list[Answer | BaseException]:
         """Send ``params_list`` as batches now (split at the API limits); answers in input order,
         an exception in place of each item that failed."""
-        worker = self._worker()
         keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(params_list)
-        items = worker.items(params_list, plan, client, call_site, keys)
+        worker, items = self._intake(params_list, plan, client, call_site, keys)
         attached = await worker.attach(items, pooled=False, keyed=any(k is not None for k in keys))
         del items
         # One shielded gather (not one shield per item): a caller that gives up cancels

@@ -26,7 +26,7 @@ class ExcelParser:
     def __init__(self, llm: Any) -> None:
         self.llm = llm
 
-    async def detect_headers_with_llm(self, sheet: str, rows: list[list[str]]) -> SheetHeaders | None:
+    async def detect_excel_headers_with_llm(self, sheet: str, rows: list[list[str]]) -> SheetHeaders | None:
         messages = SHEET_PROMPT.format_messages(sheet=sheet, rows="\n".join(" | ".join(r) for r in rows))
         parsed = await invoke_with_structured_output_and_reflection(self.llm, messages, SheetHeaders)
         return parsed  # type: ignore[return-value]
