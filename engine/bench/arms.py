@@ -1,14 +1,19 @@
 """The benchmark's arms: the same scripted call, sent the way each alternative sends it.
 
 - ``no-policy``: the plain factory's ChatAnthropic.
-- ``langchain-middleware``: LangChain's own ``AnthropicPromptCachingMiddleware``
-  (langchain_anthropic.middleware) run on a ``langchain.agents`` ``ModelRequest``: it
-  tags the last system block and the last tool and passes a top-level
-  ``cache_control`` through ``model_settings``; the handler binds the request the
-  way ``langchain.agents``' model node does (``bind_tools(..., **model_settings)``).
-- ``litellm-system``: LiteLLM's own ``acompletion`` with
-  ``cache_control_injection_points=[{"location": "message", "role": "system"}]``,
-  ``api_base`` pointed at the emulator.
+- ``langchain-middleware-5m`` / ``langchain-middleware-1h``: LangChain's own
+  ``AnthropicPromptCachingMiddleware(ttl=...)`` (langchain_anthropic.middleware) run on
+  a ``langchain.agents`` ``ModelRequest``: it tags the last system block and the last
+  tool and passes a top-level ``cache_control`` through ``model_settings``; the handler
+  binds the request the way ``langchain.agents``' model node does
+  (``bind_tools(..., **model_settings)``).
+- ``litellm-auto``: LiteLLM's own ``acompletion`` with its automatic caching of the
+  system message and the latest message
+  (``cache_control_injection_points=[{"location": "message", "role": "system"},
+  {"location": "message", "index": -1}]``), ``api_base`` pointed at the emulator.
+- ``sdk-batch``: thirty lines a careful user writes with the ``anthropic`` SDK: every
+  call that can wait goes into one Message Batch per burst, every call carries a 5m
+  marker on its system prompt (the request LangChain would build, sent by the SDK).
 - ``policy``: the factory wrapped with :func:`engine.adapter.wrap_factory`.
 
 Each arm uses its own API key, so the emulator bills (and caches) them apart.
@@ -39,7 +44,29 @@ __all__ = [
     "model_caller",
 ]
 
-ARMS: tuple[str, ...] = ("no-policy", "langchain-middleware", "litellm-system", "policy")
+ARMS: tuple[str, ...] = (
+    "no-policy",
+    "langchain-middleware-5m",
+    "langchain-middleware-1h",
+    "litellm-auto",
+    "sdk-batch",
+    "policy",
+)
+#: Each peer arm with the settings it runs (its best documented configuration).
+ARM_SETTINGS: dict[str, str] = {
+    "no-policy": "ChatAnthropic as the factory builds it",
+    "langchain-middleware-5m": 'AnthropicPromptCachingMiddleware(ttl="5m"): last tool, last system block, '
+    "top-level cache_control (last block)",
+    "langchain-middleware-1h": 'AnthropicPromptCachingMiddleware(ttl="1h"): last tool, last system block, '
+    "top-level cache_control (last block)",
+    "litellm-auto": 'litellm.acompletion(cache_control_injection_points=[{"location": "message", '
+    '"role": "system"}, {"location": "message", "index": -1}])',
+    "sdk-batch": "anthropic SDK: calls that can wait go in one Message Batch per burst; a 5m marker on the "
+    "system prompt of every call",
+    "policy": "wrap_factory + the pipeshub-savings policy",
+}
+#: Arms whose cost depends on the batch cache hit rate (they send batches).
+BATCH_ARMS = frozenset({"sdk-batch", "policy"})
 #: Sends one call; what it returns is the call's answer as text when it has one (None otherwise).
 Caller = Callable[[WorkloadCall], Awaitable[Any]]
 
@@ -106,12 +133,12 @@ def model_caller(llm: BaseChatModel, *, with_call_site: bool) -> Caller:
     return call
 
 
-def middleware_caller(llm: BaseChatModel) -> Caller:
+def middleware_caller(llm: BaseChatModel, ttl: str = "5m") -> Caller:
     """Send each call through LangChain's AnthropicPromptCachingMiddleware."""
     from langchain.agents.middleware.types import ModelRequest, ModelResponse
     from langchain_anthropic.middleware import AnthropicPromptCachingMiddleware
 
-    middleware = AnthropicPromptCachingMiddleware()
+    middleware = AnthropicPromptCachingMiddleware(ttl=ttl)  # type: ignore[arg-type]
 
     async def call(item: WorkloadCall) -> None:
         system = next((m for m in item.messages if isinstance(m, SystemMessage)), None)
@@ -136,21 +163,26 @@ def middleware_caller(llm: BaseChatModel) -> Caller:
 
 LITELLM_FALLBACK_NOTE = (
     "litellm is not installed (pip install 'llm-policy[peers]'): its documented rule was reproduced "
-    "instead (the system message's last block tagged cache_control ephemeral 5m, sent through ChatAnthropic)"
+    "instead (the system message's and the latest message's last blocks tagged cache_control ephemeral "
+    "5m, sent through ChatAnthropic)"
 )
 
 
+def _tagged(m: BaseMessage) -> BaseMessage:
+    blocks: list[Any] = (
+        [{"type": "text", "text": m.content}] if isinstance(m.content, str) else list(m.content)
+    )
+    if not blocks:
+        return m
+    last = blocks[-1] if isinstance(blocks[-1], dict) else {"type": "text", "text": str(blocks[-1])}
+    blocks[-1] = {**last, "cache_control": {"type": "ephemeral"}}
+    return m.model_copy(update={"content": blocks})
+
+
 def _tag_system(messages: tuple[BaseMessage, ...]) -> list[BaseMessage]:
-    out: list[BaseMessage] = []
-    for m in messages:
-        if isinstance(m, SystemMessage) and m.content:
-            blocks: list[Any] = (
-                [{"type": "text", "text": m.content}] if isinstance(m.content, str) else list(m.content)
-            )
-            last = blocks[-1] if isinstance(blocks[-1], dict) else {"type": "text", "text": str(blocks[-1])}
-            blocks[-1] = {**last, "cache_control": {"type": "ephemeral"}}
-            m = SystemMessage(content=blocks)
-        out.append(m)
+    out = [_tagged(m) if isinstance(m, SystemMessage) and m.content else m for m in messages]
+    if out and not isinstance(out[-1], SystemMessage) and out[-1].content:
+        out[-1] = _tagged(out[-1])
     return out
 
 
@@ -177,7 +209,7 @@ def litellm_available() -> bool:
 
 
 def litellm_caller(base_url: str, api_key: str, model: str) -> Caller:
-    """Send each call through LiteLLM's own code with its system-message injection point."""
+    """Send each call through LiteLLM's own code with its automatic caching (system + latest message)."""
     # LiteLLM fetches catalogs from GitHub on its own unless told not to; this project
     # reaches nothing but the emulator, so use the copies bundled with the package.
     for setting in _LITELLM_OFFLINE:
@@ -200,7 +232,10 @@ def litellm_caller(base_url: str, api_key: str, model: str) -> Caller:
             api_base=base_url,
             api_key=api_key,
             messages=convert_to_openai_messages(list(item.messages)),
-            cache_control_injection_points=[{"location": "message", "role": "system"}],
+            cache_control_injection_points=[
+                {"location": "message", "role": "system"},
+                {"location": "message", "index": -1},
+            ],
             max_tokens=4096,
             stream=item.shape == "astream",
             **kwargs,
@@ -210,3 +245,62 @@ def litellm_caller(base_url: str, api_key: str, model: str) -> Caller:
                 pass
 
     return call
+
+
+def _system_marked(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with a 5m marker on its last system block (string form made a block)."""
+    system = payload.get("system")
+    if not system:
+        return payload
+    blocks: list[dict[str, Any]] = (
+        [{"type": "text", "text": system}] if isinstance(system, str) else [dict(b) for b in system]
+    )
+    blocks[-1]["cache_control"] = {"type": "ephemeral"}
+    return {**payload, "system": blocks}
+
+
+def _payload_of(llm: Any, item: WorkloadCall) -> dict[str, Any]:
+    """The request LangChain would send for ``item`` (same tools, schema, messages)."""
+    bound = _bind(llm, item, as_tools(item.tools), {})
+    first = getattr(bound, "first", bound)
+    kwargs = dict(getattr(first, "kwargs", {}) or {})
+    payload: dict[str, Any] = llm._get_request_payload(list(item.messages), **kwargs)
+    payload.pop("stream", None)
+    return payload
+
+
+def sdk_batch_caller(
+    llm: Any, base_url: str, api_key: str
+) -> Callable[[list[WorkloadCall]], Awaitable[None]]:
+    """The hand-written arm: one Message Batch per burst for calls that can wait, a cached system prompt."""
+    import asyncio
+
+    import anthropic
+
+    client = anthropic.AsyncAnthropic(base_url=base_url, api_key=api_key, max_retries=2)
+
+    async def direct(item: WorkloadCall) -> None:
+        payload = _system_marked(_payload_of(llm, item))
+        if item.shape == "astream":
+            async with client.messages.stream(**payload) as stream:
+                await stream.get_final_message()
+        else:
+            await client.messages.create(**payload, timeout=360.0)  # as PipesHub's factory sets it
+
+    async def group(items: list[WorkloadCall]) -> None:
+        waiting = [i for i in items if i.latency != "interactive"]
+        await asyncio.gather(*(direct(i) for i in items if i.latency == "interactive"))
+        if not waiting:
+            return
+        requests = [
+            {"custom_id": f"item-{n}", "params": _system_marked(_payload_of(llm, i))}
+            for n, i in enumerate(waiting)
+        ]
+        batch = await client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
+        while batch.processing_status != "ended":
+            await asyncio.sleep(0.05)
+            batch = await client.messages.batches.retrieve(batch.id)
+        async for _ in await client.messages.batches.results(batch.id):
+            pass
+
+    return group

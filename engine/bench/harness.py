@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from engine.bench.arms import (
+    ARM_SETTINGS,
     ARMS,
     LITELLM_FALLBACK_NOTE,
     Caller,
@@ -31,6 +32,7 @@ from engine.bench.arms import (
     litellm_rule_caller,
     middleware_caller,
     model_caller,
+    sdk_batch_caller,
 )
 from engine.bench.factory import model_config, pipeshub_factory
 from engine.bench.workloads import Workload, WorkloadCall
@@ -54,6 +56,10 @@ class ArmResult:
     wall_s: float
     note: str = ""
     trace: list[TraceRecord] = field(default_factory=list, repr=False)
+    #: The policy arm's decision log, read back (for plan and report against the bill).
+    log: list[TraceRecord] = field(default_factory=list, repr=False)
+    report_usd: float | None = None
+    hit_rate: float | None = None
     #: Each call's answer as text, in workload order (None where the arm's caller gives none).
     answers: list[Any] = field(default_factory=list, repr=False)
 
@@ -67,6 +73,7 @@ class ArmResult:
             "batch_share": round(self.batch_share, 4),
             "wall_s": round(self.wall_s, 2),
             "requests": self.calls,
+            "settings": ARM_SETTINGS.get(self.arm, ""),
             **({"note": self.note} if self.note else {}),
         }
 
@@ -100,6 +107,10 @@ class EmulatorControl:
             self.now()
         return time.time() + (self._offset or 0.0)
 
+    def set_batch_hit_rate(self, rate: float | None) -> None:
+        """The emulator's batch cache hit model: a fixed rate, or None (the documented per-batch draw)."""
+        self._http.post("/_emulator/faults", json={"batch_cache_hit_rate": rate}).raise_for_status()
+
     def billing(self, api_key: str) -> dict[str, Any]:
         data: dict[str, Any] = self._http.get("/_emulator/billing").json()
         return dict(data.get("by_key", {}).get(api_key) or {})
@@ -125,8 +136,11 @@ def _record(entry: dict[str, Any], call: WorkloadCall, tenant: str) -> TraceReco
     )
 
 
+GroupCaller = Callable[[list[WorkloadCall]], Any]
+
+
 async def _drive(
-    caller: Caller,
+    caller: Caller | GroupCaller,
     workload: Workload,
     ctl: EmulatorControl,
     key: str,
@@ -134,12 +148,17 @@ async def _drive(
     record: bool,
     progress: Progress | None,
     answers: list[Any],
+    grouped: bool = False,
 ) -> list[TraceRecord]:
     start = ctl.now()
     trace: list[TraceRecord] = []
     for group in workload.groups():
         ctl.advance_to(start + group[0].at)
-        answers.extend(await asyncio.gather(*(caller(c) for c in group)))
+        if grouped:
+            await caller(group)  # type: ignore[arg-type]
+            answers.extend([None] * len(group))
+        else:
+            answers.extend(await asyncio.gather(*(caller(c) for c in group)))  # type: ignore[arg-type]
         if record:
             trace.extend(_record(e, group[0], "default") for e in ctl.requests(len(group), key))
         if progress is not None:
@@ -171,27 +190,35 @@ async def _run_arm(
     ctl: EmulatorControl,
     policy: Path,
     progress: Progress | None,
+    hit_rate: float | None = None,
     log_dir: Path | None = None,
     telemetry: Any = None,
 ) -> ArmResult:
-    key = f"sk-bench-{arm}"
+    suffix = "" if hit_rate is None else f"-q{round(hit_rate * 100)}"
+    key = f"sk-bench-{arm}{suffix}"
     factory = pipeshub_factory(ctl.base_url)
     engine: Any = None
     note = ""
+    grouped = False
+    caller: Any
     answers: list[Any] = []
     with tempfile.TemporaryDirectory(prefix="llm-policy-bench-") as tmp:
+        workdir = log_dir or Path(tmp)
         if arm == "policy":
-            workdir = log_dir or Path(tmp)
             caller, engine = await _policy_caller(ctl, key, workload.model, policy, workdir, telemetry)
-        elif arm == "langchain-middleware":
-            caller = middleware_caller(factory("anthropic", model_config(key, workload.model)))
-            note = "LangChain's own AnthropicPromptCachingMiddleware.awrap_model_call on a ModelRequest"
-        elif arm == "litellm-system" and litellm_available():
+        elif arm.startswith("langchain-middleware"):
+            ttl = arm.rsplit("-", 1)[-1]
+            caller = middleware_caller(factory("anthropic", model_config(key, workload.model)), ttl)
+            note = f"LangChain's own AnthropicPromptCachingMiddleware(ttl={ttl!r}).awrap_model_call"
+        elif arm == "litellm-auto" and litellm_available():
             caller = litellm_caller(ctl.base_url, key, workload.model)
-            note = "LiteLLM's own acompletion with cache_control_injection_points (system message)"
-        elif arm == "litellm-system":
+            note = "LiteLLM's own acompletion with cache_control_injection_points (system + latest message)"
+        elif arm == "litellm-auto":
             caller = litellm_rule_caller(factory("anthropic", model_config(key, workload.model)))
             note = LITELLM_FALLBACK_NOTE
+        elif arm == "sdk-batch":
+            llm = factory("anthropic", model_config(key, workload.model))
+            caller, grouped = sdk_batch_caller(llm, ctl.base_url, key), True
         else:
             caller = model_caller(
                 factory("anthropic", model_config(key, workload.model)), with_call_site=False
@@ -199,16 +226,33 @@ async def _run_arm(
         began = time.perf_counter()
         try:
             trace = await _drive(
-                caller, workload, ctl, key, record=arm == "no-policy", progress=progress, answers=answers
+                caller,
+                workload,
+                ctl,
+                key,
+                record=arm == "no-policy",
+                progress=progress,
+                answers=answers,
+                grouped=grouped,
             )
         finally:
             if engine is not None:
                 await engine.aclose()
         wall = time.perf_counter() - began
+        log, report = _read_log(workdir / "decisions.jsonl") if engine is not None else ([], None)
     result = _result(arm, ctl.billing(key), wall, trace)
-    result.note = note
+    result.note, result.log, result.report_usd, result.hit_rate = note, log, report, hit_rate
     result.answers = answers
     return result
+
+
+def _read_log(path: Path) -> tuple[list[TraceRecord], float | None]:
+    """The decision log as a trace, and what ``report`` sums from it."""
+    from engine.plan import read_trace, savings_report
+
+    if not path.exists():
+        return [], None
+    return read_trace(path), float(savings_report(path)["total"]["realized_usd"])
 
 
 def _result(arm: str, bill: dict[str, Any], wall: float, trace: list[TraceRecord]) -> ArmResult:
@@ -235,22 +279,44 @@ def run_arms(
     *,
     arms: tuple[str, ...] = ARMS,
     progress: Progress | None = None,
+    hit_rates: tuple[float, ...] = (),
     log_dir: Path | None = None,
     telemetry: Any = None,
 ) -> dict[str, ArmResult]:
-    """Every arm of ``arms`` on ``workload`` against the emulator at ``base_url``; the policy
-    arm's decision log and journal go to ``log_dir`` when given (kept), else a temp dir, and
-    its calls to ``telemetry`` (an :class:`engine.telemetry.Telemetry`) when given."""
+    """Every arm of ``arms`` on ``workload`` against the emulator at ``base_url``.
+
+    Arms that send batches (``BATCH_ARMS``) run once per batch cache hit rate in
+    ``hit_rates`` when the workload has calls that can wait (keys ``ARM@q30`` etc.);
+    the others do not depend on it and run once. The policy arm's decision log and
+    journal go to ``log_dir`` when given (kept), else a temp dir, and its calls to
+    ``telemetry`` (an :class:`engine.telemetry.Telemetry`) when given.
+    """
+    from engine.bench.arms import BATCH_ARMS
+
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arm(s) {', '.join(unknown)}; choose among {', '.join(ARMS)}")
     ctl = EmulatorControl(base_url)
+    batches = any(c.latency != "interactive" for c in workload.calls)
 
     async def every_arm() -> dict[str, ArmResult]:
         # One event loop for all arms: langchain-anthropic shares its HTTP clients
         # between models, and a client bound to a closed loop would fail and retry
         # (and the retried request would be billed twice).
-        return {arm: await _run_arm(arm, workload, ctl, policy, progress, log_dir, telemetry) for arm in arms}
+        out: dict[str, ArmResult] = {}
+        for arm in arms:
+            rates: tuple[float | None, ...] = (
+                hit_rates if (arm in BATCH_ARMS and batches and hit_rates) else (None,)
+            )
+            for rate in rates:
+                ctl.set_batch_hit_rate(rate)
+                name = arm if rate is None else f"{arm}@q{round(rate * 100)}"
+                where = log_dir / name if log_dir is not None and len(rates) > 1 else log_dir
+                if where is not None:
+                    where.mkdir(parents=True, exist_ok=True)
+                out[name] = await _run_arm(arm, workload, ctl, policy, progress, rate, where, telemetry)
+        ctl.set_batch_hit_rate(None)
+        return out
 
     try:
         return asyncio.run(every_arm())

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-__all__ = ["WORKLOADS", "Shape", "Workload", "WorkloadCall", "build_workload", "mixed"]
+__all__ = ["SIZES", "WORKLOADS", "Shape", "Workload", "WorkloadCall", "build_workload", "mixed"]
 
 Shape = Literal["ainvoke", "astream"]
 Latency = Literal["interactive", "awaitable", "batch"]
@@ -180,8 +180,14 @@ def _tools(rng: random.Random, total_tokens: int, count: int = 12) -> tuple[dict
     )
 
 
-def _gap(rng: random.Random, low: float = 5.0, high: float = 600.0) -> float:
-    """Log-uniform: most gaps are short, some run past a 5-minute TTL."""
+def _gap(rng: random.Random, low: float = 5.0, high: float = 600.0, tail: float = 0.0) -> float:
+    """Log-uniform: most gaps are short, some run past a 5-minute TTL.
+
+    ``tail`` (seconds): one pause in five instead lasts from 5 minutes to ``tail``
+    (a user who comes back after a meeting or the next morning).
+    """
+    if tail and rng.random() < 0.2:
+        return rng.uniform(300.0, tail)
     return math.exp(rng.uniform(math.log(low), math.log(high)))
 
 
@@ -192,6 +198,10 @@ def _conversation(
     turns: int,
     system: SystemMessage,
     tools: tuple[dict[str, Any], ...],
+    *,
+    tail: float = 0.0,
+    sites: tuple[str, str] = ("chat.agent.complete", "chat.agent.stream"),
+    result_tokens: int = 700,
 ) -> list[WorkloadCall]:
     history: list[BaseMessage] = [system]
     calls: list[WorkloadCall] = []
@@ -200,7 +210,7 @@ def _conversation(
         history.append(HumanMessage(_text(rng, _around(rng, 120, 0.6), f"c{conv} t{turn}:")))
         step = {"at": at, "tools": tools, "group": conv, "role": "chat"}
         if rng.random() < 0.5:
-            calls.append(WorkloadCall(call_site="chat.agent.complete", messages=tuple(history), **step))  # type: ignore[arg-type]
+            calls.append(WorkloadCall(call_site=sites[0], messages=tuple(history), **step))  # type: ignore[arg-type]
             call_id = f"toolu_c{conv}t{turn}"
             tool = rng.choice(tools)
             history.append(
@@ -209,25 +219,33 @@ def _conversation(
                     tool_calls=[{"name": tool["name"], "args": {"query": f"q{turn}"}, "id": call_id}],
                 )
             )
-            history.append(ToolMessage(_text(rng, _around(rng, 700, 0.6), "result:"), tool_call_id=call_id))
+            result = _text(rng, _around(rng, result_tokens, 0.6), "result:")
+            history.append(ToolMessage(result, tool_call_id=call_id))
             step["at"] = at = at + rng.uniform(1, 4)
         calls.append(
-            WorkloadCall(call_site="chat.agent.stream", shape="astream", messages=tuple(history), **step)  # type: ignore[arg-type]
+            WorkloadCall(call_site=sites[1], shape="astream", messages=tuple(history), **step)  # type: ignore[arg-type]
         )
         history.append(AIMessage(_text(rng, _around(rng, 200, 0.5), "answer:")))
-        at += _gap(rng)
+        at += _gap(rng, tail=tail)
     return calls
 
 
-def agent(seed: int = 11, conversations: int = 50, turns: int = 15) -> Workload:
-    """Agent conversations through ``chat.agent.*``, interleaved in time."""
+def agent(seed: int = 11, conversations: int = 50, turns: int = 15, tail: float = 0.0) -> Workload:
+    """Agent conversations through ``chat.agent.*``, interleaved in time.
+
+    ``tail``: one pause in five lasts from 5 minutes to ``tail`` seconds (30 min, 2 h).
+    """
     rng = random.Random(seed)
     tools = _tools(rng, 3000)
     system = SystemMessage(_text(rng, 2000, "You are the workplace assistant."))
-    work = Workload("agent")
+    name = (
+        "agent" if not tail else f"agent-pauses-{int(tail // 3600)}h" if tail >= 3600 else "agent-pauses-30m"
+    )
+    work = Workload(name)
     for conv in range(conversations):
         start = rng.uniform(0, 1800)
-        work.calls.extend(_conversation(rng, conv, start, _around(rng, turns, 0.3), system, tools))
+        calls = _conversation(rng, conv, start, _around(rng, turns, 0.3), system, tools, tail=tail)
+        work.calls.extend(calls)
     return work
 
 
@@ -319,7 +337,45 @@ def mixed(seed: int = 5, scale: float = 1.0) -> Workload:
     return work
 
 
-WORKLOADS: dict[str, Callable[..., Workload]] = {"indexing": indexing, "agent": agent, "retrieval": retrieval}
+def _agent_30m(seed: int = 11, conversations: int = 50) -> Workload:
+    return agent(seed, conversations, tail=1800.0)
+
+
+def _agent_2h(seed: int = 11, conversations: int = 50) -> Workload:
+    return agent(seed, conversations, tail=7200.0)
+
+
+def _pipeshub(name: str) -> Callable[..., Workload]:
+    def build(**kwargs: Any) -> Workload:
+        from engine.bench import pipeshub_workloads as p
+
+        generator: Callable[..., Workload] = getattr(p, name)
+        return generator(**kwargs)
+
+    return build
+
+
+WORKLOADS: dict[str, Callable[..., Workload]] = {
+    "pipeshub-indexing": _pipeshub("pipeshub_indexing"),
+    "pipeshub-agent": _pipeshub("pipeshub_agent"),
+    "indexing": indexing,
+    "agent": agent,
+    "agent-pauses-30m": _agent_30m,
+    "agent-pauses-2h": _agent_2h,
+    "retrieval": retrieval,
+    "retrieval-long": _pipeshub("retrieval_long"),
+}
+#: Each workload's size parameter and its full size.
+SIZES: dict[str, tuple[str, int]] = {
+    "pipeshub-indexing": ("documents", 300),
+    "pipeshub-agent": ("conversations", 40),
+    "indexing": ("documents", 1000),
+    "agent": ("conversations", 50),
+    "agent-pauses-30m": ("conversations", 50),
+    "agent-pauses-2h": ("conversations", 50),
+    "retrieval": ("prompts", 2000),
+    "retrieval-long": ("prompts", 600),
+}
 
 
 def build_workload(name: str, *, seed: int | None = None, scale: float = 1.0) -> Workload:
@@ -328,8 +384,7 @@ def build_workload(name: str, *, seed: int | None = None, scale: float = 1.0) ->
         return mixed(scale=scale) if seed is None else mixed(seed, scale)
     if name not in WORKLOADS:
         raise ValueError(f"unknown workload {name!r}; choose one of: {', '.join([*WORKLOADS, 'mixed'])}")
-    sizes = {"indexing": ("documents", 1000), "agent": ("conversations", 50), "retrieval": ("prompts", 2000)}
-    key, full = sizes[name]
+    key, full = SIZES[name]
     kwargs: dict[str, Any] = {key: max(2, int(full * scale))}
     if seed is not None:
         kwargs["seed"] = seed

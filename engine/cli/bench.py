@@ -31,7 +31,27 @@ def register(subparsers: Any) -> None:
         description="Run a reference workload under no-policy, LangChain's caching middleware, "
         "LiteLLM's system-message caching and the policy; read each arm's cost from the emulator.",
     )
-    parser.add_argument("--workload", required=True, choices=("indexing", "agent", "retrieval", "mixed"))
+    parser.add_argument(
+        "--workload",
+        required=True,
+        choices=(
+            "pipeshub-indexing",
+            "pipeshub-agent",
+            "indexing",
+            "agent",
+            "agent-pauses-30m",
+            "agent-pauses-2h",
+            "retrieval",
+            "retrieval-long",
+            "mixed",
+        ),
+    )
+    parser.add_argument(
+        "--hit-rates",
+        default="0.3,0.6,0.98",
+        help="batch cache hit rates the batching arms run under (default 0.3,0.6,0.98; '' = the "
+        "emulator's documented per-batch draw)",
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument(
         "--emulator-url", metavar="URL", help="an emulator already running (default: start one)"
@@ -83,10 +103,10 @@ def _emulator(url: str | None) -> AbstractContextManager[Any]:
         return nullcontext(url)
     from engine.emulator import run_emulator
 
-    # Batch items read every entry earlier items wrote (hit rate 1, waves of one): the
-    # most favourable batch cache model, the one the planner's replay assumes. The
-    # emulator's default is the documented best-effort range (batches_cache.py).
-    return run_emulator(port=0, requests_log_size=5000, batch_cache_hit_rate=1.0, batch_wave_size=1)
+    # The documented batch cache model (batches_cache.py): items run in concurrent waves,
+    # each reads an available entry at the batch hit rate, which the run sets per arm
+    # (--hit-rates); the planner's replay bills batches by the same model.
+    return run_emulator(port=0, requests_log_size=5000)
 
 
 def _progress_bar(quiet: bool) -> Any:
@@ -115,7 +135,12 @@ def run(args: argparse.Namespace) -> int:
         task = bar.add_task(f"{args.workload}", total=len(workload.calls) * len(arms))
         try:
             results = run_arms(
-                workload, base_url, policy, arms=arms, progress=lambda _what, n: bar.advance(task, n)
+                workload,
+                base_url,
+                policy,
+                arms=arms,
+                progress=lambda _what, n: bar.advance(task, n),
+                hit_rates=_rates(args.hit_rates),
             )
         except ValueError as exc:
             print(f"llm-policy bench: {exc}", file=sys.stderr)
@@ -136,6 +161,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if all(g["holds"] for g in doc["goals"].values()) else EXIT_INVALID
 
 
+def _rates(raw: str) -> tuple[float, ...]:
+    return tuple(float(r) for r in raw.split(",") if r.strip())
+
+
 def _text(doc: dict[str, Any]) -> str:
     lines = [f"{doc['workload']}: {doc['calls']} calls"]
     for name, a in doc["arms"].items():
@@ -145,8 +174,8 @@ def _text(doc: dict[str, Any]) -> str:
             f"batch {a['batch_share']:.0%}"
         )
     lines.append(f"  {'lower bound':22s} ${doc['oracle_lower_bound_usd']:>10.4f}")
-    if "plan" in doc:
-        lines.append(f"  planner: {doc['plan']}")
+    for name, figures in (doc.get("plan") or {}).items():
+        lines.append(f"  planner/report {name}: {figures}")
     for goal, figures in doc["goals"].items():
         lines.append(f"  goal {goal}: {'holds' if figures['holds'] else 'does NOT hold'} {figures}")
     return "\n".join(lines)

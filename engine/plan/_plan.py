@@ -7,7 +7,7 @@ policy, and against the provable floor (:func:`~engine.plan._bound.lower_bound`)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +118,24 @@ def plan_policy(
 
     policy = load_policy(policy_path)
     compiled = compile_policy(policy)
+    if batch_hit_rate is None:
+        batch_hit_rate = learned_batch_hit_rate(records, lambda: policy_placer(compiled, batch_hit_rate=1.0))
     rate = batch_rate(records, batch_hit_rate)
     placer = policy_placer(compiled, batch_hit_rate=rate)
     return plan_with(records, placer, policy.metadata.name, batch_hit_rate=rate)
+
+
+def learned_batch_hit_rate(records: Sequence[TraceRecord], placer: Callable[[], Placer]) -> float | None:
+    """The hit rate of the recorded batch items that had an entry to read.
+
+    A replay with every read granted finds the batch items that could have read (an
+    entry written before their wave); their recorded usage says which did. Items with
+    nothing to read (a cold batch's first wave) say nothing about the hit model.
+    """
+    could = did = 0
+    for call in replay(records, placer(), batch_hit_rate=1.0):
+        usage = (call.record.recorded or {}).get("usage") or {}
+        if usage.get("service_tier") == "batch" and call.usage.cache_read_tokens > 0:
+            could += 1
+            did += int(int(usage.get("cache_read_input_tokens") or 0) > 0)
+    return did / could if could else None

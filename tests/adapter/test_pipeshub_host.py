@@ -393,3 +393,24 @@ async def test_callsites_lists_what_a_shadow_log_has_seen(
     assert main(["callsites", "--log", log]) == 0
     out = capsys.readouterr().out
     assert all(site in out for site in sites) and "cache minimum" in out
+
+
+@pytest.mark.parametrize(
+    "name", ["pipeshub-callsites.yaml", "pipeshub-savings.yaml", "indexing.yaml", "agent-chat.yaml"]
+)
+def test_shipped_examples_name_the_resolved_ids(name: str) -> None:
+    """The examples (and the demo's policy) match PipesHub's calls as the engine names them."""
+    from engine import CallContext, compile_policy, evaluate, load_policy
+
+    compiled = compile_policy(load_policy(resource_path(f"policies/examples/{name}")))
+    kinds = {"indexing.yaml": ("indexing",), "agent-chat.yaml": ("agent",)}.get(name, ("indexing", "agent"))
+    for row in ROWS:
+        if row.kind not in kinds or (
+            name == "indexing.yaml" and row.name in ("fallback-summary", "csv-summary")
+        ):
+            continue
+        for site in row.ids:
+            ctx = CallContext(
+                call_site=site, role="indexing", provider="anthropic", model="claude-sonnet-4-6"
+            )
+            assert evaluate(compiled, ctx).rule is not None, (name, site)

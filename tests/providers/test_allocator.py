@@ -318,7 +318,8 @@ def test_concurrent_use_from_threads() -> None:
     for t in threads:
         t.join()
     assert not errors
-    assert all(o["messages"][2]["content"][0]["cache_control"] for o in outputs)
+    assert len(outputs) == 180
+    assert all(o["system"][0]["cache_control"] for o in outputs)
 
 
 def test_a_system_prompt_that_varies_per_call_is_not_written_every_time() -> None:
@@ -383,3 +384,26 @@ def test_caller_markers_on_server_tool_blocks_are_valid_and_kept() -> None:
     )
     dropped = BreakpointAllocator().apply(thinking, CachePlan("off", "5m"), call_site="c", now=1.0)
     assert [p.action for p in dropped.placements] == ["dropped"]
+
+
+def test_a_growing_prompt_is_written_only_where_prompts_here_go_on() -> None:
+    """Reflection retries append a turn to a prompt; few retries follow, so their end is not written."""
+    allocator = BreakpointAllocator()
+    marked = []
+    for k in range(30):
+        doc = f"document {k} " + "d " * 3000
+        allocator.apply(request(doc), AUTO, call_site="reflect", now=k * 100.0)
+        if k % 10 == 0:  # one answer in ten fails to parse: a retry repeats the prompt
+            retry = allocator.apply(
+                request(doc, "{bad", "again"), AUTO, call_site="reflect", now=k * 100.0 + 5
+            )
+            marked.append(engine_marks(retry))
+    end = ("messages.2.content.0", "5m", "placed")
+    assert end in marked[0], "no evidence yet: a growing prompt is presumed to go on"
+    assert end not in marked[-1], "learned: one prompt in ten goes on, a write does not pay"
+    conversation = BreakpointAllocator()
+    turns: list[str] = []
+    for t in range(4):
+        turns += [f"question {t}", f"answer {t}"]
+        result = conversation.apply(request(*turns[:-1]), AUTO, call_site="chat", now=t * 30.0)
+    assert ("messages.6.content.0", "5m", "placed") in engine_marks(result), "a conversation goes on"

@@ -301,9 +301,20 @@ def _last(view: RequestView, ev: Evidence) -> Candidate | None:
     repeat = _repeat(view, ev, last, "the same prompt")
     if repeat is not None:
         return repeat
-    if view.anchors.growing:
-        return Candidate(last, "growing conversation: the next turn starts with this prefix")
-    return None
+    if not view.anchors.growing:
+        return None
+    # How often this site's prompts were sent again as the start of a longer one
+    # (a next turn, a retry), with one success assumed up front: a conversation
+    # site learns it goes on; a reflection retry site learns that few retries follow.
+    tried = ev.reached[1] if len(ev.reached) > 1 else 0
+    went_on = ev.reached[2] if len(ev.reached) > 2 else 0
+    p = (went_on + 1) / (tried + 1)
+    if ev.prices is not None and not write_pays(p * ev.hit_rate, ev.prices, ev.ttl):
+        return None
+    why = (
+        f"growing conversation: the next turn starts with this prefix ({went_on} of {tried} prompts went on)"
+    )
+    return Candidate(last, why)
 
 
 def auto_candidates(view: RequestView, ev: Evidence, existing: list[int]) -> list[Candidate]:
