@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -32,6 +33,8 @@ from engine.pool.redis_pool import Flush, PoolLimits, RedisPool, Settle, transie
 from engine.providers.anthropic.capabilities import capabilities
 
 __all__ = ["RedisJournal", "redis_journal_from_url"]
+
+logger = logging.getLogger("llm_policy.journal")
 
 T = TypeVar("T")
 _CHUNK = 500  # rows per script call: keeps each script short (Redis blocks while it runs)
@@ -105,8 +108,11 @@ class RedisJournal:
         retention_s: float = DEFAULT_RETENTION_S,
         pool_lease_s: float = 5.0,
         write_retry_s: float = 30.0,
+        cooldown_s: float = 5.0,
     ) -> None:
         self.target = target
+        self.cooldown_s = cooldown_s
+        self._down_until = 0.0
         self.pool_lease_s = pool_lease_s
         self.write_retry_s = write_retry_s
         self.url = target.masked
@@ -121,13 +127,24 @@ class RedisJournal:
     def _error(self, exc: BaseException) -> JournalError:
         return JournalError(f"batch journal {self.url}: {type(exc).__name__}: {exc}")
 
-    def _run(self, work: Callable[[], T]) -> T:
-        """Every Redis failure (refused, timed out, read-only replica) as JournalError."""
+    def _run(self, work: Callable[[], T], *, breaker: bool = True) -> T:
+        """Every Redis failure (refused, timed out, read-only replica) as JournalError.
+
+        A Redis that did not answer is not asked again for ``cooldown_s``: new calls
+        then go direct at once instead of each waiting out the timeouts (the writes
+        about accepted items, ``breaker=False``, keep trying).
+        """
+        if breaker and time.monotonic() < self._down_until:
+            raise JournalError(
+                f"batch journal {self.url}: Redis did not answer a moment ago; not asked again yet"
+            )
         try:
             return work()
         except JournalError:
             raise
         except Exception as exc:
+            if transient(exc):
+                self._down_until = time.monotonic() + self.cooldown_s
             raise self._error(exc) from exc
 
     def _script(self, name: str, args: Sequence[Any], keys: Sequence[str] = ()) -> Any:
@@ -140,7 +157,7 @@ class RedisJournal:
         give_up = time.monotonic() + self.write_retry_s
         while True:
             try:
-                return self._run(lambda: script(keys=anchor, args=[self.prefix, *args]))
+                return self._run(lambda: script(keys=anchor, args=[self.prefix, *args]), breaker=False)
             except JournalError as exc:
                 if time.monotonic() >= give_up or exc.__cause__ is None or not transient(exc.__cause__):
                     raise
@@ -219,10 +236,15 @@ class RedisJournal:
         return found
 
     def prune(self, older_than_s: float | None = None) -> int:
+        """Housekeeping: a Redis that does not answer now is pruned on the next open (0 here)."""
         cutoff = time.time() - (self.retention_s if older_than_s is None else older_than_s)
         total = 0
         while True:
-            n = int(self._script("PRUNE", [repr(cutoff), _CHUNK]))
+            try:
+                n = int(self._script("PRUNE", [repr(cutoff), _CHUNK]))
+            except JournalError as exc:
+                logger.warning("%s; pruning skipped", exc)
+                return total
             total += n
             if n < _CHUNK:
                 return total

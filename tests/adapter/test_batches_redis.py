@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +60,27 @@ async def test_pooled_calls_go_through_the_redis_journal_the_url_names(
     journal.close()
 
 
+@pytest.fixture(params=["refused", "silent"])
+def dead_redis(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A Redis URL nobody answers: nothing listens, or a socket that accepts and never replies."""
+    if request.param == "refused":
+        yield f"redis://127.0.0.1:{realservers.free_port()}/0"
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # connections complete in the backlog; nothing is ever read or written
+        yield f"redis://127.0.0.1:{silent.getsockname()[1]}/0?socket_timeout=0.5"
+
+
 @session_loop
-async def test_unreachable_redis_sends_pooled_calls_direct_and_says_so_once(
+async def test_unreachable_or_silent_redis_sends_pooled_calls_direct_and_says_so_once(
     anthropic_env: Any,
+    dead_redis: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setenv(JOURNAL_ENV, f"redis://127.0.0.1:{realservers.free_port()}/0")  # nothing listens
+    monkeypatch.setenv(JOURNAL_ENV, dead_redis)
     engine = _engine(tmp_path)
     llm = _model(engine)
     with caplog.at_level(logging.WARNING):

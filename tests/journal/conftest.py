@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,24 +36,18 @@ def _arango(tmp_path: Path) -> Iterator[Journal]:
     journal.close()
 
 
-def _redis(tmp_path: Path) -> Iterator[Journal]:
-    import realservers
-
-    why = realservers.missing_binary("redis")
-    if why:
-        pytest.skip(why)
-    server = realservers.start_redis()
-    try:
-        journal = open_journal(f"{server.url}?namespace=contract")
-        yield journal
-        journal.close()
-    finally:
-        server.close()
+def _redis(tmp_path: Path, server: Any) -> Iterator[Journal]:
+    journal = open_journal(f"{server.url}?namespace=contract-{uuid.uuid4().hex[:12]}")
+    yield journal
+    journal.close()
 
 
-BACKENDS = {"sqlite": _sqlite, "arangodb": _arango, "redis": _redis}
+BACKENDS: dict[str, Any] = {"sqlite": _sqlite, "arangodb": _arango, "redis": _redis}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]:
+    if request.param == "redis":  # the session's redis-server, a namespace per test
+        yield from _redis(tmp_path, request.getfixturevalue("redis_server"))
+        return
     yield from BACKENDS[request.param](tmp_path)

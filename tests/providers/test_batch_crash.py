@@ -45,6 +45,20 @@ def wait_for_submission(db: Path, child: subprocess.Popen[bytes]) -> None:
     raise AssertionError("the worker never submitted its batch")
 
 
+def wait_for_lease_to_run_out(db: Path) -> None:
+    journal = SqliteJournal(db)
+    try:
+        for _ in range(int(LEASE_S * 100)):
+            rows = journal._db.execute("SELECT MAX(lease_expires) FROM batch_items").fetchone()
+            left = float(rows[0] or 0) - time.time()
+            if left < 0:
+                return
+            time.sleep(left + 0.05)
+    finally:
+        journal.close()
+    raise AssertionError("the lease never ran out")
+
+
 @pytest.mark.parametrize("explicit_resume", [True, False], ids=["resume", "first-use"])
 async def test_kill_9_after_submission_then_resume(
     emulator: Any, tmp_path: Path, explicit_resume: bool
@@ -60,7 +74,7 @@ async def test_kill_9_after_submission_then_resume(
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
     assert child.returncode == -signal.SIGKILL
-    time.sleep(LEASE_S * 1.5)  # the dead worker's lease runs out; only then are its items taken
+    wait_for_lease_to_run_out(tmp_path / "state.db")  # only then are the dead worker's items taken
 
     async with anthropic.AsyncAnthropic(api_key="sk-test-crash", base_url=emulator.base_url) as client:
         me = client_identity(client)

@@ -293,3 +293,22 @@ async def test_a_deadline_counts_from_the_first_submission(
     )
     assert isinstance(error, BatchItemError) and error.failure == "deadline"
     assert error.attempts < 10
+
+
+async def test_a_create_the_client_gave_up_on_is_found_when_it_lands_late(
+    fast_batches: Any, tmp_path: Path
+) -> None:
+    """The client times out while the server is still taking the batch in: the service keeps
+    looking for it through a grace period before it sends anything again."""
+    service = make_service(f"sqlite:///{tmp_path}/late.db")
+    prompts = [f"late create {i} " + "words " * 200 for i in range(400)]
+    async with anthropic.AsyncAnthropic(
+        api_key="sk-late", base_url=fast_batches.base_url, timeout=0.05
+    ) as hasty:
+        answers = await service.submit_many(
+            [ask(p) for p in prompts], EXPLICIT, hasty, return_exceptions=True
+        )
+        await service.aclose()
+    billed = paid_prompts(fast_batches)
+    assert all(billed.get((p, "batch"), 0) + billed.get((p, "standard"), 0) <= 1 for p in prompts)
+    assert all(isinstance(a, anthropic.types.Message | anthropic.APIError) for a in answers)

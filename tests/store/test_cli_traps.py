@@ -313,3 +313,33 @@ def test_a_store_that_never_answers_is_exit_4_after_the_configured_timeout(
     for store in (f"redis://127.0.0.1:{silent_port}/0", f"etcd://127.0.0.1:{silent_port}"):
         code, _, err = cli("disable", "pipeshub-default", "--store", store, "--author", "oncall")
         assert code == 4 and "policy store" in err
+
+
+@pytest.mark.parametrize("kind", ["redis", "etcd"])
+def test_the_on_call_path_on_pipeshubs_key_value_store(
+    cli: Any, request: pytest.FixtureRequest, tmp_path: Path, kind: str
+) -> None:
+    from .conftest import _drop_kv_prefix, kv_url
+
+    url = kv_url(request, kind)
+
+    def cleanup() -> None:
+        store = open_store(url)
+        _drop_kv_prefix(store)
+        store.close()
+
+    request.addfinalizer(cleanup)
+    path = _file(tmp_path, "p.yaml", policy_doc(rollout=10))
+    code, _, err = cli("publish", path, "--store", url, "--author", "ana")
+    assert code == 4 and "llm-policy migrate" in err  # not created by a publish
+    assert cli("migrate", "--store", url)[0] == 0
+    code, out, err = cli("publish", path, "--store", url, "--author", "ana")
+    assert code == 0 and out.startswith("published demo version 1") and f"store {url}\n" in err
+    code, out, _ = cli("disable", "demo", "--store", url, "--author", "oncall", "--format", "json")
+    assert code == 0 and json.loads(out)["active"] == {
+        "version": 2,
+        "revision": json.loads(out)["active"]["revision"],
+        "enabled": False,
+    }
+    code, out, _ = cli("list", "--store", url)
+    assert code == 0 and "* demo" in out and "pipeshub-default" in out

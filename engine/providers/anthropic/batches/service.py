@@ -59,7 +59,12 @@ from engine.providers.anthropic.batches._reconcile import find_created
 from engine.providers.anthropic.batches._shared import SharedPool
 from engine.providers.anthropic.batches.accumulator import Accumulator
 from engine.providers.anthropic.batches.client import BatchClient, ambiguous, connection_lost, retry_after_s
-from engine.providers.anthropic.batches.errors import BatchItemError, NotBatchable, NotHandedOver
+from engine.providers.anthropic.batches.errors import (
+    BatchItemError,
+    NotBatchable,
+    NotHandedOver,
+    recorded_sdk_error,
+)
 from engine.providers.anthropic.capabilities import capabilities
 
 __all__ = ["CLIENT_OPTIONS", "Answer", "BatchService"]
@@ -70,6 +75,8 @@ RESULT_CHUNK = 500  # result lines written to the journal per transaction
 RESULT_STREAM_ATTEMPTS = 5
 RECONCILE_ATTEMPTS = 30
 DEFAULT_DEDUPE_WINDOW_S = 600.0
+#: How long after an ambiguous create the service keeps looking for the batch before sending again.
+DEFAULT_CREATE_GRACE_S = 5.0
 #: Options of the SDK's ``create`` call that are not request body fields.
 CLIENT_OPTIONS = ("extra_headers", "extra_query", "extra_body", "timeout")
 
@@ -133,12 +140,14 @@ class _Worker(SharedPool):
 
     def __init__(
         self, journal: Journal, lease: Lease, *, poll_interval: float, max_poll_interval: float,
-        dedupe_window_s: float, warn: Callable[[str, str], None], orphans: list[Lease],
+        dedupe_window_s: float, create_grace_s: float, warn: Callable[[str, str], None],
+        orphans: list[Lease],
     ) -> None:  # fmt: skip
         super().__init__(
             journal, lease, poll_interval=poll_interval, max_poll_interval=max_poll_interval, warn=warn
         )
         self.dedupe_window_s = dedupe_window_s
+        self.create_grace_s = create_grace_s
         self.batches_created = 0
         self._pool: Accumulator[PoolKey, Item] = Accumulator(
             self._flush_pool, max_requests_cap=int(capabilities().limits["batch_max_requests"])
@@ -295,7 +304,7 @@ class _Worker(SharedPool):
                 if row is not None and row.state in ("succeeded", "direct") and row.result is not None:
                     self._resolve(digest, Message.model_validate(row.result), row.batch_id)
                 elif row is not None and row.state == "failed":
-                    error = BatchItemError(
+                    error = recorded_sdk_error(item.client, row.error) or BatchItemError(
                         custom_id=item.custom_id, request_hash=digest, failure="failed",
                         attempts=row.attempts, call_site=item.call_site,
                         detail=f"answered by another worker with an error: {row.error}",
@@ -434,21 +443,33 @@ class _Worker(SharedPool):
     ) -> None:
         """Adopt the batch an ambiguous create made, or send again once sure there is none."""
         wanted = {i.custom_id for i in group}
+        if cause is not None:
+            logger.info(
+                "creating a batch of %d failed (%r): looking for it before sending again", len(group), cause
+            )
         delay = (retry_after_s(cause) if cause else None) or self.poll_interval
         found: str | None = None
-        for attempt in range(RECONCILE_ATTEMPTS):
+        failures = 0
+        while True:
             try:
                 found = await find_created(batches, wanted, since)
-                break
             except Exception as exc:
                 if not (isinstance(exc, anthropic.APIError) or connection_lost(exc)):
                     raise
-                if attempt == RECONCILE_ATTEMPTS - 1:
+                failures += 1
+                if failures >= RECONCILE_ATTEMPTS:
                     detail = f"cannot tell whether the batch was created ({exc}); the journal keeps it"
                     self._fail_all([i.hash for i in group], "uncollected", detail)
                     return
                 await asyncio.sleep(retry_after_s(exc) or delay)
                 delay = min(delay * 2, self.max_poll_interval)
+                continue
+            # A create the client gave up on may still be on its way through the server:
+            # "none" counts only once the create is older than the grace period.
+            left = since + self.create_grace_s - time.time()
+            if found is not None or left <= 0:
+                break
+            await asyncio.sleep(min(left, delay))
         if found is not None:
             hashes = [i.hash for i in group]
             await self._io_quiet(
@@ -628,8 +649,10 @@ class BatchService:
         max_poll_interval: float = 30.0,
         lease_s: float = DEFAULT_LEASE_S,
         dedupe_window_s: float = DEFAULT_DEDUPE_WINDOW_S,
+        create_grace_s: float = DEFAULT_CREATE_GRACE_S,
     ) -> None:
         self.journal = journal
+        self.create_grace_s = create_grace_s
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
         self.lease_s = lease_s
@@ -683,7 +706,7 @@ class BatchService:
             worker = _Worker(
                 self.journal, Lease.new(self.lease_s), poll_interval=self.poll_interval,
                 max_poll_interval=self.max_poll_interval, dedupe_window_s=self.dedupe_window_s,
-                warn=self._warn, orphans=orphans,
+                create_grace_s=self.create_grace_s, warn=self._warn, orphans=orphans,
             )  # fmt: skip
             worker.warm = self.warm
             self._workers[loop] = worker
