@@ -263,9 +263,13 @@ def _payload_of(llm: Any, item: WorkloadCall) -> dict[str, Any]:
     """The request LangChain would send for ``item`` (same tools, schema, messages)."""
     bound = _bind(llm, item, as_tools(item.tools), {})
     first = getattr(bound, "first", bound)
-    kwargs = dict(getattr(first, "kwargs", {}) or {})
+    # LangChain's tracing hints (ls_structured_output_format, ...) are not request fields.
+    kwargs = {k: v for k, v in (getattr(first, "kwargs", {}) or {}).items() if not k.startswith("ls_")}
     payload: dict[str, Any] = llm._get_request_payload(list(item.messages), **kwargs)
     payload.pop("stream", None)
+    for option in ("extra_headers", "extra_query", "timeout"):  # SDK options, not request fields
+        payload.pop(option, None)
+    payload.update(payload.pop("extra_body", None) or {})
     return payload
 
 
@@ -300,7 +304,10 @@ def sdk_batch_caller(
         while batch.processing_status != "ended":
             await asyncio.sleep(0.05)
             batch = await client.messages.batches.retrieve(batch.id)
-        async for _ in await client.messages.batches.results(batch.id):
-            pass
+        failed = [
+            r async for r in await client.messages.batches.results(batch.id) if r.result.type != "succeeded"
+        ]
+        if failed:  # a benchmark arm that silently lost its calls would look free
+            raise RuntimeError(f"sdk-batch: {len(failed)} batch items did not succeed: {failed[0].result}")
 
     return group
