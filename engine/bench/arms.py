@@ -278,6 +278,7 @@ def sdk_batch_caller(
 ) -> Callable[[list[WorkloadCall]], Awaitable[None]]:
     """The hand-written arm: one Message Batch per burst for calls that can wait, a cached system prompt."""
     import asyncio
+    import inspect
 
     import anthropic
 
@@ -285,11 +286,15 @@ def sdk_batch_caller(
 
     async def direct(item: WorkloadCall) -> None:
         payload = _system_marked(_payload_of(llm, item))
+        method = client.messages.stream if item.shape == "astream" else client.messages.create
+        known = inspect.signature(method).parameters
+        fields = {k: v for k, v in payload.items() if k in known}
+        extra = {k: v for k, v in payload.items() if k not in known}  # fields this SDK release does not name
         if item.shape == "astream":
-            async with client.messages.stream(**payload) as stream:
+            async with client.messages.stream(**fields, extra_body=extra or None) as stream:
                 await stream.get_final_message()
-        else:
-            await client.messages.create(**payload, timeout=360.0)  # as PipesHub's factory sets it
+        else:  # timeout as PipesHub's factory sets it
+            await client.messages.create(**fields, extra_body=extra or None, timeout=360.0)
 
     async def group(items: list[WorkloadCall]) -> None:
         waiting = [i for i in items if i.latency != "interactive"]
