@@ -37,7 +37,7 @@ class _Entry:
 
 @dataclass(frozen=True, slots=True)
 class CacheOutcome:
-    """Token split of one request; ``read + write_5m + write_1h + input == total``."""
+    """Token split of one request; ``read + write_5m + write_1h + input == total + overhead``."""
 
     read: int = 0
     write_5m: int = 0
@@ -88,7 +88,7 @@ class PromptCache:
         replays traces with, so a predicted cost is the billed one by construction.
         """
         if not req.markers:
-            return CacheOutcome(input=req.total_tokens)
+            return CacheOutcome(input=req.total_tokens + req.overhead_tokens)
         markers: list[TTL | None] = [None] * len(req.blocks)
         for i, ttl in req.markers:
             markers[i] = "1h" if ttl == "1h" else "5m"

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
@@ -22,7 +23,8 @@ import zlib
 from typing import Any
 
 from engine.emulator.cache import CacheOutcome
-from engine.emulator.schema_instance import instance
+from engine.emulator.rules import thinking_budget
+from engine.emulator.schema_instance import fits
 from engine.emulator.validate import Prepared
 from engine.providers.anthropic.tokens import CHARS_PER_TOKEN, block_tokens, text_tokens
 
@@ -101,11 +103,26 @@ def _cut(text: str, max_tokens: int) -> str:
     return raw.decode("utf-8", errors="ignore")
 
 
+#: Tool types the API runs itself (their calls come back as ``server_tool_use``).
+_SERVER_TOOLS = ("web_search_", "web_fetch_", "code_execution_", "tool_search_tool_")
+#: Inputs of the Anthropic-defined client tools (no ``input_schema`` of their own).
+_CLIENT_TOOL_INPUTS = {"bash_": {"command": "ls"}, "text_editor_": {"command": "view", "path": "/tmp"}}
+_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _new_id(prefix: str) -> str:
+    """A fresh id of the API's form (``toolu_01...``): never repeated across requests."""
+    return prefix + "01" + "".join(secrets.choice(_ID_CHARS) for _ in range(22))
+
+
+def _server_tool(tool: dict[str, Any]) -> bool:
+    return str(tool.get("type", "custom")).startswith(_SERVER_TOOLS)
+
+
 def _tool_to_call(req: Prepared, prompt: str) -> dict[str, Any] | None:
-    tools = [t for t in req.params.get("tools") or [] if isinstance(t.get("input_schema"), dict)]
+    tools = [t for t in req.params.get("tools") or [] if isinstance(t, dict)]
     if req.forced_tool is not None:
-        forced: dict[str, Any] = next(t for t in tools if t["name"] == req.forced_tool)
-        return forced
+        return next((t for t in tools if t.get("name") == req.forced_tool), None)
     choice = (req.params.get("tool_choice") or {}).get("type", "auto")
     last = (req.params.get("messages") or [{}])[-1]
     content = last.get("content")
@@ -113,7 +130,86 @@ def _tool_to_call(req: Prepared, prompt: str) -> dict[str, Any] | None:
     if choice != "auto" or after_tool:
         return None
     lowered = prompt.lower()
-    return next((t for t in tools if t["name"].lower() in lowered), None)
+    return next((t for t in tools if str(t.get("name", "")).lower() in lowered), None)
+
+
+def _tool_input(tool: dict[str, Any], prompt: str, budget: int) -> tuple[Any, bool]:
+    """The call's input and whether it fit ``budget`` characters."""
+    schema = tool.get("input_schema")
+    if isinstance(schema, dict):
+        return fits(schema, prompt, budget)
+    kind = str(tool.get("type", ""))
+    return next((dict(v) for k, v in _CLIENT_TOOL_INPUTS.items() if kind.startswith(k)), {}), True
+
+
+def _server_blocks(tool: dict[str, Any], prompt: str) -> list[dict[str, Any]]:
+    """A server tool's call and its result, in the shapes the API sends (web search / fetch)."""
+    kind = str(tool.get("type", ""))
+    call_id = _new_id("srvtoolu_")
+    query = prompt[:ECHO_CHARS] or "query"
+    if kind.startswith("web_fetch_"):
+        url = "https://example.com/"
+        call = {"type": "server_tool_use", "id": call_id, "name": tool["name"], "input": {"url": url}}
+        document = {
+            "type": "document",
+            "source": {"type": "text", "media_type": "text/plain", "data": f"Example page about {query}"},
+            "title": "Example",
+        }
+        fetched = {
+            "type": "web_fetch_result",
+            "url": url,
+            "content": document,
+            "retrieved_at": "2026-01-01T00:00:00Z",
+        }
+        return [call, {"type": "web_fetch_tool_result", "tool_use_id": call_id, "content": fetched}]
+    if kind.startswith("web_search_"):
+        call = {"type": "server_tool_use", "id": call_id, "name": tool["name"], "input": {"query": query}}
+        hit = {
+            "type": "web_search_result",
+            "url": "https://example.com/",
+            "title": f"Example result for {query}",
+            "encrypted_content": base64.b64encode(query.encode()).decode() or "e30=",
+            "page_age": None,
+        }
+        return [call, {"type": "web_search_tool_result", "tool_use_id": call_id, "content": [hit]}]
+    return []
+
+
+def _thinking(req: Prepared, prompt: str) -> tuple[dict[str, Any] | None, int]:
+    """The thinking block of a reply that thinks, and the tokens it used."""
+    if req.thinking is None or req.max_tokens == 0:
+        return None, 0
+    effort = (req.params.get("output_config") or {}).get("effort")
+    if req.thinking == "adaptive" and effort == "low":
+        return None, 0  # adaptive thinking may skip thinking on easy, low-effort turns
+    budget = thinking_budget(req.params, req.max_tokens)
+    text = _cut("Thinking about: " + _filler_text(prompt), budget)
+    tokens = text_tokens(text)
+    shown = "" if (req.params.get("thinking") or {}).get("display") == "omitted" else text
+    signature = base64.b64encode(hashlib.sha256(("sig:" + text).encode()).digest() * 2).decode()
+    return {"type": "thinking", "thinking": shown, "signature": signature}, tokens
+
+
+def _citations(req: Prepared, text: str) -> list[dict[str, Any]] | None:
+    """A char_location citation of the first citable text document, when citations are on."""
+    for message in reversed(req.params.get("messages") or []):
+        content = message.get("content")
+        for index, block in enumerate(content if isinstance(content, list) else []):
+            enabled = (block.get("citations") or {}).get("enabled") if isinstance(block, dict) else None
+            source = block.get("source") or {}
+            if block.get("type") == "document" and enabled and source.get("type") == "text":
+                cited = str(source.get("data", ""))[:ECHO_CHARS]
+                return [
+                    {
+                        "type": "char_location",
+                        "cited_text": cited,
+                        "document_index": index,
+                        "document_title": block.get("title"),
+                        "start_char_index": 0,
+                        "end_char_index": len(cited),
+                    }
+                ]
+    return None
 
 
 def _content(req: Prepared) -> tuple[list[dict[str, Any]], str, str | None, int]:
@@ -121,20 +217,31 @@ def _content(req: Prepared) -> tuple[list[dict[str, Any]], str, str | None, int]
     if req.max_tokens == 0:
         return [], "max_tokens", None, 0
     prompt = last_user_text(req.params)
+    thought, used = _thinking(req, prompt)
+    head = [thought] if thought is not None else []
+    room = max(0, req.max_tokens - used)
     tool = _tool_to_call(req, prompt)
-    if tool is not None:
-        block = {
-            "type": "tool_use",
-            "id": "toolu_" + hashlib.sha256(json.dumps(req.params["messages"][-1]).encode()).hexdigest()[:24],
-            "name": tool["name"],
-            "input": instance(tool["input_schema"], prompt),
-        }
-        used = block_tokens(block)
-        if used > req.max_tokens:
-            return [block], "max_tokens", None, req.max_tokens
-        return [block], "tool_use", None, used
+    if tool is not None and _server_tool(tool):
+        head += _server_blocks(tool, prompt)
+    elif tool is not None:
+        tool_input, whole = _tool_input(tool, prompt, room * CHARS_PER_TOKEN)
+        block = {"type": "tool_use", "id": _new_id("toolu_"), "name": tool["name"], "input": tool_input}
+        spent = block_tokens(block)
+        if not whole or spent > room:
+            return [*head, block], "max_tokens", None, req.max_tokens
+        return [*head, block], "tool_use", None, used + spent
+    text, stop_reason, stop_sequence = _text(req, prompt, room)
+    block = {"type": "text", "text": text}
+    citations = _citations(req, text)
+    if citations is not None:
+        block["citations"] = citations
+    return [*head, block], stop_reason, stop_sequence, used + text_tokens(text)
+
+
+def _text(req: Prepared, prompt: str, room: int) -> tuple[str, str, str | None]:
     if req.output_schema is not None:
-        text = json.dumps(instance(req.output_schema, prompt), ensure_ascii=False)
+        value, _ = fits(req.output_schema, prompt, room * CHARS_PER_TOKEN + 1)
+        text = json.dumps(value, ensure_ascii=False)
     else:
         text = _filler_text(prompt)
     stop_reason, stop_sequence = "end_turn", None
@@ -147,16 +254,16 @@ def _content(req: Prepared) -> tuple[list[dict[str, Any]], str, str | None, int]
     if found:
         at, seq = min(found)
         text, stop_reason, stop_sequence = text[:at], "stop_sequence", seq
-    if text_tokens(text) > req.max_tokens:
-        text, stop_reason, stop_sequence = _cut(text, req.max_tokens), "max_tokens", None
-    return [{"type": "text", "text": text}], stop_reason, stop_sequence, text_tokens(text)
+    if text_tokens(text) > room:
+        text, stop_reason, stop_sequence = _cut(text, room), "max_tokens", None
+    return text, stop_reason, stop_sequence
 
 
 def build_message(req: Prepared, cache: CacheOutcome, tier: str) -> dict[str, Any]:
     """The full ``Message`` object of a non-streaming reply (the stream is cut from it)."""
     content, stop_reason, stop_sequence, output_tokens = _content(req)
     prewarm = req.max_tokens == 0
-    usage = {
+    usage: dict[str, Any] = {
         "input_tokens": 0 if prewarm else cache.input,
         "cache_creation_input_tokens": cache.write,
         "cache_read_input_tokens": 0 if prewarm else cache.read,
@@ -167,11 +274,15 @@ def build_message(req: Prepared, cache: CacheOutcome, tier: str) -> dict[str, An
         "output_tokens": output_tokens,
         "service_tier": "batch" if tier == "batch" else "standard",
     }
+    searches = sum(1 for b in content if b["type"] == "server_tool_use" and b["name"] == "web_search")
+    fetches = sum(1 for b in content if b["type"] == "server_tool_use" and b["name"] == "web_fetch")
+    if searches or fetches:
+        usage["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": fetches}
     return {
         "id": "msg_" + secrets.token_hex(12),
         "type": "message",
         "role": "assistant",
-        "model": req.model,
+        "model": req.response_model or req.model,
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,

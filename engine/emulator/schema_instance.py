@@ -27,15 +27,32 @@ _FORMATS = {
 _MAX_DEPTH = 12
 
 
-def instance(schema: dict[str, Any], seed: str = "x") -> Any:
-    """Return a value valid against ``schema`` (a JSON-schema dict)."""
-    return _Gen(schema, seed).value(schema, "root", 0)
+def instance(schema: dict[str, Any], seed: str = "x", budget: int = 1 << 20) -> Any:
+    """Return a value valid against ``schema`` (a JSON-schema dict).
+
+    ``budget`` bounds the size (about one unit per character of JSON): a schema asking
+    for a huge string or array gets a value cut at the budget, as a model's output is
+    cut at ``max_tokens``, so a tiny request cannot make the emulator build gigabytes.
+    """
+    return _Gen(schema, seed, budget).value(schema, "root", 0)
+
+
+def fits(schema: dict[str, Any], seed: str, budget: int) -> tuple[Any, bool]:
+    """``(instance, complete)``: whether the whole instance fit ``budget``."""
+    gen = _Gen(schema, seed, budget)
+    value = gen.value(schema, "root", 0)
+    return value, gen.left > 0
 
 
 class _Gen:
-    def __init__(self, root: dict[str, Any], seed: str) -> None:
+    def __init__(self, root: dict[str, Any], seed: str, budget: int = 1 << 20) -> None:
         self.root = root
         self.seed = "".join(c for c in seed if c.isalnum() or c == " ")[:24].strip() or "x"
+        self.left = budget
+
+    def spend(self, value: Any) -> Any:
+        self.left -= len(str(value)) + 1
+        return value
 
     def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
         seen = 0
@@ -44,28 +61,35 @@ class _Gen:
             node: Any = self.root
             for part in ref.lstrip("#").strip("/").split("/"):
                 if part:
-                    node = node[part.replace("~1", "/").replace("~0", "~")]
+                    key = part.replace("~1", "/").replace("~0", "~")
+                    node = node.get(key) if isinstance(node, dict) else None
+            if not isinstance(node, dict):  # a reference that leads nowhere: any value will do
+                node = {}
             schema = {**node, **{k: v for k, v in schema.items() if k != "$ref"}}
             seen += 1
         return schema
 
     def value(self, schema: Any, name: str, depth: int) -> Any:
+        if self.left <= 0:
+            return None
         if not isinstance(schema, dict) or depth > _MAX_DEPTH:
-            return None if depth > _MAX_DEPTH else name
+            return self.spend(None if depth > _MAX_DEPTH else name)
         schema = self.resolve(schema)
         if "const" in schema:
-            return schema["const"]
-        if schema.get("enum"):
-            return schema["enum"][0]
+            return self.spend(schema["const"])
+        if isinstance(schema.get("enum"), list) and schema["enum"]:
+            return self.spend(schema["enum"][0])
         if "default" in schema:
-            return schema["default"]
+            return self.spend(schema["default"])
         for key in ("anyOf", "oneOf"):
-            if schema.get(key):
-                options = [o for o in schema[key] if self.resolve(o).get("type") != "null"] or schema[key]
+            choices = [o for o in schema.get(key) or [] if isinstance(o, dict)]
+            if choices:
+                options = [o for o in choices if self.resolve(o).get("type") != "null"] or choices
                 return self.value(options[0], name, depth + 1)
-        if schema.get("allOf"):
+        parts = [p for p in schema.get("allOf") or [] if isinstance(p, dict)]
+        if parts:
             merged: dict[str, Any] = {}
-            for part in schema["allOf"]:
+            for part in parts:
                 part = self.resolve(part)
                 merged = {
                     **merged,
@@ -77,27 +101,39 @@ class _Gen:
 
     def typed(self, schema: dict[str, Any], kind: str, name: str, depth: int) -> Any:
         if kind == "object":
-            props = schema.get("properties") or {}
-            out = {k: self.value(v, k, depth + 1) for k, v in props.items()}
-            for extra in schema.get("required") or []:
-                if extra not in out:
+            props = schema.get("properties")
+            out: dict[str, Any] = {}
+            for k, v in (props if isinstance(props, dict) else {}).items():
+                if self.left <= 0:
+                    break
+                out[k] = self.value(v, str(k), depth + 1)
+            required = schema.get("required")
+            for extra in required if isinstance(required, list) else []:
+                if self.left <= 0:
+                    break
+                if isinstance(extra, str) and extra not in out:
                     out[extra] = self.value({}, extra, depth + 1)
             return out
         if kind == "array":
-            count = max(1, int(schema.get("minItems", 1)))
+            count = max(1, _int(schema.get("minItems"), 1))
             if "maxItems" in schema:
-                count = min(count, int(schema["maxItems"]))
+                count = min(count, _int(schema["maxItems"], count))
             items = schema.get("items")
             if isinstance(items, list):  # tuple form
-                return [self.value(s, name, depth + 1) for s in items]
-            return [self.value(items or {}, f"{name}{n}", depth + 1) for n in range(count)]
+                return [self.value(s, name, depth + 1) for s in items[: max(0, self.left)]]
+            out_items: list[Any] = []
+            for n in range(count):
+                if self.left <= 0:
+                    break
+                out_items.append(self.value(items or {}, f"{name}{n}", depth + 1))
+            return out_items
         if kind in ("integer", "number"):
-            return _number(schema, kind)
+            return self.spend(_number(schema, kind))
         if kind == "boolean":
-            return True
+            return self.spend(True)
         if kind == "null":
-            return None
-        return _string(schema, f"{name} {self.seed}")
+            return self.spend(None)
+        return self.spend(_string(schema, f"{name} {self.seed}", max(0, self.left)))
 
 
 def _pick_type(schema: dict[str, Any]) -> str:
@@ -113,9 +149,22 @@ def _pick_type(schema: dict[str, Any]) -> str:
     return "string"
 
 
+def _int(value: Any, default: int) -> int:
+    return (
+        int(value)
+        if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 2**62
+        else default
+    )
+
+
+def _bound(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e300
+    return float(value) if ok else None
+
+
 def _number(schema: dict[str, Any], kind: str) -> int | float:
-    low = schema.get("minimum", schema.get("exclusiveMinimum"))
-    high = schema.get("maximum", schema.get("exclusiveMaximum"))
+    low = _bound(schema.get("minimum", schema.get("exclusiveMinimum")))
+    high = _bound(schema.get("maximum", schema.get("exclusiveMaximum")))
     value: float = (
         1 if low is None else low + (1 if "exclusiveMinimum" in schema and "minimum" not in schema else 0)
     )
@@ -126,14 +175,14 @@ def _number(schema: dict[str, Any], kind: str) -> int | float:
     return float(value)
 
 
-def _string(schema: dict[str, Any], text: str) -> str:
+def _string(schema: dict[str, Any], text: str, room: int) -> str:
     fmt = schema.get("format")
     if isinstance(fmt, str) and fmt in _FORMATS:
         return _FORMATS[fmt]
-    low = int(schema.get("minLength", 0))
+    low = min(_int(schema.get("minLength"), 0), room)
     high = schema.get("maxLength")
     if len(text) < low:
         text = text + "x" * (low - len(text))
     if high is not None:
-        text = text[: int(high)]
-    return text
+        text = text[: max(0, _int(high, len(text)))]
+    return text[: max(room, 1)]

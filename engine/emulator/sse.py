@@ -2,7 +2,9 @@
 
 Order, as the API sends it: ``message_start`` (usage with the cache fields and
 ``output_tokens`` 1), per block ``content_block_start`` / ``content_block_delta``
-(``text_delta`` or ``input_json_delta``) / ``content_block_stop``, one ``ping``
+(``text_delta``, ``citations_delta``, ``input_json_delta``, ``thinking_delta`` then
+``signature_delta``; server tool results whole in their start event) /
+``content_block_stop``, one ``ping``
 after the first block opens, ``message_delta`` (stop reason and the final usage,
 input and cache fields included), ``message_stop``.
 """
@@ -27,27 +29,35 @@ def _chunks(text: str) -> Iterator[str]:
         yield text[start : start + _CHUNK]
 
 
+def _delta(index: int, delta: dict[str, Any]) -> bytes:
+    return _event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+
+
+def _start(index: int, block: dict[str, Any]) -> bytes:
+    return _event(
+        "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
+    )
+
+
 def _block_events(index: int, block: dict[str, Any]) -> Iterator[bytes]:
-    if block["type"] == "tool_use":
-        yield _event(
-            "content_block_start",
-            {"type": "content_block_start", "index": index, "content_block": {**block, "input": {}}},
-        )
+    kind = block["type"]
+    if kind in ("tool_use", "server_tool_use"):
+        yield _start(index, {**block, "input": {}})
         for part in _chunks(json.dumps(block["input"], ensure_ascii=False)):
-            delta = {"type": "input_json_delta", "partial_json": part}
-            yield _event(
-                "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
-            )
-    else:
-        start = {"type": "text", "text": ""}
-        yield _event(
-            "content_block_start", {"type": "content_block_start", "index": index, "content_block": start}
-        )
+            yield _delta(index, {"type": "input_json_delta", "partial_json": part})
+    elif kind == "thinking":
+        yield _start(index, {"type": "thinking", "thinking": "", "signature": ""})
+        for part in _chunks(block["thinking"]):
+            yield _delta(index, {"type": "thinking_delta", "thinking": part})
+        yield _delta(index, {"type": "signature_delta", "signature": block["signature"]})
+    elif kind == "text":
+        yield _start(index, {"type": "text", "text": ""})
+        for citation in block.get("citations") or []:
+            yield _delta(index, {"type": "citations_delta", "citation": citation})
         for part in _chunks(block.get("text", "")):
-            delta = {"type": "text_delta", "text": part}
-            yield _event(
-                "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
-            )
+            yield _delta(index, {"type": "text_delta", "text": part})
+    else:  # results of server tools arrive whole
+        yield _start(index, block)
     yield _event("content_block_stop", {"type": "content_block_stop", "index": index})
 
 

@@ -79,7 +79,7 @@ class EmulatorState:
         if not isinstance(params, dict):
             raise invalid_request("body: Input should be a valid dictionary")
         prepared = prepare(params, tier="standard", counting=True)
-        return {"input_tokens": prepared.total_tokens}
+        return {"input_tokens": prepared.total_tokens + prepared.overhead_tokens}
 
     def release_batch_writes(self, api_key: str, keys: list[bytes]) -> None:
         """Entries written by a wave of batch items become readable now."""

@@ -9,13 +9,20 @@ a request is walked a single time. Messages of the 400s follow the API's
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from engine.emulator import rules
 from engine.emulator.errors import invalid_request, not_found
 from engine.providers.anthropic.blocks import Block, iter_blocks, prefix_hashes
 from engine.providers.anthropic.capabilities import ModelInfo, capabilities
+
+_DATED = re.compile(r"-\d{8}$")
 
 __all__ = ["Prepared", "prepare"]
 
@@ -39,6 +46,13 @@ class Prepared:
     stream: bool
     forced_tool: str | None
     output_schema: dict[str, Any] | None
+    thinking: str | None = None  # "enabled" / "adaptive" when the reply thinks
+    response_model: str = ""  # the dated id an alias resolves to
+
+    @property
+    def overhead_tokens(self) -> int:
+        """The fixed per-request input tokens (ANTHROPIC.md, "Later facts")."""
+        return int(capabilities().limits["request_overhead_tokens"])
 
     @property
     def total_tokens(self) -> int:
@@ -47,12 +61,18 @@ class Prepared:
 
 def prepare(params: dict[str, Any], *, tier: str, counting: bool = False) -> Prepared:
     """Validate ``params`` and walk it; raise ``ApiError`` like the API would."""
+    rules.check_fields(params, counting)
     model = _check_model(params)
+    info = capabilities().model(model)
     max_tokens = 0 if counting else _check_max_tokens(params)
+    if not counting:
+        rules.check_max_tokens(max_tokens, model, info)
     _check_messages(params.get("messages"))
+    rules.check_conversation(params["messages"])
     _check_system(params.get("system"))
-    tool_names = _check_tools(params.get("tools"))
-    forced = _check_tool_choice(params.get("tool_choice"), tool_names)
+    rules.check_system_texts(params.get("system"))
+    tools = _check_tools(params.get("tools"))
+    forced = _check_tool_choice(params.get("tool_choice"), tools)
     schema = _output_schema(params)
     stream = params.get("stream", False)
     if not isinstance(stream, bool):
@@ -61,7 +81,9 @@ def prepare(params: dict[str, Any], *, tier: str, counting: bool = False) -> Pre
         raise invalid_request("stream: streaming is not supported for requests inside a message batch")
     if not counting and max_tokens == 0:
         _check_prewarm(params, stream=stream, schema=schema, forced=forced, tier=tier)
-    info = capabilities().model(model)
+    budget_cap = max_tokens if not counting else 1 << 62
+    thinking = rules.check_thinking(params, info, budget_cap, forced is not None)
+    rules.check_sampling(params, info, thinking is not None)
     blocks = iter_blocks(params)
     markers = _markers(params, blocks, info)
     blocks = _with_auto_marker(params, blocks, markers)
@@ -77,7 +99,17 @@ def prepare(params: dict[str, Any], *, tier: str, counting: bool = False) -> Pre
         stream=stream,
         forced_tool=forced,
         output_schema=schema,
+        thinking=thinking,
+        response_model=_resolved(model, info),
     )
+
+
+def _resolved(model: str, info: ModelInfo) -> str:
+    """An alias answers with its dated id (ANTHROPIC.md, "Later facts"); a dated id stands."""
+    dated = info.api.dated_id
+    if dated is None or _DATED.search(model) or "@" in model or "." in model.split("-")[0]:
+        return model
+    return dated
 
 
 def _check_model(params: dict[str, Any]) -> str:
@@ -147,12 +179,13 @@ def _check_system(system: Any) -> None:
             raise invalid_request(f"system.{j}: Input should be a text block")
 
 
-def _check_tools(tools: Any) -> set[str]:
+def _check_tools(tools: Any) -> dict[str, dict[str, Any]]:
+    """The tools by name (custom ones need an ``input_schema``; names are unique)."""
     if tools is None:
-        return set()
+        return {}
     if not isinstance(tools, list):
         raise invalid_request("tools: Input should be a valid list")
-    names: set[str] = set()
+    names: dict[str, dict[str, Any]] = {}
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict):
             raise invalid_request(f"tools.{i}: Input should be a valid dictionary")
@@ -160,14 +193,19 @@ def _check_tools(tools: Any) -> set[str]:
             raise invalid_request(f"tools.{i}.name: Field required")
         if tool.get("type", "custom") == "custom" and not isinstance(tool.get("input_schema"), dict):
             raise invalid_request(f"tools.{i}.input_schema: Field required")
+        if isinstance(tool.get("input_schema"), dict):
+            _check_schema(f"tools.{i}.custom.input_schema", tool["input_schema"])
         if tool["name"] in names:
             raise invalid_request(f"tools: Tool names must be unique. Duplicate: {tool['name']!r}")
-        names.add(tool["name"])
+        names[tool["name"]] = tool
     return names
 
 
-def _check_tool_choice(choice: Any, tool_names: set[str]) -> str | None:
-    """The name of the tool the reply must call, if ``tool_choice`` forces one."""
+def _check_tool_choice(choice: Any, tool_names: dict[str, dict[str, Any]]) -> str | None:
+    """The name of the tool the reply must call, if ``tool_choice`` forces one.
+
+    ``any`` picks the first tool a client defined (by name), else the first tool.
+    """
     if choice is None:
         return None
     if not isinstance(choice, dict) or choice.get("type") not in _TOOL_CHOICES:
@@ -181,7 +219,8 @@ def _check_tool_choice(choice: Any, tool_names: set[str]) -> str | None:
             raise invalid_request(f"tool_choice.name: Tool '{name}' not found in tools")
         return str(name)
     if kind == "any":
-        return sorted(tool_names)[0] if tool_names else None
+        custom = [n for n, t in tool_names.items() if isinstance(t.get("input_schema"), dict)]
+        return sorted(custom or tool_names)[0]
     return None
 
 
@@ -200,7 +239,19 @@ def _output_schema(params: dict[str, Any]) -> dict[str, Any] | None:
     schema = fmt.get("schema")
     if not isinstance(schema, dict):
         raise invalid_request(f"{where}.schema: Field required")
+    _check_schema(f"{where}.schema", schema)
     return schema
+
+
+def _check_schema(where: str, schema: dict[str, Any]) -> None:
+    """A JSON schema the validator library accepts, else the API's 400."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except (SchemaError, RecursionError):
+        raise invalid_request(
+            f"{where}: JSON schema is invalid - please consult https://json-schema.org or our "
+            "documentation at https://docs.anthropic.com/en/docs/tool-use"
+        ) from None
 
 
 def _check_prewarm(
@@ -274,8 +325,14 @@ def _with_auto_marker(params: dict[str, Any], blocks: list[Block], explicit: int
         return blocks
     for i in range(len(blocks) - 1, -1, -1):
         if blocks[i].markable:
-            if blocks[i].cache_control is not None:
-                return blocks  # already marked there: the explicit marker stands
+            marker = blocks[i].cache_control
+            if marker is not None:
+                if _ttl(marker) != _ttl(auto):  # ANTHROPIC.md, "Later facts": a 400; the same TTL is a no-op
+                    raise invalid_request(
+                        f"{blocks[i].dotted}.cache_control.ttl: ttl='{_ttl(marker)}' on the last block "
+                        f"conflicts with the top-level cache_control ttl='{_ttl(auto)}'"
+                    )
+                return blocks
             if _ttl(auto) == "1h" and any(
                 _ttl(b.cache_control) == "5m" for b in blocks[:i] if b.cache_control
             ):

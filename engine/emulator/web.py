@@ -72,9 +72,16 @@ async def read_json(request: Request, limit: int) -> Any:
     if not raw:
         raise ApiError(400, "invalid_request_error", "The request body is empty: expected a JSON object")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return json.loads(raw, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError(400, "invalid_request_error", f"The request body is not valid JSON: {exc}") from exc
+    except RecursionError:  # nesting deeper than any request needs
+        raise ApiError(400, "invalid_request_error", "The request body is nested too deeply") from None
+
+
+def _no_constant(name: str) -> Any:
+    """``NaN`` / ``Infinity`` are not JSON: refuse them as the API does."""
+    raise ValueError(f"{name} is not a valid JSON value")
 
 
 class RequestIdMiddleware:

@@ -131,12 +131,14 @@ def floor_shares(records: Iterable[TraceRecord]) -> dict[str, float]:
     """The floor split by call site (a premium counts at the call that carries it)."""
     caps = capabilities()
     batch_mult = caps.multipliers["batch"]
+    overhead = int(caps.limits.get("request_overhead_tokens", 0))
     seen: dict[tuple[str, str], _Seen] = {}
     shares: dict[str, float] = {}
     for record in sorted(records, key=lambda r: r.ts):
         info = caps.model(record.model)
         factor = batch_mult if tolerates_batch(record) else 1.0
         micro = _call_floor(record, seen, info.prices, factor, info.min_cache_tokens)
+        micro += overhead * info.prices.input * factor  # the per-request overhead is never cached
         shares[record.call_site] = shares.get(record.call_site, 0.0) + micro / 1e6
         for block in record.blocks:
             key = (record.tenant, block.hash)

@@ -150,7 +150,7 @@ class TestWrappedChatAnthropicIntegration(ChatModelIntegrationTests):
 
     @property
     def model_override_value(self) -> str:
-        return "claude-haiku-4-5"
+        return "claude-opus-4-6"  # takes the same max_tokens default as the model under test
 
     # The emulator is not a language model, and the test environment reaches only 127.0.0.1.
     # These standard tests fail identically for the unwrapped ChatAnthropic on the emulator

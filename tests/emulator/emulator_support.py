@@ -8,9 +8,12 @@ from typing import Any
 import anthropic
 import httpx
 
+from engine.providers.anthropic.capabilities import capabilities
 from engine.providers.anthropic.tokens import CHARS_PER_TOKEN
 
 MODEL = "claude-sonnet-4-6"  # 1024-token cache minimum in the data file
+#: Fixed input tokens of every request, counted after the last marker (ANTHROPIC.md, "Later facts").
+OVERHEAD = int(capabilities().limits["request_overhead_tokens"])
 
 
 def sync_client(emulator: Any, key: str = "key-a", **kw: Any) -> anthropic.Anthropic:

@@ -13,7 +13,7 @@ import httpx
 import jsonschema
 import pydantic
 import pytest
-from emulator_support import MODEL, Api, block, sync_client, text_of, usage_of
+from emulator_support import MODEL, OVERHEAD, Api, block, sync_client, text_of, usage_of
 
 from engine.providers.anthropic.capabilities import capabilities
 
@@ -84,7 +84,7 @@ def _png(width: int, height: int) -> str:
 def test_image_tokens_follow_the_documented_formula(api: Api, size: tuple[int, int], tokens: int) -> None:
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": _png(*size)}}
     with_image = api.count(messages=[{"role": "user", "content": [image, {"type": "text", "text": "abcd"}]}])
-    assert with_image == tokens + 1
+    assert with_image == tokens + 1 + OVERHEAD
 
 
 # -- streaming ------------------------------------------------------------------------------------
@@ -383,7 +383,7 @@ def test_usage_fields_add_up(api: Api) -> None:
         "messages": [{"role": "user", "content": "after the last marker"}],
     }
     u = usage_of(api.create(**params))
-    assert u["input"] == 6  # only what follows the last marker
+    assert u["input"] == 6 + OVERHEAD  # only what follows the last marker, and the fixed overhead
     assert u["w5m"] + u["w1h"] == u["write"] == 1300 and (u["w1h"], u["w5m"]) == (1100, 200)
     assert u["tier"] == "standard" and u["output"] > 0
 
@@ -407,7 +407,7 @@ def test_model_table_is_operator_data(emulator: Any, tmp_path: Any, monkeypatch:
     below = post(emulator, "/v1/messages", {**body, "system": [block(1500, "s", ttl="5m")]}).json()["usage"]
     assert (below["cache_creation_input_tokens"], below["input_tokens"]) == (
         0,
-        1500 + 3,
+        1500 + 3 + OVERHEAD,
     )  # "hello there" is 3 tokens
     at = post(emulator, "/v1/messages", {**body, "system": [block(2000, "s", ttl="5m")]}).json()["usage"]
     assert at["cache_creation_input_tokens"] == 2000
@@ -420,4 +420,4 @@ def test_the_beta_client_path_works(emulator: Any) -> None:
     counted = client.beta.messages.count_tokens(
         model=MODEL, messages=[{"role": "user", "content": "beta route"}]
     )
-    assert counted.input_tokens == 3
+    assert counted.input_tokens == 3 + OVERHEAD

@@ -8,7 +8,7 @@ from typing import Any
 
 import anthropic
 import pytest
-from emulator_support import MODEL, Api, block, control, text_of, usage_of
+from emulator_support import MODEL, OVERHEAD, Api, block, control, text_of, usage_of
 
 from engine.providers.anthropic.capabilities import capabilities
 
@@ -163,9 +163,8 @@ def test_marker_may_sit_on(api: Api, where: str) -> None:
             "messages.1.content.0.cache_control",
         ),
         ([{"type": "redacted_thinking", "data": "xx", **_MARK}], "messages.1.content.0.cache_control"),
-        ([{"type": "text", "text": "", **_MARK}], "messages.1.content.0.cache_control"),
     ],
-    ids=["thinking", "redacted_thinking", "empty text"],
+    ids=["thinking", "redacted_thinking"],
 )
 def test_marker_refused_on_thinking_and_empty_text(
     api: Api, content: list[dict[str, Any]], path: str
@@ -176,6 +175,14 @@ def test_marker_refused_on_thinking_and_empty_text(
     assert err.value.body["error"]["message"].startswith(path + ": cache_control cannot be set")
 
 
+def test_an_empty_text_block_is_refused_marker_or_not(api: Api) -> None:
+    """ANTHROPIC.md: no marker on empty text blocks; "Later facts": an empty text block is a 400."""
+    for block_ in ({"type": "text", "text": "", **_MARK}, {"type": "text", "text": ""}):
+        with pytest.raises(anthropic.BadRequestError) as err:
+            api.create(messages=[*user(), {"role": "assistant", "content": [block_]}, *user()])
+        assert err.value.body["error"]["message"] == "messages: text content blocks must be non-empty"
+
+
 # -- prefix order and extent ------------------------------------------------------------------
 
 
@@ -183,7 +190,7 @@ def test_prefix_runs_tools_system_messages_up_to_the_marked_block(api: Api) -> N
     tools = [{"name": "t", "description": text_of(600, "tool"), "input_schema": {"type": "object"}}]
     system = [block(500, "sys", mark=True), block(50, "after")]
     params = {"tools": tools, "system": system, "messages": user("first question")}
-    prefix = api.count(tools=tools, system=system[:1], messages=user("x")) - 1  # "x" is one token
+    prefix = api.count(tools=tools, system=system[:1], messages=user("x")) - 1 - OVERHEAD  # "x": one token
     first = usage_of(api.create(**params))
     assert first["write"] == prefix and first["input"] == api.count(**params) - prefix
     changed_tail = usage_of(
@@ -217,14 +224,24 @@ def test_1h_marker_after_5m_marker_names_the_path(api: Api) -> None:
             ],
         }
     )
+    call = {"type": "tool_use", "id": "toolu_1", "name": "t", "input": {}}
+    tools = [{"name": "t", "input_schema": {"type": "object"}}]
+
+    def turns() -> list[dict[str, Any]]:
+        return [
+            *user("start"),
+            {"role": "assistant", "content": [call]},
+            {"role": "user", "content": content},
+        ]
+
     with pytest.raises(anthropic.BadRequestError) as err:
-        api.create(messages=[{"role": "user", "content": content}])
+        api.create(tools=tools, messages=turns())
     assert err.value.body["error"]["message"] == (
-        "messages.0.content.11.content.0.cache_control.ttl: a ttl='1h' cache_control block "
+        "messages.2.content.11.content.0.cache_control.ttl: a ttl='1h' cache_control block "
         "must not come after a ttl='5m' cache_control block"
     )
     content[2] = block(10, "five", ttl="1h")  # 1h before 1h is fine
-    api.create(messages=[{"role": "user", "content": content}])
+    api.create(tools=tools, messages=turns())
 
 
 # -- reads, writes, lookback ----------------------------------------------------------------------
@@ -289,9 +306,9 @@ def test_minimum_cacheable_length_per_model(api: Api, model: str) -> None:
         short = usage_of(
             api.create(model=model, system=[block(minimum - 1, "short", mark=True)], messages=user())
         )
-        assert (short["write"], short["read"], short["input"]) == (0, 0, minimum)
+        assert (short["write"], short["read"], short["input"]) == (0, 0, minimum + OVERHEAD)
     enough = usage_of(api.create(model=model, system=[block(minimum, "long", mark=True)], messages=user()))
-    assert (enough["write"], enough["input"]) == (minimum, 1)
+    assert (enough["write"], enough["input"]) == (minimum, 1 + OVERHEAD)
 
 
 # -- automatic caching ----------------------------------------------------------------------------
@@ -303,7 +320,7 @@ def test_automatic_caching_marks_the_last_cacheable_block(api: Api) -> None:
     thinking = {"type": "thinking", "thinking": text_of(40, "think"), "signature": "sig"}
     messages = [{"role": "user", "content": [block(1100, "u")]}, {"role": "assistant", "content": [thinking]}]
     first = usage_of(api.create(extra_body=_AUTO, messages=messages))
-    assert (first["write"], first["input"]) == (1100, 40)  # walked back past the thinking block
+    assert (first["write"], first["input"]) == (1100, 40 + OVERHEAD)  # walked back past the thinking block
     assert usage_of(api.create(extra_body=_AUTO, messages=messages))["read"] == 1100
 
 
@@ -341,7 +358,7 @@ def test_cache_prices_are_the_multipliers_on_the_input_price(api: Api) -> None:
         1100 * prices.cache_write_1h
         + 300 * prices.cache_write_5m
         + 1400 * prices.cache_read
-        + 2 * prices.input
+        + 2 * (1 + OVERHEAD) * prices.input
         + bill["output_tokens"] * prices.output
     ) / 1e6
     assert bill["cost_usd"] == pytest.approx(expected)
@@ -367,7 +384,7 @@ def test_mixed_ttl_billing_reads_to_a_then_1h_to_b_then_5m_to_c(api: Api) -> Non
     assert u["read"] == 1200  # up to A
     assert u["w1h"] == 1500 - 1200  # A .. B (highest 1h marker)
     assert u["w5m"] == 1800 - 1500  # B .. C (last marker)
-    assert u["input"] == 50 + 1  # after C
+    assert u["input"] == 50 + 1 + OVERHEAD  # after C, and the fixed overhead
     assert u["write"] == u["w1h"] + u["w5m"]
 
 

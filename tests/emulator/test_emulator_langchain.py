@@ -6,7 +6,7 @@ from typing import Any
 
 import pydantic
 import pytest
-from emulator_support import MODEL, text_of
+from emulator_support import MODEL, OVERHEAD, text_of
 from langchain_anthropic import ChatAnthropic
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage
 
@@ -105,9 +105,9 @@ def test_usage_metadata_reports_cache_details(emulator: Any) -> None:
         0,
         0,
     )
-    assert first.usage_metadata["input_tokens"] == 1100 + 2  # type: ignore[index]
+    assert first.usage_metadata["input_tokens"] == 1100 + 2 + OVERHEAD  # type: ignore[index]
     assert d2["cache_read"] == 1100 and d2["cache_creation"] == 0
-    assert second.usage_metadata["input_tokens"] == 1100 + 2  # type: ignore[index]
+    assert second.usage_metadata["input_tokens"] == 1100 + 2 + OVERHEAD  # type: ignore[index]
     streamed = None
     for chunk in model.stream([system, HumanMessage("third")]):
         streamed = chunk if streamed is None else streamed + chunk

@@ -25,7 +25,7 @@ from engine.plan import (
     summarize,
     tolerates_batch,
 )
-from engine.providers.anthropic.cache_accounting import TTL, Entry, account, commit
+from engine.providers.anthropic.cache_accounting import TTL, Entry, account, commit, request_overhead
 from engine.providers.anthropic.capabilities import Usage, capabilities
 
 TEXTS = [f"w{i} " * n for i, n in enumerate((300, 900, 1500, 40, 2500, 700, 5))]
@@ -181,15 +181,15 @@ def test_the_floor_counts_reuse_at_the_read_price_and_batches_where_tolerated() 
     first = record_from_payload(params, ts=0.0, call_site="s", output_tokens=0)
     other = {**params, "messages": [{"role": "user", "content": "a different question"}]}
     again = record_from_payload(other, ts=10.0, call_site="s", output_tokens=0)
-    tokens = first.input_tokens
+    overhead = request_overhead()  # fixed per request, never cached
+    tokens = first.input_tokens + overhead
     system_tokens = first.blocks[0].tokens
     one = lower_bound([first])
     assert one == tokens * 3 / 1e6  # nothing reusable: plain input
     two = lower_bound([first, again])
     # second call: system read (0.3), the rest plain; plus the 5m write premium once (0.75)
-    expected = (
-        tokens * 3 + system_tokens * 0.3 + (again.input_tokens - system_tokens) * 3 + system_tokens * 0.75
-    )
+    rest = again.input_tokens + overhead - system_tokens
+    expected = tokens * 3 + system_tokens * 0.3 + rest * 3 + system_tokens * 0.75
     assert abs(two - expected / 1e6) < 1e-12
     late = replace(first, ts=10_000.0)
     assert lower_bound([first, late]) == 2 * one  # past the longest TTL nothing can be read

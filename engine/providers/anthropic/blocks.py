@@ -19,12 +19,14 @@ first positions, so it invalidates everything, as documented.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+from engine.providers.anthropic.capabilities import capabilities
 from engine.providers.anthropic.tokens import block_tokens, canonical_json, text_tokens
 
 __all__ = ["Block", "Section", "iter_blocks", "prefix_hashes", "request_tokens"]
@@ -58,6 +60,7 @@ class Block:
     cache_control: dict[str, Any] | None
     digest: bytes
     string_form: bool = False
+    stripped: bool = False  # earlier turns' thinking: not in the prompt, so 0 tokens and no hash
 
     @property
     def dotted(self) -> str:
@@ -192,14 +195,50 @@ def iter_blocks(params: dict[str, Any]) -> list[Block]:
     system = params.get("system")
     if system:
         out.extend(_content_blocks(("system",), "system", None, system))
-    for m, message in enumerate(params.get("messages") or []):
+    messages = params.get("messages") or []
+    turn = _current_turn(messages) if _strips_thinking(params) else 0
+    for m, message in enumerate(messages):
         if isinstance(message, dict):
-            out.extend(
-                _content_blocks(
-                    ("messages", m, "content"), "messages", message.get("role"), message.get("content")
-                )
+            blocks = _content_blocks(
+                ("messages", m, "content"), "messages", message.get("role"), message.get("content")
             )
+            if m < turn and message.get("role") == "assistant":
+                blocks = (
+                    dataclasses.replace(b, tokens=0, stripped=True) if b.type in UNMARKABLE_TYPES else b
+                    for b in blocks
+                )
+            out.extend(blocks)
     return out
+
+
+def _strips_thinking(params: dict[str, Any]) -> bool:
+    """Whether earlier turns' thinking leaves the prompt (most models; ANTHROPIC.md, "Later facts")."""
+    model = params.get("model")
+    if not isinstance(model, str) or not model:
+        return True
+    return not capabilities().model(model).api.keeps_thinking
+
+
+def _current_turn(messages: list[Any]) -> int:
+    """Index of the user message that opened the current turn (not a mere tool result).
+
+    Thinking in assistant messages before it belongs to previous turns: the API drops it
+    from the prompt, so it is neither counted nor part of the cached prefix. Thinking
+    inside the current turn's tool-use loop stays.
+    """
+    for m in range(len(messages) - 1, -1, -1):
+        message = messages[m]
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        results_only = (
+            isinstance(content, list)
+            and bool(content)
+            and all(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+        )
+        if not results_only:
+            return m
+    return 0
 
 
 def request_tokens(params: dict[str, Any]) -> int:
@@ -218,11 +257,19 @@ def _system_salt(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _messages_salt(params: dict[str, Any], has_images: bool) -> dict[str, Any]:
+    config = params.get("output_config")
     return {
         "tool_choice": params.get("tool_choice"),
         "thinking": params.get("thinking"),
+        "effort": config.get("effort") if isinstance(config, dict) else None,  # invalidates like thinking
         "images": has_images,
     }
+
+
+def _model_key(model: Any) -> str:
+    """What the cache is keyed by: the family, so an alias and its dated id share entries."""
+    info = capabilities().model(str(model)) if isinstance(model, str) and model else None
+    return info.family if info is not None and info.known else str(model or "")
 
 
 def prefix_hashes(params: dict[str, Any], blocks: list[Block] | None = None) -> list[bytes]:
@@ -233,7 +280,7 @@ def prefix_hashes(params: dict[str, Any], blocks: list[Block] | None = None) -> 
     same invalidating settings).
     """
     blocks = iter_blocks(params) if blocks is None else blocks
-    h = hashlib.sha256(("model:" + str(params.get("model", ""))).encode("utf-8"))
+    h = hashlib.sha256(("model:" + _model_key(params.get("model"))).encode("utf-8"))
     hashes: list[bytes] = []
     section: str = "tools"
     has_images = any(b.type == "image" for b in blocks)
@@ -245,6 +292,7 @@ def prefix_hashes(params: dict[str, Any], blocks: list[Block] | None = None) -> 
             if block.section == "messages" and section == "system":
                 h.update(_digest(_messages_salt(params, has_images)))
             section = block.section
-        h.update(block.digest)
+        if not block.stripped:
+            h.update(block.digest)
         hashes.append(h.copy().digest())
     return hashes

@@ -20,6 +20,8 @@ The rules (ANTHROPIC.md, "Prompt caching"):
 - Refreshes: the entry at A, and the entry at each marker at or before A whose
   own prefix is cached.
 - Writes: one entry per marker after A, keyed by its prefix hash, with its TTL.
+- The API's fixed per-request overhead (the data file's ``request_overhead_tokens``)
+  is plain input on every request: it follows every prefix.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Literal
 
-__all__ = ["TTL", "Entry", "Outcome", "account", "commit"]
+__all__ = ["TTL", "Entry", "Outcome", "account", "commit", "request_overhead"]
 
 TTL = Literal["5m", "1h"]
 
@@ -66,6 +68,13 @@ def _found(marker: int, hashes: Sequence[bytes], lookback: int, alive: Callable[
     return None
 
 
+def request_overhead() -> int:
+    """The fixed input tokens of every request (ANTHROPIC.md, "Later facts")."""
+    from engine.providers.anthropic.capabilities import capabilities
+
+    return int(capabilities().limits.get("request_overhead_tokens", 0))
+
+
 def account(
     hashes: Sequence[bytes],
     tokens: Sequence[int],
@@ -74,14 +83,18 @@ def account(
     min_tokens: int,
     lookback: int,
     alive: Callable[[bytes], bool],
+    overhead: int | None = None,
 ) -> Outcome:
     """Bill one request. ``hashes[i]``/``tokens[i]``/``markers[i]`` describe position ``i``.
 
     ``alive(h)`` tells whether an entry for prefix hash ``h`` can be read now (the
-    caller owns the store, its clock and its isolation per API key).
+    caller owns the store, its clock and its isolation per API key). ``overhead``
+    defaults to the data file's per-request overhead.
     """
+    if overhead is None:
+        overhead = request_overhead()
     cum = list(accumulate(tokens))
-    total = cum[-1] if cum else 0
+    total = (cum[-1] if cum else 0) + overhead
     active = [i for i, m in enumerate(markers) if m is not None and cum[i] >= min_tokens]
     found = [_found(i, hashes, lookback, alive) for i in active]
     hit = max((p for p in found if p is not None), default=-1)

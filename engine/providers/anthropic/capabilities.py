@@ -25,6 +25,7 @@ import yaml
 
 __all__ = [
     "Capabilities",
+    "ModelApi",
     "ModelInfo",
     "Prices",
     "Transport",
@@ -103,6 +104,29 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelApi:
+    """What a family's ``messages.create`` accepts (the data file's ``api`` row).
+
+    The emulator refuses what the API refuses with these; the engine may read them
+    too. Defaults are those of a recent model without thinking extras.
+    """
+
+    max_output_tokens: int = 64000
+    thinking: tuple[str, ...] = ()
+    effort: bool = False
+    sampling: bool = True
+    keeps_thinking: bool = False
+    dated_id: str | None = None
+
+    @classmethod
+    def from_data(cls, raw: dict[str, Any] | None) -> ModelApi:
+        raw = dict(raw or {})
+        if "thinking" in raw:
+            raw["thinking"] = tuple(str(t) for t in raw["thinking"] or ())
+        return cls(**raw)
+
+
+@dataclass(frozen=True, slots=True)
 class ModelInfo:
     family: str
     min_cache_tokens: int
@@ -111,6 +135,7 @@ class ModelInfo:
     verified: bool = True
     ttl_1h: bool = True
     batches: bool = True
+    api: ModelApi = ModelApi()
 
     def cost(self, usage: Usage, *, batch_multiplier: float = 0.5) -> float:
         """The USD price of ``usage`` on this model (batch tier if ``usage.batch``)."""
@@ -159,6 +184,7 @@ class Capabilities:
                     verified=bool(m.get("verified", True)),
                     ttl_1h=bool(m.get("ttl_1h", True)),
                     batches=bool(m.get("batches", True)),
+                    api=ModelApi.from_data(m.get("api")),
                 ),
             )
             for m in data["models"]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.providers.anthropic.blocks import Block
+from engine.providers.anthropic.capabilities import capabilities
 
 if TYPE_CHECKING:
     import anthropic
@@ -57,10 +58,15 @@ def prefix_payload(params: dict[str, Any], blocks: list[Block], index: int) -> d
 
 
 def sdk_counter(client: anthropic.Anthropic) -> Callable[[dict[str, Any]], int]:
-    """An ``exact_counter`` for :class:`BreakpointAllocator` backed by ``messages.count_tokens``."""
+    """An ``exact_counter`` for :class:`BreakpointAllocator` backed by ``messages.count_tokens``.
+
+    The API's count includes a fixed per-request overhead that is no part of any
+    prefix (the data file's ``request_overhead_tokens``); it is taken off.
+    """
+    overhead = int(capabilities().limits.get("request_overhead_tokens", 0))
 
     def count(prefix: dict[str, Any]) -> int:
-        return int(client.messages.count_tokens(**prefix).input_tokens)
+        return max(0, int(client.messages.count_tokens(**prefix).input_tokens) - overhead)
 
     return count
 
