@@ -18,6 +18,7 @@ from an equivalent HTTP response; a transient one (429, 500, 504, 529) is retrie
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "BatchItemError",
     "NotBatchable",
     "NotHandedOver",
+    "recorded_sdk_error",
     "sdk_error",
 ]
 
@@ -111,6 +113,25 @@ def sdk_error(client: anthropic.AsyncAnthropic, error_type: str, message: str) -
     )
     error: anthropic.APIStatusError = client._make_status_error_from_response(response)
     return error
+
+
+def recorded_sdk_error(
+    client: anthropic.AsyncAnthropic, recorded: str | None
+) -> anthropic.APIStatusError | None:
+    """The SDK exception a journal row's error stands for, when it was recorded from one.
+
+    A worker that rejects an item records ``str(error)`` of the SDK's exception
+    (``Error code: 400 - {...}``); a caller joined to that row on another worker or
+    replica gets the same class, status and body back, not a generic batch error.
+    """
+    head, sep, body = (recorded or "").partition(" - ")
+    if not sep or not head.startswith("Error code: "):
+        return None
+    try:
+        inner = ast.literal_eval(body)["error"]
+        return sdk_error(client, str(inner["type"]), str(inner["message"]))
+    except (ValueError, SyntaxError, KeyError, TypeError):
+        return None
 
 
 def _httpx_of(client: anthropic.AsyncAnthropic) -> Any:

@@ -59,7 +59,12 @@ from engine.providers.anthropic.batches._reconcile import find_created
 from engine.providers.anthropic.batches._shared import SharedPool
 from engine.providers.anthropic.batches.accumulator import Accumulator
 from engine.providers.anthropic.batches.client import BatchClient, ambiguous, connection_lost, retry_after_s
-from engine.providers.anthropic.batches.errors import BatchItemError, NotBatchable, NotHandedOver
+from engine.providers.anthropic.batches.errors import (
+    BatchItemError,
+    NotBatchable,
+    NotHandedOver,
+    recorded_sdk_error,
+)
 from engine.providers.anthropic.capabilities import capabilities
 
 __all__ = ["CLIENT_OPTIONS", "Answer", "BatchService"]
@@ -299,7 +304,7 @@ class _Worker(SharedPool):
                 if row is not None and row.state in ("succeeded", "direct") and row.result is not None:
                     self._resolve(digest, Message.model_validate(row.result), row.batch_id)
                 elif row is not None and row.state == "failed":
-                    error = BatchItemError(
+                    error = recorded_sdk_error(item.client, row.error) or BatchItemError(
                         custom_id=item.custom_id, request_hash=digest, failure="failed",
                         attempts=row.attempts, call_site=item.call_site,
                         detail=f"answered by another worker with an error: {row.error}",
