@@ -3,10 +3,13 @@
 - Text: ``echo: `` + the first 64 characters of the last user text, then filler
   words chosen by a hash of that text, up to a length (16..63 tokens) that is also
   derived from it. Same request, same reply.
-- A forced ``tool_choice`` (``tool`` or ``any``): one ``tool_use`` whose input is a
-  deterministic instance of the tool's ``input_schema``. With ``auto`` (the
-  default) a tool is called when the last user text names it and the turn is not
-  already a tool result; otherwise the reply is text.
+- Thinking (enabled / adaptive): a signed ``thinking`` block first, within the
+  budget; the documented trigger string gives ``redacted_thinking``.
+- A forced ``tool_choice`` (``tool`` or ``any``): one ``tool_use`` (fresh id) whose
+  input is a deterministic instance of the tool's ``input_schema``, built within
+  ``max_tokens``; a forced web search / fetch answers the server tool's blocks. With
+  ``auto`` (the default) a tool is called when the last user text names it and the
+  turn is not already a tool result; otherwise the reply is text.
 - ``output_config.format`` json_schema: the text is a JSON instance of the schema.
 - ``max_tokens`` cuts the text at ``max_tokens * 4`` bytes (``stop_reason:
   max_tokens``); a stop sequence found in the text ends it there.

@@ -339,3 +339,34 @@ def test_beta_shapes_a_peer_suite_needs(emulator: Any) -> None:
         "k", body(tools=[{"type": "code_execution_20250825", "name": "code_execution"}])
     )
     assert executed["container"]["id"].startswith("container_")
+
+
+@pytest.mark.parametrize(
+    ("model", "read_multiplier"),
+    [
+        ("claude-opus-5-5", 0.05),
+        ("claude-fable-5-1", 0.025),
+        ("claude-mythos-5-1", 0.025),
+        ("claude-sonnet-4-6", 0.1),
+    ],
+)
+def test_the_read_multiplier_is_per_model_and_billed(model: str, read_multiplier: float) -> None:
+    """ANTHROPIC.md, "Later facts": cache reads are not always 0.1x; every multiplier is per model."""
+    from engine.providers.anthropic.capabilities import capabilities
+
+    prices = capabilities().model(model).prices
+    assert prices.cache_read == pytest.approx(prices.input * read_multiplier)
+    state = EmulatorState()
+    params = body(
+        model=model, system=[{"type": "text", "text": "r " * 4000, "cache_control": {"type": "ephemeral"}}]
+    )
+    state.run_message("k", params)
+    before = state.billing.snapshot("k")["cost_usd"]
+    usage = state.run_message("k", params)["usage"]
+    paid = state.billing.snapshot("k")["cost_usd"] - before
+    expected = (
+        usage["cache_read_input_tokens"] * prices.cache_read
+        + usage["input_tokens"] * prices.input
+        + usage["output_tokens"] * prices.output
+    ) / 1e6
+    assert usage["cache_read_input_tokens"] == 2000 and paid == pytest.approx(expected)
