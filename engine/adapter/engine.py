@@ -36,6 +36,8 @@ DEFAULT_STATE = "sqlite:///./.llm-policy/state.db"
 JOURNAL_ENV = "LLM_POLICY_STATE"
 #: A JSON-lines file the decision log is appended to, when ``decision_log`` is not given.
 DECISION_LOG_ENV = "LLM_POLICY_DECISION_LOG"
+#: A port: every engine of the process reports metrics and traces, served at ``:PORT/metrics``.
+METRICS_PORT_ENV = "LLM_POLICY_METRICS_PORT"
 
 
 class _Source(Protocol):
@@ -158,6 +160,8 @@ class PolicyEngine:
         self._allocators: dict[Transport, Any] = {}
         self._batch_hits: Any = None
         self._shadow: Any = None
+        if os.environ.get(METRICS_PORT_ENV):
+            self._telemetry_from_env()
         if source is not None:
             self.reload()
             if poll_interval:
@@ -368,6 +372,18 @@ class PolicyEngine:
                 if self._telemetry is not None:
                     self._telemetry.watch_pool(service)
             return self._batches
+
+    def _telemetry_from_env(self) -> None:
+        """``$LLM_POLICY_METRICS_PORT`` set: report to the process's telemetry and serve
+        ``/metrics`` on that port (once per process), with no change to the host's code."""
+        try:
+            from engine.telemetry import from_env
+
+            telemetry = from_env()
+            if telemetry is not None:
+                self.attach_telemetry(telemetry)
+        except Exception as exc:  # telemetry is an extra: the engine runs without it
+            self.once.warn(f"telemetry:{type(exc).__name__}", "metrics endpoint not started: %s", exc)
 
     def attach_telemetry(self, telemetry: Any) -> PolicyEngine:
         """Report every call as OpenTelemetry spans and metrics and Prometheus samples

@@ -20,8 +20,11 @@ process's default registry by default) that :func:`serve` can expose on a port::
     telemetry = Telemetry()
     engine = PolicyEngine.from_store(url, name="pipeshub-default", telemetry=telemetry)
     telemetry.serve(9464)        # optional: GET :9464/metrics
+
+or, with no code: ``LLM_POLICY_METRICS_PORT=9464`` (and ``LLM_POLICY_METRICS_ADDR``)
+makes every engine of the process report to one telemetry served on that port.
 """
 
-from engine.telemetry._sink import Telemetry, TelemetrySink
+from engine.telemetry._sink import METRICS_ADDR_ENV, METRICS_PORT_ENV, Telemetry, TelemetrySink, from_env
 
-__all__ = ["Telemetry", "TelemetrySink"]
+__all__ = ["METRICS_ADDR_ENV", "METRICS_PORT_ENV", "Telemetry", "TelemetrySink", "from_env"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -11,7 +12,11 @@ from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from engine.telemetry._otel import OtelInstruments
 from engine.telemetry._prometheus import PrometheusMetrics
 
-__all__ = ["Telemetry", "TelemetrySink"]
+__all__ = ["METRICS_ADDR_ENV", "METRICS_PORT_ENV", "Telemetry", "TelemetrySink", "from_env"]
+
+METRICS_PORT_ENV = "LLM_POLICY_METRICS_PORT"
+#: The address the endpoint listens on (default 127.0.0.1; 0.0.0.0 in a container).
+METRICS_ADDR_ENV = "LLM_POLICY_METRICS_ADDR"
 
 _per_registry: dict[int, PrometheusMetrics] = {}
 _lock = threading.Lock()
@@ -56,6 +61,25 @@ class Telemetry:
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Expose the registry at ``http://addr:port/metrics`` (a daemon thread)."""
         start_http_server(port, addr=addr, registry=self.registry)
+
+
+_served: dict[tuple[str, int], Telemetry] = {}
+_serving = threading.Lock()
+
+
+def from_env() -> Telemetry | None:
+    """The process's telemetry when ``$LLM_POLICY_METRICS_PORT`` is set, its endpoint
+    started on first use (one per address and port, shared by every engine)."""
+    raw = os.environ.get(METRICS_PORT_ENV)
+    if not raw:
+        return None
+    where = (os.environ.get(METRICS_ADDR_ENV) or "127.0.0.1", int(raw))
+    with _serving:
+        if where not in _served:
+            telemetry = Telemetry()
+            telemetry.serve(where[1], addr=where[0])
+            _served[where] = telemetry
+        return _served[where]
 
 
 class TelemetrySink:

@@ -150,3 +150,14 @@ def test_comprehension_frames_belong_to_their_function(llm: Any, tmp_path: Path)
     list(llm.invoke("hi") for _ in range(1))
     me = f"{HERE}.test_comprehension_frames_belong_to_their_function"
     assert _sites(tmp_path) == [(me, "code"), (me, "code")]
+
+
+def test_roles_map_call_sites_without_naming_them(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any, tmp_path: Path
+) -> None:
+    """``roles=`` labels calls by their code location; the call site stays the code."""
+    factory = wrap_factory(get_generator_model, make_engine(), roles={f"{HERE}.*": "indexing", "*": "other"})
+    factory("anthropic", ai_model_config(models="claude-sonnet-4-6")).invoke("hi")
+    (record,) = decisions(tmp_path)
+    me = f"{HERE}.test_roles_map_call_sites_without_naming_them"
+    assert (record["call_site"], record["call_site_source"], record["role"]) == (me, "code", "indexing")

@@ -357,6 +357,11 @@ async def test_a_pool_never_holds_more_than_the_hosts_24_slots(
     assert all(r["pool_wait_ms"] is not None and r["pool_wait_ms"] >= 0 for r in records)
     slow = [r["pool_wait_ms"] for r in records if r["pool_fill"] == 6]
     assert min(slow) >= 900  # the stragglers waited out maxWait, holding their slots
+    from engine.plan import savings_report
+
+    row = savings_report(tmp_path / "decisions.jsonl")["call_sites"][f"{DX}.extract_metadata"]
+    assert (row["pooled_calls"], row["pool_fill_avg"]) == (30, round((24 * 24 + 6 * 6) / 30, 2))
+    assert row["pool_wait_ms_max"] >= min(slow)
 
 
 async def test_callsites_lists_what_a_shadow_log_has_seen(
@@ -414,3 +419,25 @@ def test_shipped_examples_name_the_resolved_ids(name: str) -> None:
                 call_site=site, role="indexing", provider="anthropic", model="claude-sonnet-4-6"
             )
             assert evaluate(compiled, ctx).rule is not None, (name, site)
+
+
+async def test_direct_agent_transport_takes_the_wrapped_model_and_bypasses_the_policy(
+    anthropic_env: Any,
+    make_engine: Callable[..., PolicyEngine],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PIPESHUB_AGENT_TRANSPORT", "direct")
+    host = load_host(make_engine(text=SHIPPED.read_text(encoding="utf-8")))
+    llm = await _llm(host)
+    assert type(llm) is not ChatAnthropic  # wrapped, and still taken by the direct transport
+    transport = host["app.agents.agent_loop.direct_transport"].DirectTransport(llm)
+    tools = [{"name": "search", "description": "Search.", "input_schema": {"type": "object"}}]
+    for _ in range(2):
+        await transport.complete(
+            AGENT_SYSTEM, [{"role": "user", "content": "Find the travel policy."}], tools
+        )
+    sent = [entry["body"] for entry in received(anthropic_env)]
+    assert len(sent) == 2 and all(body["system"][0]["cache_control"] for body in sent)  # its own markers
+    records = decisions(tmp_path)
+    assert [r["bypass"] for r in records] == ["direct-transport"]  # the calls never reached the engine

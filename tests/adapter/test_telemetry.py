@@ -201,3 +201,41 @@ def test_pool_gauges_read_the_pool_at_scrape_time(
     assert depth == 2 and 0 < age < 1
     assert _sample(hub.registry, "llm_policy_pool_depth") == 0
     assert _sample(hub.registry, "llm_policy_batch_requests_in_flight") == 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_port_in_the_environment_serves_metrics_with_no_code(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = _free_port()
+    monkeypatch.setenv("LLM_POLICY_METRICS_PORT", str(port))
+    llm = wrap_factory(get_generator_model, make_engine())("anthropic", ai_model_config(models=MODEL))
+    llm.invoke([("system", DOC), ("user", "Hello?")], config={"metadata": {"call_site": "chat.agent.x"}})
+    body = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert 'llm_policy_decisions_total{applied="true",strategy="cache"}' in body
+
+
+def test_a_port_already_taken_leaves_the_engine_working(
+    make_engine: Callable[..., PolicyEngine],
+    anthropic_env: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("LLM_POLICY_METRICS_PORT", str(taken.getsockname()[1]))
+        engine = make_engine()
+    llm = wrap_factory(get_generator_model, engine)("anthropic", ai_model_config(models=MODEL))
+    reply = llm.invoke([("user", "Hello?")], config={"metadata": {"call_site": "chat.agent.x"}})
+    assert reply.content
+    assert "metrics endpoint not started" in caplog.text
