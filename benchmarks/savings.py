@@ -1,13 +1,14 @@
-"""Run the three reference workloads at full size and write their results.
+"""Run the reference workloads at full size and write their results.
 
-    python benchmarks/savings.py [--scale 1.0] [--workloads indexing,agent,retrieval]
+    python benchmarks/savings.py [--scale 1.0] [--workloads pipeshub-indexing,...] [--hit-rates 0.3,0.6,0.98]
 
 For each workload: ``llm-policy bench --workload NAME --format json`` (an
 in-process emulator, all four arms), which writes ``benchmarks/results/NAME.md``
 and ``NAME.png``; this script also keeps the JSON (``NAME.json``) and the trace
 the no-policy arm recorded (``NAME.trace.jsonl``, for ``llm-policy plan``), and
 prints one summary line per workload: each arm's cost, the floor, the planner's
-error and the goals.
+error and the goals. ``results/SUMMARY.md`` gathers every workload x arm x batch
+hit rate in one table, with the plan/report errors and the goals.
 """
 
 from __future__ import annotations
@@ -19,13 +20,26 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from engine.cli import main as cli
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run(workload: str, scale: float) -> dict[str, object]:
+WORKLOADS = (
+    "pipeshub-indexing",
+    "pipeshub-agent",
+    "indexing",
+    "agent",
+    "agent-pauses-30m",
+    "agent-pauses-2h",
+    "retrieval",
+    "retrieval-long",
+)
+
+
+def run(workload: str, scale: float, hit_rates: str) -> dict[str, object]:
     out = io.StringIO()
     began = time.perf_counter()
     args = [
@@ -36,6 +50,8 @@ def run(workload: str, scale: float) -> dict[str, object]:
         str(scale),
         "--format",
         "json",
+        "--hit-rates",
+        hit_rates,
         "--results",
         str(RESULTS),
         "--trace-out",
@@ -49,14 +65,60 @@ def run(workload: str, scale: float) -> dict[str, object]:
     return doc
 
 
+def summary(docs: list[dict[str, Any]]) -> str:
+    """One markdown table of every workload x arm x hit rate, then errors and goals."""
+    lines = [
+        "# Savings benchmark: every workload, arm and batch cache hit rate",
+        "",
+        "Emulator billing, USD, model claude-sonnet-4-6, policy pipeshub-savings. `@q30` = the arm's "
+        "batches ran with a 30% batch cache hit rate (arms that send no batches do not depend on it).",
+        "",
+        "| workload | calls | arm | cost USD | vs no-policy | vs floor |",
+        "| --- | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for doc in docs:
+        arms = doc["arms"]
+        base = arms["no-policy"]["cost_usd"] or 1.0
+        floor = doc["oracle_lower_bound_usd"] or 1.0
+        for name, arm in arms.items():
+            lines.append(
+                f"| {doc['workload']} | {doc['calls']:,} | {name} | {arm['cost_usd']:.4f} | "
+                f"{arm['cost_usd'] / base:.3f}x | {arm['cost_usd'] / floor:.3f}x |"
+            )
+        lines.append(
+            f"| {doc['workload']} | | lower bound | {doc['oracle_lower_bound_usd']:.4f} | | 1.000x |"
+        )
+    lines += ["", "## Planner and report against the bill", ""]
+    lines += [
+        "| workload | policy run | plan on trace | plan on decision log | report |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for doc in docs:
+        for name, f in (doc.get("plan") or {}).items():
+            lines.append(
+                f"| {doc['workload']} | {name} | {f.get('trace_error_pct', 0):+.2f}% | "
+                f"{f.get('log_error_pct', 0):+.2f}% | {f.get('report_error_pct', 0):+.2f}% |"
+            )
+    lines += ["", "## Goals", ""]
+    for doc in docs:
+        for goal, figures in doc["goals"].items():
+            mark = "holds" if figures["holds"] else "DOES NOT HOLD"
+            extra = {k: v for k, v in figures.items() if k != "holds"}
+            lines.append(f"- {doc['workload']}: {goal}: {mark} {json.dumps(extra)}")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--workloads", default="indexing,agent,retrieval")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--hit-rates", default="0.3,0.6,0.98")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    docs = []
     for workload in args.workloads.split(","):
-        doc = run(workload, args.scale)
+        doc = run(workload, args.scale, args.hit_rates)
+        docs.append(doc)
         arms = doc["arms"]
         assert isinstance(arms, dict)
         costs = " ".join(f"{name}={a['cost_usd']:.4f}" for name, a in arms.items())
@@ -65,6 +127,7 @@ def main() -> int:
             f"plan={doc.get('plan')} goals={json.dumps(doc['goals'])} wall={doc['total_wall_s']}s"
         )
         sys.stdout.flush()
+        (RESULTS / "SUMMARY.md").write_text(summary(docs), encoding="utf-8")
     return 0
 
 

@@ -102,12 +102,17 @@ def test_growing_conversation_marks_the_last_block() -> None:
 def test_long_turn_keeps_a_marker_within_the_lookback_of_the_previous_entry() -> None:
     results = [{"type": "tool_result", "tool_use_id": f"t{i}", "content": "r" * 40} for i in range(25)]
     call = [{"type": "tool_use", "id": "t0", "name": "record", "input": {}}]
-    result = BreakpointAllocator().apply(request("q", call, results), AUTO, call_site="c", now=1.0)
+    allocator = BreakpointAllocator()
+    previous = allocator.apply(request("q0", "a0", "q"), AUTO, call_site="c", now=0.0)
+    assert ("messages.2.content.0", "5m", "placed") in engine_marks(previous), (
+        "the previous turn writes its end"
+    )
+    result = allocator.apply(request("q0", "a0", "q", call, results), AUTO, call_site="c", now=1.0)
     marks = engine_marks(result)
-    assert ("messages.0.content.0", "5m", "placed") in marks
-    assert ("messages.2.content.24", "5m", "placed") in marks
-    reason = next(p.reason for p in result.placements if p.path == "messages.0.content.0")
-    assert "20-position lookback" in reason
+    assert ("messages.2.content.0", "5m", "placed") in marks
+    assert ("messages.4.content.24", "5m", "placed") in marks
+    reason = next(p.reason for p in result.placements if p.path == "messages.2.content.0")
+    assert "written at this call site and is alive" in reason and "read it back" in reason
 
 
 def test_ttl_auto_picks_1h_when_reuse_gaps_sit_between_5_minutes_and_an_hour() -> None:
@@ -407,3 +412,19 @@ def test_a_growing_prompt_is_written_only_where_prompts_here_go_on() -> None:
         turns += [f"question {t}", f"answer {t}"]
         result = conversation.apply(request(*turns[:-1]), AUTO, call_site="chat", now=t * 30.0)
     assert ("messages.6.content.0", "5m", "placed") in engine_marks(result), "a conversation goes on"
+
+
+def test_a_shared_head_does_not_make_every_repeat_look_like_it_goes_on() -> None:
+    """PipesHub's extraction: every prompt starts with the same instructions block; one answer in
+    five fails to parse and is retried once. Neither the prompt nor the retry is written."""
+    allocator = BreakpointAllocator()
+    instructions = {"type": "text", "text": "Extract the metadata as JSON. " * 80}  # ~600: below 1024
+    retries = []
+    for k in range(30):
+        prompt = [instructions, {"type": "text", "text": f"document {k} " + "d " * 2000}]
+        first = allocator.apply(request(prompt, system=None), AUTO, call_site="x", now=k * 100.0)
+        assert engine_marks(first) == []
+        if k % 5 == 4:
+            again = request(prompt, "{bad", "again", system=None)
+            retries.append(engine_marks(allocator.apply(again, AUTO, call_site="x", now=k * 100.0 + 30)))
+    assert retries[-1] == [], "the shared head's long run says nothing about how often prompts repeat"

@@ -15,8 +15,9 @@ Candidates come in priority order: when the 4 slots run out, the first ones win.
    there and is alive; a write only where the break-even says so (a prefix
    merely *sent* before is no cache entry: writing it on its second use pays
    only if a third use is likely);
-4. in a growing conversation, the previous turn's end, when the newest turn added
-   20 positions or more (the lookback from the last block would not find it).
+4. in a growing conversation, the previous turn's end, when an entry was written
+   there and the newest turn added 20 positions or more (the lookback from the
+   last block would not find it).
 
 A one-off prompt (no shared part, never seen) gets nothing: it would pay the write
 premium for an entry nobody reads.
@@ -331,7 +332,8 @@ def auto_candidates(view: RequestView, ev: Evidence, existing: list[int]) -> lis
             marks.append(index)
             break
     prev = view.anchors.previous_turn_end
-    if view.anchors.growing and prev is not None and not _covered(prev, marks, view.lookback):
+    wrote = prev is not None and ev.is_written(prev)  # else there is no entry to reach
+    if view.anchors.growing and prev is not None and wrote and not _covered(prev, marks, view.lookback):
         out.append(
             Candidate(
                 prev,

@@ -10,9 +10,10 @@ caches by:
 - which prefixes were *written* (a marker sat on them in a request that went
   out) and until when that entry lives: only those can be read back; a prefix
   that was merely sent before is no cache entry;
-- how runs grow: of the prefixes whose run reached ``k`` sightings, how many
-  reached ``k + 1`` (the chance that one more sighting follows, which the
-  break-even of a write needs);
+- how runs grow: of the prompts (prefixes a request ended at, not the shared
+  heads every request starts with) whose run reached ``k`` sightings, how many
+  reached ``k + 1``, alone or as the start of a longer prompt (the chance that
+  one more sighting follows, which the break-even of a write needs);
 - the gaps between a prefix's sightings, which ``ttl: auto`` weighs against the
   model's prices.
 
@@ -46,6 +47,8 @@ class _Seen:
     last: float
     run: int = 1
     written_until: float | None = None
+    #: Whether a request ended here: a whole prompt, not only a shared head.
+    ended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,20 +186,24 @@ class ReuseTracker:
             site = self._site(call_site)
             if site.requests[1] is None or site.requests[1] < now:
                 site.requests = (site.requests[1], now)
-            longest: tuple[float, int] | None = None
+            longest: float | None = None
+            prompt_run: int | None = None
             new_last = False
             for i, digest in enumerate(digests):
                 entry = site.seen.pop(digest, None)
                 if entry is None:
-                    site.seen[digest] = _Seen(None, now)
+                    entry = site.seen[digest] = _Seen(None, now)
                     new_last = i == len(digests) - 1
-                    continue
-                if entry.last < now:
+                elif entry.last < now:
                     gap = now - entry.last
                     entry.run = min(MAX_RUN, entry.run + 1) if gap < horizon else 1
                     entry.previous, entry.last = entry.last, now
-                    longest = (gap, entry.run)
+                    longest = gap
+                    if entry.ended:  # a whole earlier prompt, sent again (alone or as a start)
+                        prompt_run = entry.run
                 site.seen[digest] = entry
+                if i == len(digests) - 1:
+                    entry.ended = True
             for position, ttl_s in written:
                 entry = site.seen.get(digests[position])
                 if entry is not None:
@@ -206,9 +213,9 @@ class ReuseTracker:
             if new_last:
                 site.reached[1] += 1
             if longest is not None:
-                site.gaps.append((now, longest[0]))
-                if longest[1] > 1:
-                    site.reached[longest[1]] += 1
+                site.gaps.append((now, longest))
+            if prompt_run is not None and prompt_run > 1:
+                site.reached[prompt_run] += 1
 
     def is_written(self, call_site: str, digest: bytes, now: float) -> bool:
         """Whether an entry this site wrote at ``digest`` is alive at ``now``."""
