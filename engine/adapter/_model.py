@@ -66,6 +66,14 @@ def _config_metadata(config: RunnableConfig | None) -> Mapping[str, Any] | None:
     return ensure_config(config).get("metadata")
 
 
+def _answered_usage(output: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The response's ``usage``, with the API's ``cache_miss_reason`` (cache-miss
+    diagnostics, when the request asked for them) carried along for the cache doctor."""
+    usage = (output or {}).get("usage")
+    reason = ((output or {}).get("diagnostics") or {}).get("cache_miss_reason")
+    return {**usage, "cache_miss_reason": reason} if usage and reason else usage
+
+
 def _stream_usage(total: UsageMetadata | None) -> dict[str, Any] | None:
     """An API-shaped ``usage`` rebuilt from the summed stream chunks' ``usage_metadata``."""
     if total is None:
@@ -200,7 +208,7 @@ class PolicyHooks:
         run.pool_plan()
         with active(run):
             result = direct(messages, stop, run_manager, **kwargs)
-        run.finish((result.llm_output or {}).get("usage"))
+        run.finish(_answered_usage(result.llm_output))
         return result
 
     async def _agenerate(
@@ -227,7 +235,7 @@ class PolicyHooks:
                 return pooled
         with active(run):
             result = await direct(messages, stop, run_manager, **kwargs)
-        run.finish((result.llm_output or {}).get("usage"))
+        run.finish(_answered_usage(result.llm_output))
         return result
 
     def _stream(

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.ledger._record import epoch_ns
 from engine.providers.anthropic.capabilities import capabilities
 
 __all__ = ["CAUSES", "Miss", "diagnose"]
@@ -70,9 +71,7 @@ class Miss:
 
 
 def _epoch(stamp: str) -> float:
-    from engine.telemetry._otel import _epoch_ns
-
-    return _epoch_ns(stamp) / 1e9
+    return epoch_ns(stamp) / 1e9
 
 
 def _sent(record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -3,10 +3,13 @@
 - Text: ``echo: `` + the first 64 characters of the last user text, then filler
   words chosen by a hash of that text, up to a length (16..63 tokens) that is also
   derived from it. Same request, same reply.
-- A forced ``tool_choice`` (``tool`` or ``any``): one ``tool_use`` whose input is a
-  deterministic instance of the tool's ``input_schema``. With ``auto`` (the
-  default) a tool is called when the last user text names it and the turn is not
-  already a tool result; otherwise the reply is text.
+- Thinking (enabled / adaptive): a signed ``thinking`` block first, within the
+  budget; the documented trigger string gives ``redacted_thinking``.
+- A forced ``tool_choice`` (``tool`` or ``any``): one ``tool_use`` (fresh id) whose
+  input is a deterministic instance of the tool's ``input_schema``, built within
+  ``max_tokens``; a forced web search / fetch answers the server tool's blocks. With
+  ``auto`` (the default) a tool is called when the last user text names it and the
+  turn is not already a tool result; otherwise the reply is text.
 - ``output_config.format`` json_schema: the text is a JSON instance of the schema.
 - ``max_tokens`` cuts the text at ``max_tokens * 4`` bytes (``stop_reason:
   max_tokens``); a stop sequence found in the text ends it there.
@@ -107,6 +110,7 @@ def _cut(text: str, max_tokens: int) -> str:
 _SERVER_TOOLS = ("web_search_", "web_fetch_", "code_execution_", "tool_search_tool_")
 #: Inputs of the Anthropic-defined client tools (no ``input_schema`` of their own).
 _CLIENT_TOOL_INPUTS = {"bash_": {"command": "ls"}, "text_editor_": {"command": "view", "path": "/tmp"}}
+_REDACT_TRIGGER = "ANTHROPIC_MAGIC_STRING_TRIGGER_REDACTED_THINKING_"
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -130,7 +134,8 @@ def _tool_to_call(req: Prepared, prompt: str) -> dict[str, Any] | None:
     if choice != "auto" or after_tool:
         return None
     lowered = prompt.lower()
-    return next((t for t in tools if str(t.get("name", "")).lower() in lowered), None)
+    named = [t for t in tools if isinstance(t.get("name"), str) and t["name"]]
+    return next((t for t in named if t["name"].lower() in lowered), None)
 
 
 def _tool_input(tool: dict[str, Any], prompt: str, budget: int) -> tuple[Any, bool]:
@@ -183,6 +188,9 @@ def _thinking(req: Prepared, prompt: str) -> tuple[dict[str, Any] | None, int]:
     if req.thinking == "adaptive" and effort == "low":
         return None, 0  # adaptive thinking may skip thinking on easy, low-effort turns
     budget = thinking_budget(req.params, req.max_tokens)
+    if _REDACT_TRIGGER in prompt:  # the documented way to make the API redact its thinking
+        data = base64.b64encode(hashlib.sha256(prompt.encode()).digest() * 4).decode()
+        return {"type": "redacted_thinking", "data": data}, text_tokens(data)
     text = _cut("Thinking about: " + _filler_text(prompt), budget)
     tokens = text_tokens(text)
     shown = "" if (req.params.get("thinking") or {}).get("display") == "omitted" else text
@@ -278,7 +286,7 @@ def build_message(req: Prepared, cache: CacheOutcome, tier: str) -> dict[str, An
     fetches = sum(1 for b in content if b["type"] == "server_tool_use" and b["name"] == "web_fetch")
     if searches or fetches:
         usage["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": fetches}
-    return {
+    message = {
         "id": "msg_" + secrets.token_hex(12),
         "type": "message",
         "role": "assistant",
@@ -288,3 +296,20 @@ def build_message(req: Prepared, cache: CacheOutcome, tier: str) -> dict[str, An
         "stop_sequence": stop_sequence,
         "usage": usage,
     }
+    if req.params.get("context_management") is not None:
+        message["context_management"] = {"applied_edits": []}  # nothing to clear at these sizes
+    if req.params.get("container") is not None or _uses_container(req):
+        message["container"] = {
+            "id": "container_" + secrets.token_hex(12),
+            "expires_at": "2099-01-01T00:00:00Z",
+        }
+    return message
+
+
+def _uses_container(req: Prepared) -> bool:
+    """Code execution and skills run in a container the response names."""
+    return any(
+        str(t.get("type", "")).startswith("code_execution_")
+        for t in req.params.get("tools") or []
+        if isinstance(t, dict)
+    )

@@ -85,5 +85,8 @@ def sse_events(message: dict[str, Any]) -> Iterator[bytes]:
         for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
     }
     delta = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
-    yield _event("message_delta", {"type": "message_delta", "delta": delta, "usage": final_usage})
+    closing: dict[str, Any] = {"type": "message_delta", "delta": delta, "usage": final_usage}
+    if "context_management" in message:
+        closing["context_management"] = message["context_management"]
+    yield _event("message_delta", closing)
     yield _event("message_stop", {"type": "message_stop"})

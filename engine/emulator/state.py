@@ -19,6 +19,7 @@ from engine.emulator.billing import Billing
 from engine.emulator.cache import CacheOutcome, ItemAccess, PromptCache
 from engine.emulator.clock import Clock
 from engine.emulator.config import EmulatorConfig
+from engine.emulator.diagnostics import Diagnoser, Fingerprint, check_diagnostics
 from engine.emulator.errors import ApiError, invalid_request
 from engine.emulator.reply import build_message
 from engine.emulator.validate import Prepared, prepare
@@ -43,6 +44,7 @@ class EmulatorState:
         self._caches: dict[str, PromptCache] = {}
         self._log: deque[dict[str, Any]] = deque(maxlen=self.config.requests_log_size)
         self._reset_hooks: list[Callable[[], None]] = []
+        self._diagnoser = Diagnoser()
 
     # -- the message path ---------------------------------------------------------------
 
@@ -64,11 +66,22 @@ class EmulatorState:
         if not isinstance(params, dict):
             raise invalid_request("body: Input should be a valid dictionary")
         prepared = prepare(params, tier=tier)
+        previous = check_diagnostics(params)
         with self.lock:
             now = self.clock.now()
             ready_at = now + (self.config.latency_s if tier == "standard" else 0.0)
             outcome = self._cache(api_key).apply(prepared, now, ready_at, access)
             message = build_message(prepared, outcome, tier)
+            fingerprint = Fingerprint.of(prepared, outcome.read + outcome.write)
+            if previous is not False:
+                named = previous if isinstance(previous, str) else None
+                reason = (
+                    None
+                    if named is None
+                    else self._diagnoser.reason(api_key, named, fingerprint, outcome.read)
+                )
+                message["diagnostics"] = None if reason is None else {"cache_miss_reason": reason}
+            self._diagnoser.remember(api_key, message["id"], fingerprint)
             billed = _billed_usage(prepared, outcome, message, tier)
             self.billing.add(api_key, prepared.info, billed, tier)
             self.log_request(tier, params, message["usage"], api_key=api_key, ts=now)
@@ -137,6 +150,7 @@ class EmulatorState:
         """Forget caches, billing, the log and clock offset; reseed the RNG."""
         with self.lock:
             self._caches.clear()
+            self._diagnoser = Diagnoser()
             self.billing = Billing()
             self._log = deque(maxlen=self.config.requests_log_size)
             self.clock.reset()

@@ -27,7 +27,8 @@ _DATED = re.compile(r"-\d{8}$")
 __all__ = ["Prepared", "prepare"]
 
 _TTLS = ("5m", "1h")
-_ROLES = ("user", "assistant")
+_ROLES = ("user", "assistant", "system")  # role "system" messages: the beta API takes them
+_UNNAMED_TOOLS = ("mcp_toolset",)
 _TOOL_CHOICES = ("auto", "any", "tool", "none")
 
 
@@ -145,7 +146,7 @@ def _check_messages(messages: Any) -> None:
         if not isinstance(message, dict):
             raise invalid_request(f"messages.{i}: Input should be a valid dictionary")
         if message.get("role") not in _ROLES:
-            raise invalid_request(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+            raise invalid_request(f"messages.{i}.role: Input should be 'user', 'assistant' or 'system'")
         if "content" not in message:
             raise invalid_request(f"messages.{i}.content: Field required")
         _check_content(f"messages.{i}.content", message["content"])
@@ -189,6 +190,8 @@ def _check_tools(tools: Any) -> dict[str, dict[str, Any]]:
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict):
             raise invalid_request(f"tools.{i}: Input should be a valid dictionary")
+        if tool.get("type") in _UNNAMED_TOOLS:
+            continue  # a toolset names no single tool (its server's tools are called by their names)
         if not isinstance(tool.get("name"), str):
             raise invalid_request(f"tools.{i}.name: Field required")
         if tool.get("type", "custom") == "custom" and not isinstance(tool.get("input_schema"), dict):

@@ -10,6 +10,7 @@ have shared a cache entry written at position ``i``.
 
 from __future__ import annotations
 
+import calendar
 import os
 import time
 from dataclasses import dataclass, field, fields
@@ -23,6 +24,7 @@ __all__ = [
     "MarkerRecord",
     "PolicyRef",
     "PrefixBlock",
+    "epoch_ns",
     "new_decision_id",
     "prefix_blocks",
     "utc_now",
@@ -57,6 +59,13 @@ def utc_now(at: float | None = None) -> str:
     if whole != _second[0]:
         _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
     return f"{_second[1]}.{int((now - whole) * 1000):03d}Z"
+
+
+def epoch_ns(stamp: str) -> int:
+    """The inverse of :func:`utc_now`: ``2026-11-25T05:01:02.123Z`` in nanoseconds since the epoch."""
+    whole, _, frac = stamp.rstrip("Z").partition(".")
+    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    return seconds * 1_000_000_000 + int((frac or "0").ljust(9, "0")[:9])
 
 
 @dataclass(frozen=True, slots=True)

@@ -309,7 +309,15 @@ class RedisPool:
                 if entry is not None:
                     buffer.add(entry)
             if start == "0-0":
-                return
+                break
+        await self._forget_consumers(stream)
+
+    async def _forget_consumers(self, stream: str) -> None:
+        """Earlier flushers hold nothing now (their entries were just claimed): drop their names."""
+        for consumer in await self.redis.xinfo_consumers(stream, scripts.GROUP):
+            name = _text(consumer.get("name", b""))
+            if name and name != self.owner and int(consumer.get("pending", 0)) == 0:
+                await self.redis.xgroup_delconsumer(stream, scripts.GROUP, name)
 
     async def _read(self, stream: str, buffer: _Buffer) -> None:
         wait_ms = buffer.due_ms() - time.time() * 1000

@@ -12,13 +12,13 @@ for backends that still read it.
 
 from __future__ import annotations
 
-import calendar
 import importlib.metadata
-import time
 from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from engine.ledger._record import epoch_ns
 
 __all__ = ["OtelInstruments", "span_attributes"]
 
@@ -86,13 +86,6 @@ def span_attributes(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _epoch_ns(stamp: str) -> int:
-    """``2026-11-25T05:01:02.123Z`` (the record's time) in nanoseconds since the epoch."""
-    whole, _, frac = stamp.rstrip("Z").partition(".")
-    seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
-    return seconds * 1_000_000_000 + int((frac or "0").ljust(9, "0")[:9])
-
-
 def _version() -> str:
     try:
         return importlib.metadata.version("llm-policy")
@@ -137,8 +130,8 @@ class OtelInstruments:
 
     def observe(self, record: dict[str, Any]) -> None:
         attributes = span_attributes(record)
-        end = _epoch_ns(record["time"]) + int((record.get("latency_ms") or 0.0) * 1e6)
-        start = _epoch_ns(record["time"])
+        end = epoch_ns(record["time"]) + int((record.get("latency_ms") or 0.0) * 1e6)
+        start = epoch_ns(record["time"])
         span = self.tracer.start_span(
             f"chat {record['model']}", kind=SpanKind.CLIENT, attributes=attributes, start_time=start
         )

@@ -408,3 +408,62 @@ async def test_a_damaged_journal_sends_calls_direct_unchanged(
     assert [m.content for m in [*answers, *batched]] == [expected] * 3
     assert set(_tiers(anthropic_env)) == {"standard"}
     assert sum("batch service unusable" in r.getMessage() for r in caplog.records) == 1
+
+
+@session_loop
+async def test_engine_aclose_is_bounded_and_answers_every_caller(
+    engine: PolicyEngine, anthropic_env: Any
+) -> None:
+    """A batch that will not end before shutdown: aclose returns, the caller gets a clear error."""
+    import inspect
+
+    from engine.providers.anthropic.batches import BatchItemError
+
+    assert inspect.signature(PolicyEngine.aclose).parameters["timeout"].default is not None
+    anthropic_env.state.config.update({"batch_latency_s": 3600.0})
+    _, llm = _models(engine)
+    calls = [asyncio.ensure_future(llm.ainvoke(f"slow {i}", config=POOLED)) for i in range(3)]
+    while engine.batches().batches_created == 0:  # the pool of 3 is full: its batch is out
+        await asyncio.sleep(0.02)
+    await engine.aclose(timeout=0.2)
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(o, BatchItemError) and o.failure == "closed" for o in outcomes), outcomes
+
+
+@session_loop
+async def test_journal_waits_never_block_the_event_loop(anthropic_env: Any, tmp_path: Path) -> None:
+    """Another process holds the journal locked: while the engine waits for it, the loop keeps running."""
+    import sqlite3
+    import time
+
+    from tests.adapter.conftest import policy_text
+
+    (tmp_path / "policy.yaml").write_text(policy_text(rules=RULES), encoding="utf-8")
+    engine = PolicyEngine.from_file(
+        tmp_path / "policy.yaml", state=f"sqlite:///{tmp_path}/s.db", decision_log=None
+    )
+    _, llm = _models(engine)
+    engine.batches().journal._db.execute("PRAGMA busy_timeout=1000")
+    holder = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.01)
+
+    beat = asyncio.ensure_future(ticker())
+    try:
+        started = time.monotonic()
+        answer = await llm.ainvoke("while locked", config=POOLED)
+        waited = time.monotonic() - started
+    finally:
+        beat.cancel()
+        holder.execute("ROLLBACK")
+        holder.close()
+    await engine.aclose()
+    assert answer.content
+    assert waited >= 0.9, "the journal was waited for"
+    during = [t for t in ticks if started <= t <= started + waited]
+    assert len(during) >= 20, f"the event loop ran {len(during)} times in {waited:.1f} s of journal waiting"

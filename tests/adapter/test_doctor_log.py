@@ -44,3 +44,17 @@ def test_log_names_cold_invalidated_and_expired_misses(
     assert "5m entry expired" in records[3]["cache_miss"]["detail"]
     assert all(r["cache_miss"]["cost_usd"] > 0 for r in records[2:])
     assert main(["doctor", "--log", str(tmp_path / "decisions.jsonl")]) == 0
+
+
+def test_the_apis_own_cache_miss_reason_is_used_when_given(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any, tmp_path: Path
+) -> None:
+    engine = make_engine(rules=RULES)
+    llm = wrap_factory(get_generator_model, engine)("anthropic", ai_model_config(models="claude-sonnet-4-6"))
+    site = {"metadata": {"call_site": "chat.agent.complete"}}
+    first = llm.invoke([("system", SYSTEM), ("user", "Business class?")], config=site)
+    asking = llm.bind(extra_body={"diagnostics": {"previous_message_id": first.response_metadata["id"]}})
+    asking.invoke([("system", SYSTEM + " Be brief."), ("user", "Business class?")], config=site)
+    engine.log.flush()
+    miss = decisions(tmp_path)[-1]["cache_miss"]
+    assert miss["cause"] == "api" and "system_changed" in miss["detail"]

@@ -258,3 +258,10 @@ def test_interleaved_conversations_are_told_apart() -> None:
     )
     miss = doctor.observe(edited)
     assert miss is not None and miss.cause == "prefix-changed"
+
+
+def test_record_times_read_back_to_the_millisecond() -> None:
+    from engine.ledger._record import epoch_ns, utc_now
+
+    assert epoch_ns(utc_now(1796151079.25)) == 1796151079250000000
+    assert epoch_ns("2026-11-25T05:00:00Z") == epoch_ns("2026-11-25T05:00:00.000Z")

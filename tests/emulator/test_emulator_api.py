@@ -276,7 +276,7 @@ def test_sdk_parse_with_a_pydantic_output_format(emulator: Any) -> None:
             {"model": MODEL, "max_tokens": 5, "messages": [{"role": "robot", "content": "x"}]},
             400,
             "invalid_request_error",
-            "messages.0.role: Input should be 'user' or 'assistant'",
+            "messages.0.role: Input should be 'user', 'assistant' or 'system'",
         ),
         (
             {

@@ -315,3 +315,58 @@ def test_sdk_raises_bad_request_for_a_refusal(emulator: Any) -> None:
     with pytest.raises(anthropic.BadRequestError) as err:
         sync_client(emulator).messages.create(**body(model="claude-3-haiku-20240307", max_tokens=5000))  # type: ignore[arg-type]
     assert "maximum allowed number of output tokens" in err.value.body["error"]["message"]  # type: ignore[index]
+
+
+def test_beta_shapes_a_peer_suite_needs(emulator: Any) -> None:
+    """Redacted thinking on the documented trigger, context_management and container echoed,
+    an MCP toolset without a name, role "system" messages of the beta API."""
+    client = sync_client(emulator)
+    trigger = "ANTHROPIC_MAGIC_STRING_TRIGGER_REDACTED_THINKING_46C9A13E"
+    redacted = client.messages.create(
+        **body(trigger, model="claude-3-7-sonnet-latest", thinking={"type": "enabled", "budget_tokens": 1024})  # type: ignore[arg-type]
+    )
+    assert redacted.content[0].type == "redacted_thinking" and redacted.content[0].data  # type: ignore[union-attr]
+    managed = client.beta.messages.create(
+        **body(context_management={"edits": [{"type": "clear_thinking_20251015"}]}),  # type: ignore[arg-type]
+        betas=["context-management-2025-06-27"],
+    )
+    assert managed.context_management is not None and managed.context_management.applied_edits == []
+    state = EmulatorState()
+    toolset = {"type": "mcp_toolset", "mcp_server_name": "docs"}
+    turns = [{"role": "user", "content": "what time is it?"}, {"role": "system", "content": "be brief"}]
+    assert state.run_message("k", body(tools=[toolset], messages=turns))["type"] == "message"
+    executed = state.run_message(
+        "k", body(tools=[{"type": "code_execution_20250825", "name": "code_execution"}])
+    )
+    assert executed["container"]["id"].startswith("container_")
+
+
+@pytest.mark.parametrize(
+    ("model", "read_multiplier"),
+    [
+        ("claude-opus-5-5", 0.05),
+        ("claude-fable-5-1", 0.025),
+        ("claude-mythos-5-1", 0.025),
+        ("claude-sonnet-4-6", 0.1),
+    ],
+)
+def test_the_read_multiplier_is_per_model_and_billed(model: str, read_multiplier: float) -> None:
+    """ANTHROPIC.md, "Later facts": cache reads are not always 0.1x; every multiplier is per model."""
+    from engine.providers.anthropic.capabilities import capabilities
+
+    prices = capabilities().model(model).prices
+    assert prices.cache_read == pytest.approx(prices.input * read_multiplier)
+    state = EmulatorState()
+    params = body(
+        model=model, system=[{"type": "text", "text": "r " * 4000, "cache_control": {"type": "ephemeral"}}]
+    )
+    state.run_message("k", params)
+    before = state.billing.snapshot("k")["cost_usd"]
+    usage = state.run_message("k", params)["usage"]
+    paid = state.billing.snapshot("k")["cost_usd"] - before
+    expected = (
+        usage["cache_read_input_tokens"] * prices.cache_read
+        + usage["input_tokens"] * prices.input
+        + usage["output_tokens"] * prices.output
+    ) / 1e6
+    assert usage["cache_read_input_tokens"] == 2000 and paid == pytest.approx(expected)

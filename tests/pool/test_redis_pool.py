@@ -139,6 +139,8 @@ async def test_flusher_that_stops_is_replaced_and_nothing_is_taken_twice(redis_u
         await second.put("k900", max_wait_s=0.2)  # second now serves the pool and takes over
         await _until(lambda: sum(_taken(nodes).values()) == 7)
         assert first.flushed == []  # the dead leader's read entries were claimed (XAUTOCLAIM)
+        consumers = await second.pool.redis.xinfo_consumers(second.pool._key(POOL, "s"), "flushers")
+        assert [c["name"] for c in consumers] == [second.lease.owner.encode()]  # the dead one's name dropped
         assert max(_taken(nodes).values()) == 1
         assert set(_taken(nodes)) == {*(f"k{i:03d}" for i in range(6)), "k900"}
     finally:

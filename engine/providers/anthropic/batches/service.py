@@ -72,7 +72,7 @@ __all__ = ["CLIENT_OPTIONS", "Answer", "BatchService"]
 logger = logging.getLogger("llm_policy.batches")
 
 RESULT_CHUNK = 500  # result lines written to the journal per transaction
-RESULT_STREAM_ATTEMPTS = 5
+RESULT_STREAM_ATTEMPTS = 20  # reads in a row that bring no new line before the batch is left to a resume
 RECONCILE_ATTEMPTS = 30
 DEFAULT_DEDUPE_WINDOW_S = 600.0
 #: How long after an ambiguous create the service keeps looking for the batch before sending again.
@@ -570,15 +570,20 @@ class _Worker(SharedPool):
     ) -> list[Failure]:
         remaining = dict(members)
         failed: list[Failure] = []
-        for attempt in range(RESULT_STREAM_ATTEMPTS):
+        fruitless = 0  # reads in a row that got no new line
+        delay = self.poll_interval
+        while True:
+            before = len(remaining)
             try:
                 await self._stream(batches, batch_id, remaining, failed)
                 break
             except Exception as exc:  # connection cut mid-stream, 5xx: read again, the journal has the rest
-                if attempt == RESULT_STREAM_ATTEMPTS - 1:
+                fruitless = 0 if len(remaining) < before else fruitless + 1
+                if fruitless >= RESULT_STREAM_ATTEMPTS:
                     raise
                 logger.info("reading results of %s: %r; reading again", batch_id, exc)
-                await asyncio.sleep(retry_after_s(exc) or self.poll_interval)
+                await asyncio.sleep(retry_after_s(exc) or delay)
+                delay = min(delay * 1.5, self.max_poll_interval)
         failed.extend(
             Failure(h, "missing", f"absent from the results of {batch_id}") for h in remaining.values()
         )
