@@ -86,11 +86,24 @@ async def test_batches_that_rarely_read_go_without_markers_and_without_a_warm(
     assert "cache_control" not in str([e["body"] for e in seen])
 
 
+PLAN_MISSES_COLD_BATCHES = pytest.mark.xfail(
+    strict=True,
+    reason="known gap: when batch items read nothing, the plan still prices the reads the policy "
+    "would have placed (predicts 0.0622 against a bill of 0.0661, 6% low)",
+)
+
+
 @session_loop
-@pytest.mark.parametrize("rate", [0.3, 1.0])
+@pytest.mark.parametrize("rate", [pytest.param(0.0, marks=PLAN_MISSES_COLD_BATCHES), 1.0])
 async def test_plan_on_the_decision_log_predicts_the_bill_and_report_matches_it(
     make_engine: Callable[..., PolicyEngine], anthropic_env: Any, tmp_path: Path, rate: float
 ) -> None:
+    """The plan replays the log to within 2% of the bill where the emulator's reads are certain.
+
+    At a rate strictly between 0 and 1 each of these 24 items draws whether it reads, so
+    the bill is one sample (it spread by 6% over six runs at 0.3) while the plan predicts
+    an expectation: that is not asserted on a sample this small.
+    """
     import httpx
 
     from engine.plan import plan_policy, read_trace, savings_report
