@@ -180,7 +180,13 @@ def test_messages_changed_and_ttl_expiry() -> None:
 
 
 def test_diagnostics_parse_with_the_sdk(emulator: Any) -> None:
+    import inspect
+
+    import anthropic
+
     client = sync_client(emulator)
+    if "diagnostics" not in inspect.signature(client.messages.create).parameters:
+        pytest.skip(f"anthropic {anthropic.__version__} predates the cache-miss diagnostics beta")
     first = client.messages.create(**_params(system=SYSTEM))  # type: ignore[arg-type]
     second = client.messages.create(
         **_params(system=SYSTEM[:0] or "plain", diagnostics={"previous_message_id": first.id})
