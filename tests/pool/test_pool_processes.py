@@ -25,7 +25,7 @@ from procs import answers, billed, finish_leftovers, spawn
 from engine.emulator.server import run_emulator
 
 # With redis-py 5.x (PipesHub's pin, the lowest CI leg) producer processes of this module were
-# seen to never answer (240 s time-outs; the same tests pass on redis-py 6 and 7): an open
+# seen to never answer (240 s time-outs; the same tests pass on redis-py 8): an open
 # defect of the Redis pool on that client, skipped there with this reason rather than hanging.
 pytestmark = pytest.mark.skipif(
     int(redis.__version__.split(".")[0]) < 6,
