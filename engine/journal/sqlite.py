@@ -109,17 +109,50 @@ class SqliteJournal:
                 str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_s
             )
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._wal(busy_timeout_s)
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open the batch journal at {path}: {exc}") from exc
+
+    def _wal(self, wait_s: float) -> None:
+        """Switch the file to WAL, waiting out a neighbour doing the same.
+
+        Changing the journal mode does not go through SQLite's busy handler: a process opening
+        the file while another one switches it gets "database is locked" at once.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _migrate(self) -> None:
+        """Create or upgrade the schema in one write transaction.
+
+        Services started together open the same file at the same instant; holding the write
+        lock while reading the columns means exactly one of them adds a missing column and the
+        others see it added, instead of failing on "duplicate column name".
+        """
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
             have = {row["name"] for row in self._db.execute("PRAGMA table_info(batch_items)")}
             for name, kind in _ADDED.items():
                 if name not in have:
                     self._db.execute(f"ALTER TABLE batch_items ADD COLUMN {name} {kind}")
                     if name == "sent_at":  # an older version may have sent its pending rows
                         self._db.execute("UPDATE batch_items SET sent_at=updated_at WHERE state='pending'")
-        except (OSError, sqlite3.Error) as exc:
-            raise JournalError(f"cannot open the batch journal at {path}: {exc}") from exc
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     # -- plumbing ----------------------------------------------------------------------
 

@@ -140,3 +140,48 @@ def test_a_journal_written_before_ownership_opens_and_its_pending_rows_count_as_
     [row] = journal.take_over(OWNER)
     assert (row.request_hash, row.sent_at, row.owner) == ("h1", 7.0, "me")
     journal.close()
+
+
+#: A child that waits for the starting gun, then opens the journal (imports only the journal).
+_OPENER = """
+import os, sys, time
+from engine.journal.sqlite import SqliteJournal
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.001)
+SqliteJournal(sys.argv[1]).close()
+"""
+
+
+@pytest.mark.parametrize("old_file", [False, True], ids=["new file", "older file"])
+def test_processes_opening_one_journal_at_once_all_open_it(tmp_path: Path, old_file: bool) -> None:
+    """PipesHub starts several services from one folder at the same moment: every one of them
+    must open the shared journal, none may fail on another's schema change."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    for attempt in range(3):
+        path, gun = tmp_path / f"shared{attempt}.db", tmp_path / f"go{attempt}"
+        if old_file:
+            db = sqlite3.connect(path)
+            db.execute(
+                "CREATE TABLE batch_items (request_hash TEXT PRIMARY KEY, custom_id TEXT NOT NULL, "
+                "credential TEXT NOT NULL, base_url TEXT NOT NULL, state TEXT NOT NULL, "
+                "attempts INTEGER NOT NULL DEFAULT 0, batch_id TEXT, call_site TEXT, "
+                "retries INTEGER NOT NULL DEFAULT 3, on_failure TEXT NOT NULL DEFAULT 'direct', params TEXT, "
+                "result TEXT, error TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL)"
+            )
+            db.commit()
+            db.close()
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-c", _OPENER, str(path), str(gun)], stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(8)
+        ]
+        time.sleep(0.3)  # every child is waiting at the gun
+        gun.touch()
+        failures = [err for err in (worker.communicate(timeout=60)[1] for worker in workers) if err]
+        assert failures == []
+        columns = {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(batch_items)")}
+        assert {"owner", "lease_expires", "sent_at"} <= columns
