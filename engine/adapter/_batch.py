@@ -86,6 +86,8 @@ def _result(model: Any, answer: Answer, run: CallRun) -> ChatResult:
     if not answer.paid_here:
         run.note("batch: the same request was answered once already, not paid again")
         usage = None
+        # a cost and no usage: answered without a request (report and plan bill it 0)
+        run.record.cost = {"realized_usd": 0.0, "counterfactual_usd": 0.0, "saved_usd": 0.0}
     run.finish(usage.model_dump() if usage is not None else None, batch_id=answer.batch_id)
     return result
 

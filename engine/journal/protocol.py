@@ -122,6 +122,10 @@ class JournalEntry:
     owner: str | None = None
     lease_expires: float = 0.0
     sent_at: float | None = None
+    #: A row pooled across processes (Redis): requests in the batch it left in, and how
+    #: long it waited in the pool (ms). None elsewhere.
+    pool_fill: int | None = None
+    pool_wait_ms: float | None = None
 
     @property
     def final(self) -> bool:

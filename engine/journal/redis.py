@@ -66,6 +66,8 @@ def row_to_entry(digest: str, f: dict[str, str], *, with_params: bool = True) ->
         created_at=float(f.get("created_at", 0)), updated_at=float(f.get("updated_at", 0)),
         owner=f.get("owner"), lease_expires=float(f.get("lease_expires", 0)),
         sent_at=float(f["sent_at"]) if f.get("sent_at") else None,
+        pool_fill=int(f["pool_fill"]) if f.get("pool_fill") else None,
+        pool_wait_ms=float(f["pool_wait_ms"]) if f.get("pool_wait_ms") else None,
     )  # fmt: skip
 
 

@@ -13,6 +13,7 @@ placement reads the stand-in, billing uses the record's own counts.)
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from typing import Any
 
@@ -116,38 +117,68 @@ def _pool(decision: Decision) -> tuple[int, float] | None:
     return None if plan is None else (int(plan.max_requests), float(plan.max_wait_s))
 
 
-def policy_placer(compiled: Any, *, batch_hit_rate: float = 0.64) -> Placer:
-    """Markers and batching as the engine would apply ``compiled`` (a CompiledPolicy).
+class _PolicyPlacer:
+    """The engine's placement under a compiled policy, learning batch hit rates as it does.
 
-    ``batch_hit_rate`` stands for the hit rate the engine learns per call site from
-    its batches' usage: batch items are marked only where it pays.
+    Batch items are marked only where the expected hit rate pays. That rate is fixed
+    when given, else it is the engine's own per-site estimate
+    (:class:`~engine.providers.anthropic.caching.BatchHitRates`, same prior), fed by
+    the replay with each marked item's draw once its answer would have come back.
     """
-    from engine.evaluate import evaluate
-    from engine.providers.anthropic.caching import BreakpointAllocator
 
-    allocators: dict[str, BreakpointAllocator] = {}
+    def __init__(self, compiled: Any, batch_hit_rate: float | None) -> None:
+        from engine.providers.anthropic.caching import BatchHitRates, BreakpointAllocator
 
-    def place(record: TraceRecord) -> Placement:
+        self._compiled = compiled
+        self._fixed = batch_hit_rate
+        self._rates = BatchHitRates()
+        self._pending: list[tuple[float, int, str, float]] = []
+        self._allocators: dict[str, BreakpointAllocator] = {}
+
+    def observe(self, call_site: str, hit: float, at: float) -> None:
+        heapq.heappush(self._pending, (at, len(self._pending), call_site, hit))
+
+    def _rate(self, call_site: str, now: float) -> float:
+        while self._pending and self._pending[0][0] <= now:
+            _at, _n, site, hit = heapq.heappop(self._pending)
+            self._rates.observe(site, hit)
+        return self._rates.rate(call_site) if self._fixed is None else self._fixed
+
+    def __call__(self, record: TraceRecord) -> Placement:
+        from engine.evaluate import evaluate
+        from engine.providers.anthropic.caching import BreakpointAllocator
+
         ctx = CallContext(record.call_site, record.role, record.provider, record.model)
-        decision = evaluate(compiled, ctx)
+        decision = evaluate(self._compiled, ctx)
         if not decision.enabled:
             return caller_placer(record)
         batch = _batched(decision, record)
         pool = _pool(decision) if batch else None
         if decision.cache is None or decision.mode == "shadow":
             return Placement(caller_placer(record).markers, batch, pool)
-        allocator = allocators.setdefault(record.transport, BreakpointAllocator(transport=record.transport))  # type: ignore[arg-type]
+        allocator = self._allocators.setdefault(
+            record.transport,
+            BreakpointAllocator(transport=record.transport),  # type: ignore[arg-type]
+        )
         result = allocator.apply(
             stand_in_payload(record),
             decision.cache,
             call_site=record.call_site,
             now=record.ts,
             batch=batch,
-            hit_rate=batch_hit_rate if batch else 1.0,
+            hit_rate=self._rate(record.call_site, record.ts) if batch else 1.0,
         )
         return Placement(_markers_of(result.payload, record), batch, pool)
 
-    return place
+
+def policy_placer(compiled: Any, *, batch_hit_rate: float | None = None) -> Placer:
+    """Markers and batching as the engine would apply ``compiled`` (a CompiledPolicy).
+
+    Batch items are marked where the batch hit rate pays: ``batch_hit_rate`` when
+    given, else the rate the engine would have learned per call site by then from
+    the replay's own batch items (a :class:`~engine.plan._simulate.Learner`).
+    """
+    return _PolicyPlacer(compiled, batch_hit_rate)
 
 
 def peer_placer(name: str) -> Placer:

@@ -21,7 +21,7 @@ from engine.plan._simulate import (
     replay,
     summarize,
 )
-from engine.plan._trace import TraceRecord
+from engine.plan._trace import TraceRecord, billed
 
 __all__ = ["PlanResult", "plan_policy", "plan_with", "recorded_cost"]
 
@@ -89,7 +89,7 @@ def plan_with(
     baseline = summarize(replay(records, caller_placer, batch_hit_rate=rate))
     # Call sites may share prefixes (an agent's complete and stream calls share the
     # conversation), so the floor is computed once and split by where reads happen.
-    per_site = floor_shares(records)
+    per_site = floor_shares([r for r in records if billed(r)])
     return PlanResult(
         policy=name,
         calls=len(records),
@@ -121,21 +121,22 @@ def plan_policy(
     if batch_hit_rate is None:
         batch_hit_rate = learned_batch_hit_rate(records, lambda: policy_placer(compiled, batch_hit_rate=1.0))
     rate = batch_rate(records, batch_hit_rate)
-    placer = policy_placer(compiled, batch_hit_rate=rate)
-    return plan_with(records, placer, policy.metadata.name, batch_hit_rate=rate)
+    # the placer learns each site's rate from the replay's batch items, from the engine's prior
+    return plan_with(records, policy_placer(compiled), policy.metadata.name, batch_hit_rate=rate)
 
 
 def learned_batch_hit_rate(records: Sequence[TraceRecord], placer: Callable[[], Placer]) -> float | None:
-    """The hit rate of the recorded batch items that had an entry to read.
+    """The hit rate of the recorded batch items that carried a marker and had an entry to read.
 
-    A replay with every read granted finds the batch items that could have read (an
-    entry written before their wave); their recorded usage says which did. Items with
-    nothing to read (a cold batch's first wave) say nothing about the hit model.
+    A replay with every marker placed and every read granted finds the batch items that
+    could have read (an entry written before their wave); their recorded usage says
+    which did. Items with nothing to read (a cold batch's first wave), and items the
+    engine sent without a marker, say nothing about the hit model.
     """
     could = did = 0
-    for call in replay(records, placer(), batch_hit_rate=1.0):
-        usage = (call.record.recorded or {}).get("usage") or {}
-        if usage.get("service_tier") == "batch" and call.usage.cache_read_tokens > 0:
+    for call in replay(records, placer(), batch_hit_rate=1.0, draws=False):
+        reads = (call.record.recorded or {}).get("reads")
+        if reads is not None and call.usage.cache_read_tokens > 0:
             could += 1
-            did += int(int(usage.get("cache_read_input_tokens") or 0) > 0)
+            did += int(bool(reads))
     return did / could if could else None

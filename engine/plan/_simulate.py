@@ -13,14 +13,15 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from engine.plan._trace import TTL, TraceBlock, TraceRecord
+from engine.plan._trace import TTL, TraceBlock, TraceRecord, billed
 from engine.providers.anthropic.cache_accounting import Entry, account, commit
 from engine.providers.anthropic.capabilities import Usage, capabilities
 
 __all__ = [
     "DEFAULT_BATCH_HIT_RATE",
+    "Learner",
     "Placement",
     "Placer",
     "SimulatedCall",
@@ -46,6 +47,18 @@ class Placement:
 
 
 Placer = Callable[[TraceRecord], Placement]
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """A placer that learns, as the engine does, from what its batch items read.
+
+    :func:`replay` reports each batch item that carried a marker: its call site, the
+    chance it read (1 or 0 when the record says, else the expectation) and when the
+    engine would have seen it (when the item's answer came back).
+    """
+
+    def observe(self, call_site: str, hit: float, at: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +142,16 @@ class _Batches:
         self._sizes: dict[str, int] = defaultdict(int)
         self._count = 0
 
-    def place(self, record: TraceRecord, placement: Placement) -> tuple[str, int]:
-        recorded = (record.recorded or {}).get("batch_id")
-        if recorded:
-            key = str(recorded)
+    def place(self, record: TraceRecord, placement: Placement) -> tuple[str, int, float]:
+        """The call's batch, its wave in it, and when its answer comes back.
+
+        A recorded item's answer came back when the log says; a pooled one's is taken
+        as its batch's ``maxWait`` after the batch opened (when a pool sends at the latest).
+        """
+        rec = record.recorded or {}
+        if rec.get("batch_id"):
+            key = str(rec["batch_id"])
+            answered = float(rec.get("answered_ts") or record.ts)
         else:
             max_requests, max_wait = placement.pool or (100, 0.0)
             current = self._open.get(record.tenant)
@@ -140,20 +159,29 @@ class _Batches:
                 self._count += 1
                 current = (f"replay-{self._count}", record.ts, 0)
             key = current[0]
+            answered = current[1] + max_wait
             self._open[record.tenant] = (key, current[1], current[2] + 1)
         position = self._sizes[key]
         self._sizes[key] += 1
-        return key, position // self.wave
+        return key, position // self.wave, answered
 
 
 def replay(
-    records: Iterable[TraceRecord], placer: Placer, *, batch_hit_rate: float = DEFAULT_BATCH_HIT_RATE
+    records: Iterable[TraceRecord],
+    placer: Placer,
+    *,
+    batch_hit_rate: float = DEFAULT_BATCH_HIT_RATE,
+    draws: bool = True,
 ) -> list[SimulatedCall]:
     """Bill every record, in time order, with one prompt cache per tenant.
 
     A batch item reads an entry only if it was written before its wave started, and
     then only with chance ``batch_hit_rate`` (the emulator's and the API's best-effort
     hits inside batches): its cost is the expectation over reading and not reading.
+    Where the record says whether the item read (a decision log's batch item that
+    carried a marker), that is its draw instead (unless ``draws`` is False). A
+    :class:`Learner` placer is told each marked item's draw, as the engine learns
+    its per-site rate from them.
     """
     caps = capabilities()
     lookback = int(caps.limits["cache_lookback_positions"])
@@ -163,6 +191,9 @@ def replay(
     batches = _Batches(int(caps.limits.get("batch_wave_size", 100)))
     out: list[SimulatedCall] = []
     for record in _in_order(records):
+        if not billed(record):  # answered from the journal: no request, no cost, no cache effect
+            out.append(SimulatedCall(record, Usage(), 0.0))
+            continue
         placement = placer(record)
         info = caps.model(record.model)
         store = stores[record.tenant]
@@ -186,19 +217,26 @@ def replay(
         )
         outcome = bill(alive=alive)
         cost = info.cost(_usage(outcome, record, placement), batch_multiplier=caps.multipliers["batch"])
-        if where is not None and outcome.hit >= 0:
-            cold = bill(alive=_never)
-            cold_cost = info.cost(_usage(cold, record, placement), batch_multiplier=caps.multipliers["batch"])
-            cost = batch_hit_rate * cost + (1 - batch_hit_rate) * cold_cost
-            if batch_hit_rate < 0.5:
-                outcome = cold
+        if where is not None:
+            reads = _draw(record, batch_hit_rate) if draws else batch_hit_rate
+            if outcome.hit >= 0:
+                cold = bill(alive=_never)
+                cold_cost = info.cost(
+                    _usage(cold, record, placement), batch_multiplier=caps.multipliers["batch"]
+                )
+                cost = reads * cost + (1 - reads) * cold_cost
+                _teach(placer, record, placement, reads, where[2])
+                if reads < 0.5:
+                    outcome = cold
+            elif _recorded_draw(record) is not None:
+                _teach(placer, record, placement, reads, where[2])
         readable_before = {hashes[pos]: alive(hashes[pos]) for pos, _ttl in outcome.writes}
         commit(store, hashes, outcome, now, ttl_s)
         for pos, _ttl in outcome.writes:
             if where is None:
                 writers.pop(hashes[pos], None)
             elif not readable_before[hashes[pos]]:
-                writers[hashes[pos]] = where  # new to this batch: readable from its next wave
+                writers[hashes[pos]] = where[:2]  # new to this batch: readable from its next wave
         out.append(SimulatedCall(record, _usage(outcome, record, placement), cost))
     return out
 
@@ -227,6 +265,27 @@ def _in_order(records: Iterable[TraceRecord]) -> list[TraceRecord]:
 
 def _never(_digest: bytes) -> bool:
     return False
+
+
+def _teach(placer: Placer, record: TraceRecord, placement: Placement, reads: float, at: float) -> None:
+    """Tell a learning placer what a marked batch item read, as the engine learns it.
+
+    Only items with a recorded draw or something to read are told: a cold batch's
+    first wave says nothing about the hit model (the engine pre-warms what it would miss).
+    """
+    if isinstance(placer, Learner) and any(m is not None for m in placement.markers):
+        placer.observe(record.call_site, reads, at)
+
+
+def _recorded_draw(record: TraceRecord) -> bool | None:
+    reads = (record.recorded or {}).get("reads")
+    return None if reads is None else bool(reads)
+
+
+def _draw(record: TraceRecord, batch_hit_rate: float) -> float:
+    """The chance this batch item reads what is available to it: its recorded draw, else the rate."""
+    recorded = _recorded_draw(record)
+    return batch_hit_rate if recorded is None else float(recorded)
 
 
 def _usage(outcome: Any, record: TraceRecord, placement: Placement) -> Usage:

@@ -31,6 +31,7 @@ __all__ = [
     "TraceBlock",
     "TraceError",
     "TraceRecord",
+    "billed",
     "read_trace",
     "record_from_decision",
     "record_from_payload",
@@ -210,9 +211,13 @@ def record_from_decision(entry: dict[str, Any]) -> TraceRecord:
 
 
 def _recorded(entry: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any] | None:
-    """What the log says happened: usage, cost and, for a batch item, its batch and answer time."""
+    """What the log says happened: usage, cost and, for a batch item, its batch, answer time and,
+    when it carried a marker, whether it read. ``billed`` is False for a call answered
+    without a request (logged with a cost of 0 and no usage)."""
     if not usage:
-        return None
+        cost = entry.get("cost")
+        # a cost and no usage: answered without a request (a redelivery the journal answered)
+        return {"usage": {}, "cost": cost, "billed": False} if cost is not None else None
     out: dict[str, Any] = {"usage": usage, "cost": entry.get("cost")}
     if any(str(r).startswith(DIRECT_PAYS) for r in entry.get("reasons") or ()):
         out["sent_direct"] = True  # poolable, but cheaper direct at the site's batch hit rate
@@ -220,7 +225,16 @@ def _recorded(entry: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any] | 
         out["batch_id"] = entry["batch_id"]
         if entry.get("latency_ms") is not None:
             out["answered_ts"] = _seconds(entry["time"]) + float(entry["latency_ms"]) / 1000.0
+        if any(m.get("action") != "dropped" for m in entry.get("markers") or []):
+            # the item carried a marker: whether it read is its draw under the batch hit model
+            # (the same observation the engine learns its per-site rate from)
+            out["reads"] = int(usage.get("cache_read_input_tokens") or 0) > 0
     return out
+
+
+def billed(record: TraceRecord) -> bool:
+    """Whether the call reached the API (False: answered from the journal, nothing sent)."""
+    return (record.recorded or {}).get("billed") is not False
 
 
 def _record(data: dict[str, Any]) -> TraceRecord:

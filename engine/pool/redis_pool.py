@@ -189,6 +189,7 @@ class RedisPool:
         self._flushers: dict[str, asyncio.Task[None]] = {}
         self._waiter: asyncio.Task[None] | None = None
         self._closed = False
+        self._closing: asyncio.Task[None] | None = None
         #: Hashes this loop has callers waiting for (the service adds and discards them).
         self.watched: set[str] = set()
         self.batches_flushed = 0
@@ -363,8 +364,33 @@ class RedisPool:
             buffer.not_before = time.monotonic() + self.limits.retry_s
         if taken:
             self.batches_flushed += 1
+            await self._note_exits(chosen, taken, now)
             await self._flush(pool_id, taken)  # taken rows are ours even if the lease just went
         return not lost
+
+    async def _note_exits(self, chosen: list[_Entry], taken: list[str], now: float) -> None:
+        """Write on each taken row how full its batch is and how long it waited in the pool.
+
+        The callers, on whichever replica, read it with their answer for the decision
+        log. Waits run from the stream id (Redis's clock at enqueue) to this flusher's
+        clock at take. Only a record: a failure here is logged once and sends the batch all the same.
+        """
+        enqueued = {e.digest: float(e.entry_id.split("-", 1)[0]) for e in chosen}
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for digest in taken:
+                wait_ms = max(0.0, now * 1000 - enqueued.get(digest, now * 1000))
+                pipe.hset(
+                    f"{self.prefix}i:{digest}",
+                    mapping={"pool_fill": len(taken), "pool_wait_ms": f"{wait_ms:.1f}"},
+                )
+            await pipe.execute()
+        except Exception as exc:
+            _reraise_cancel()
+            self._warn(
+                f"pool:exits:{type(exc).__name__}",
+                f"redis pool {self.target.masked}: batch fill not recorded: {exc!r}",
+            )
 
     # -- waking waiting callers -------------------------------------------------------
 
@@ -423,7 +449,16 @@ class RedisPool:
             await _quietly(self._script("LEASE_RELEASE", [lease], [self.owner]))
 
     async def aclose(self) -> None:
-        """Stop flushing and waiting; entries read but not taken go to the next leader."""
+        """Stop flushing and waiting; entries read but not taken go to the next leader.
+
+        Closes may overlap (the service closes a loop's worker from another loop too):
+        the first does the work, the others wait for it.
+        """
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         self._closed = True
         tasks = [*self._flushers.values(), *([self._waiter] if self._waiter else [])]
         for task in tasks:

@@ -86,7 +86,8 @@ for i = 6, #ARGV do
     local f = redis.call('HMGET', k, 'updated_at', 'lease_expires', 'owner', 'params')
     local final = is_final(state)
     if state == 'failed' or (final and stale >= 0 and tonumber(f[1]) < stale) then
-      redis.call('HDEL', k, 'batch_id', 'sent_at', 'result', 'error', 'call_site', 'params', 'pool')
+      redis.call('HDEL', k, 'batch_id', 'sent_at', 'result', 'error', 'call_site', 'params', 'pool',
+        'pool_fill', 'pool_wait_ms')
       redis.call('HSET', k, 'state', 'pending', 'attempts', 0, 'retries', e.retries,
         'on_failure', e.on_failure, 'updated_at', now)
       fill(k, e)

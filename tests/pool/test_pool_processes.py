@@ -24,14 +24,6 @@ from procs import answers, billed, finish_leftovers, spawn
 
 from engine.emulator.server import run_emulator
 
-# With redis-py 5.x (PipesHub's pin, the lowest CI leg) producer processes of this module were
-# seen to never answer (240 s time-outs; the same tests pass on redis-py 8): an open
-# defect of the Redis pool on that client, skipped there with this reason rather than hanging.
-pytestmark = pytest.mark.skipif(
-    int(redis.__version__.split(".")[0]) < 6,
-    reason=f"redis-py {redis.__version__}: producer processes were seen to hang (open defect)",
-)
-
 LEASE_S = 2.0
 CHAOS_RUNS = int(os.environ.get("POOL_CHAOS_RUNS", "20"))
 

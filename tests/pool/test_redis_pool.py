@@ -190,3 +190,17 @@ async def test_explicit_batches_count_in_the_queue_until_they_end(redis_url: str
         assert journal.redis.zcard(queue) == 1
     finally:
         await _close([node])
+
+
+async def test_overlapping_closes_both_return_and_give_the_lease_up(redis_url: str) -> None:
+    """The service may close a loop's worker from that loop and from another at once."""
+    _, [node] = _nodes(redis_url, 1, PoolLimits(lease_s=30, sweep_s=0.5))
+    await node.put("c1", max_wait_s=0.1)
+    await _until(lambda: node.settled == {"c1"})
+    lease = node.pool._key(POOL, "lease")
+    assert node.journal.redis.get(lease) == node.lease.owner.encode()  # it led the pool
+    first = asyncio.get_running_loop().create_task(node.pool.aclose())
+    while node.journal.redis.get(lease) is not None:  # the second starts once the first gave the lease up
+        await asyncio.sleep(0)
+    results = await asyncio.gather(first, node.pool.aclose(), return_exceptions=True)
+    assert results == [None, None] and node.pool._redis is None, (results, node.pool._redis)

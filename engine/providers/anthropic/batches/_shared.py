@@ -47,6 +47,7 @@ class SharedPool(InFlight):
 
     _pool: Any  # the worker's in-process accumulator: the fallback
     _joined: dict[str, float]  # when each pooled item joined the in-process pool
+    pool_exits: dict[str, tuple[int, float]]  # (fill, wait ms) of pooled items, for their callers
 
     async def _join(self, items: list[Item]) -> None:
         raise NotImplementedError
@@ -106,6 +107,12 @@ class SharedPool(InFlight):
         finally:
             shared.watched.discard(item.hash)
 
+    def _exited(self, row: JournalEntry) -> None:
+        """Keep a shared-pool row's batch fill and pool wait for its caller on this loop, if any."""
+        shared = self._shared
+        if shared is not None and row.pool_fill is not None and row.request_hash in shared.watched:
+            self.pool_exits[row.request_hash] = (row.pool_fill, row.pool_wait_ms or 0.0)
+
     async def _wake_joiners(self, _hashes: list[str]) -> None:
         """Some awaited rows may have ended: joins read the journal now instead of at their next poll."""
         woken, self._woken = self._woken, None
@@ -141,6 +148,7 @@ class SharedPool(InFlight):
             row = rows.get(digest)
             if row is None or row.final or row.params is None:
                 continue
+            self._exited(row)  # a caller here is answered by this worker's batch, not by its join
             known = self._items.get(digest)
             item = known or replace(
                 self._item_from(row, sample.client), headers_key=sample.headers_key, headers=sample.headers

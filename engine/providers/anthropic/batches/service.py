@@ -302,6 +302,8 @@ class _Worker(SharedPool):
             for digest, item in list(waiting.items()):
                 row = rows.get(digest)
                 if row is not None and row.state in ("succeeded", "direct") and row.result is not None:
+                    if row.state == "succeeded":
+                        self._exited(row)
                     self._resolve(digest, Message.model_validate(row.result), row.batch_id)
                 elif row is not None and row.state == "failed":
                     error = recorded_sdk_error(item.client, row.error) or BatchItemError(
@@ -639,8 +641,18 @@ class _Worker(SharedPool):
         await self._io_quiet("releasing rows at close", self.journal.release, self.lease, None)
 
     async def _drain(self) -> None:
+        """Wait until every task has ended and been forgotten.
+
+        A task leaves ``_tasks`` in its done callback, one loop turn after it ends. Each
+        pass must give the loop that turn: on Python 3.12+ a ``gather`` of tasks that
+        have all ended is finished at once, so looping on it would spin forever.
+        """
         while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            running = [task for task in self._tasks if not task.done()]
+            if running:
+                await asyncio.wait(running)
+            else:
+                await asyncio.sleep(0)  # the done callbacks that forget them run now
 
 
 class BatchService:

@@ -33,13 +33,14 @@ class BatchHitRates:
     """Thread-safe per-call-site hit shares of batch items (bounded memory)."""
 
     def __init__(self, *, window: int = WINDOW) -> None:
-        self._sites: OrderedDict[str, deque[bool]] = OrderedDict()
+        self._sites: OrderedDict[str, deque[float]] = OrderedDict()
         self._outputs: OrderedDict[str, tuple[float, int]] = OrderedDict()
         self._turns: OrderedDict[str, int] = OrderedDict()
         self._window = window
         self._lock = threading.Lock()
 
-    def observe(self, call_site: str, hit: bool) -> None:
+    def observe(self, call_site: str, hit: float) -> None:
+        """One batch item's outcome: read (1) or not (0), or a replay's chance that it read."""
         with self._lock:
             seen = self._sites.pop(call_site, None) or deque(maxlen=self._window)
             seen.append(hit)
