@@ -1,6 +1,7 @@
 """Run the reference workloads at full size and write their results.
 
     python benchmarks/savings.py [--scale 1.0] [--workloads pipeshub-indexing,...] [--hit-rates 0.3,0.6,0.98]
+    python benchmarks/savings.py --refloor    # floors and goals again, from the saved results and traces
 
 For each workload: ``llm-policy bench --workload NAME --format json`` (an
 in-process emulator, all four arms), which writes ``benchmarks/results/NAME.md``
@@ -114,13 +115,41 @@ def summary(docs: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def refloor(workload: str) -> dict[str, Any]:
+    """The saved result with its floors and goals computed again from its saved trace.
+
+    The floor is a function of the trace alone: a change to how it is computed needs
+    no new run.
+    """
+    from engine.bench.results import floors, goals, write_markdown
+    from engine.plan import lower_bound, read_trace
+
+    doc: dict[str, Any] = json.loads((RESULTS / f"{workload}.json").read_text(encoding="utf-8"))
+    trace = list(read_trace(RESULTS / f"{workload}.trace.jsonl"))
+    rates = sorted({int(q) for name in doc["arms"] for _, _, q in [name.partition("@q")] if q})
+    by_rate = floors(trace, [*rates] or [None])
+    doc["oracle_lower_bound_usd"] = round(lower_bound(trace), 6)
+    doc["lower_bound_by_hit_rate"] = {f"q{q}": round(f, 6) for q, f in by_rate.items() if q is not None}
+    doc["goals"] = goals(workload, doc["arms"], by_rate if rates else doc["oracle_lower_bound_usd"])
+    (RESULTS / f"{workload}.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    write_markdown(doc, RESULTS / f"{workload}.md")
+    return doc
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--hit-rates", default="0.3,0.6,0.98")
+    parser.add_argument(
+        "--refloor", action="store_true", help="recompute floors and goals from the saved results and traces"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.refloor:
+        docs = [refloor(workload) for workload in args.workloads.split(",")]
+        (RESULTS / "SUMMARY.md").write_text(summary(docs), encoding="utf-8")
+        return 0
     docs = []
     for workload in args.workloads.split(","):
         doc = run(workload, args.scale, args.hit_rates)

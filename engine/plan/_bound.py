@@ -22,9 +22,11 @@ What the trace alone says about ``h`` (docs/savings.md has the proofs):
   once per position.
 
 - *batch hit rate*: a batch item reads an entry that is there only with the
-  chance ``q`` the API grants batches (best effort, 30%-98% in the docs); the
-  others pay at least plain input there (in fact a marked miss writes: the floor
-  does not count that). A call that could be
+  chance ``q`` the API grants batches (best effort, 30%-98% in the docs). A read
+  needs a marker at or after the position, and a marked item that misses writes
+  the span again, at least at the 5m price: that is the item's own write, on top
+  of the one-time premium of the write that made the entry (charged as above).
+  A call that could be
   batched is floored at the cheaper of the two ways it can go: through a batch
   (half price, reads worth ``q`` of their saving) or direct (full price, reads
   certain). At ``q = 1`` this is the floor that grants every batch read. With a
@@ -113,7 +115,7 @@ def _call_floor(
     """The least this call can cost (micro-USD), minimised over its hit, premiums it is charged included.
 
     ``read_share`` is the chance a read the call attempts succeeds (1 for a direct call,
-    the batch hit rate for a batch item; a miss is floored at plain input). Marks the
+    the batch hit rate for a batch item; a miss writes at 5m). Marks the
     one-time premiums this call carries as assigned when ``commit`` (the trace fixes
     which call carries them, whatever ``h`` the minimum picks, whichever way it goes).
     """
@@ -127,7 +129,9 @@ def _call_floor(
     for i, gap in enumerate(gaps):
         block = record.blocks[i]
         prior = seen[(record.tenant, block.hash)]
-        cost -= block.tokens * (prices.input - prices.cache_read) * factor * read_share
+        # a read attempted in a batch: read with chance read_share, else the marker writes (5m at least)
+        miss = (prices.cache_write_5m - prices.input) * (1.0 - read_share)
+        cost -= block.tokens * ((prices.input - prices.cache_read) * read_share - miss) * factor
         if not prior.write_premium_assigned:
             assigned.add(("write", block.hash))
             cost += block.tokens * (prices.cache_write_5m - prices.input) * prior.min_factor

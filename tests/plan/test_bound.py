@@ -234,6 +234,16 @@ def test_at_a_batch_hit_rate_the_floor_is_the_cheaper_of_an_uncertain_batch_read
     )
     assert lower_bound([first, second]) * 1e6 == pytest.approx(granted)
     assert lower_bound([first, second], batch_hit_rate=1.0) == lower_bound([first, second])
+    # at 50% a batch item that tries to read pays the read half the time and a 5m write otherwise
+    tried = (
+        shared * (0.5 * p.cache_read + 0.5 * p.cache_write_5m) * 0.5
+        + (rest + overhead) * p.input * 0.5
+        + 10 * p.output * 0.5
+        + premium
+    )
+    assert lower_bound([first, second], batch_hit_rate=0.5) * 1e6 == pytest.approx(
+        head + min(batched_plain, direct_read, tried)
+    )
 
 
 @settings(max_examples=60, deadline=None)
