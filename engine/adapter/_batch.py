@@ -27,6 +27,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import get_config_list
 
 from engine.adapter._call import Binding, CallRun, request_key
+from engine.adapter._route import direct_pays
 from engine.adapter.callsite import code_location
 from engine.adapter.errors import raise_as_langchain
 from engine.decision import BatchPlan
@@ -136,6 +137,10 @@ async def pooled(
     run.prebuilt = raw
     if "betas" in raw:
         run.note("batch: beta features are sent direct")
+        return None
+    cheaper = direct_pays(run, raw)
+    if cheaper is not None:
+        run.note(cheaper)
         return None
     service = await _service(run.binding, client)
     if service is None:

@@ -320,6 +320,8 @@ class CallRun:
         if error is not None:
             record.error = type(error).__name__
         self._usage = dict(usage) if usage else None
+        if usage and usage.get("output_tokens") is not None:
+            self.engine.batch_hits().observe_output(record.call_site, int(usage["output_tokens"]))
         if batch_id is not None and usage and any(m.action != "dropped" for m in record.markers):
             # what the batch's cache actually did: the hit rate later batches decide with
             hit = int(usage.get("cache_read_input_tokens") or 0) > 0

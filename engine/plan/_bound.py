@@ -21,6 +21,15 @@ What the trace alone says about ``h`` (docs/savings.md has the proofs):
   block was billed at the 1h price: at least 0.75x more than the 5m premium,
   once per position.
 
+- *batch hit rate*: a batch item reads an entry that is there only with the
+  chance ``q`` the API grants batches (best effort, 30%-98% in the docs); the
+  others pay at least plain input there (in fact a marked miss writes: the floor
+  does not count that). A call that could be
+  batched is floored at the cheaper of the two ways it can go: through a batch
+  (half price, reads worth ``q`` of their saving) or direct (full price, reads
+  certain). At ``q = 1`` this is the floor that grants every batch read. With a
+  hit model that draws each read independently, it is a floor on the expected cost.
+
 A one-time premium shared by many calls is charged to a single call fixed by
 the trace (the first call that could read the position, the first call that
 could use it as a long-gap hit), so each call's floor is a minimum over its own
@@ -30,6 +39,7 @@ looks at where markers actually sat.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -91,12 +101,21 @@ def _readable(record: TraceRecord, gaps: list[float], min_tokens: int) -> list[f
 
 
 def _call_floor(
-    record: TraceRecord, seen: dict[tuple[str, str], _Seen], prices: Prices, factor: float, min_tokens: int
+    record: TraceRecord,
+    seen: dict[tuple[str, str], _Seen],
+    prices: Prices,
+    factor: float,
+    min_tokens: int,
+    *,
+    read_share: float = 1.0,
+    commit: bool = True,
 ) -> float:
     """The least this call can cost (micro-USD), minimised over its hit, premiums it is charged included.
 
-    Marks the one-time premiums this call carries as assigned (the trace fixes
-    which call carries them, whatever ``h`` the minimum picks).
+    ``read_share`` is the chance a read the call attempts succeeds (1 for a direct call,
+    the batch hit rate for a batch item; a miss is floored at plain input). Marks the
+    one-time premiums this call carries as assigned when ``commit`` (the trace fixes
+    which call carries them, whatever ``h`` the minimum picks, whichever way it goes).
     """
     window = _window()
     gaps = _readable(record, _gaps(record, seen, window), min_tokens)
@@ -104,30 +123,38 @@ def _call_floor(
     best = plain  # h = -1: nothing read
     cost = plain
     cum = 0
+    assigned: set[tuple[str, str]] = set()
     for i, gap in enumerate(gaps):
         block = record.blocks[i]
         prior = seen[(record.tenant, block.hash)]
-        cost -= block.tokens * (prices.input - prices.cache_read) * factor
+        cost -= block.tokens * (prices.input - prices.cache_read) * factor * read_share
         if not prior.write_premium_assigned:
-            prior.write_premium_assigned = True
+            assigned.add(("write", block.hash))
             cost += block.tokens * (prices.cache_write_5m - prices.input) * prior.min_factor
         cum += block.tokens
         if cum < min_tokens:
             continue
         hit = cost
         if gap > window.short_s and not prior.ttl_premium_assigned:
-            prior.ttl_premium_assigned = True
+            assigned.add(("ttl", block.hash))
             hit += block.tokens * (prices.cache_write_1h - prices.cache_write_5m) * prior.min_factor
         best = min(best, hit)
+    if commit:
+        for kind, digest in assigned:
+            prior = seen[(record.tenant, digest)]
+            if kind == "write":
+                prior.write_premium_assigned = True
+            else:
+                prior.ttl_premium_assigned = True
     return best + record.output_tokens * prices.output * factor
 
 
-def lower_bound(records: Iterable[TraceRecord]) -> float:
-    """The floor in USD (see the module docstring for why it is one)."""
-    return sum(floor_shares(records).values())
+def lower_bound(records: Iterable[TraceRecord], *, batch_hit_rate: float = 1.0) -> float:
+    """The floor in USD when batch items read with chance ``batch_hit_rate`` (see the module docstring)."""
+    return sum(floor_shares(records, batch_hit_rate=batch_hit_rate).values())
 
 
-def floor_shares(records: Iterable[TraceRecord]) -> dict[str, float]:
+def floor_shares(records: Iterable[TraceRecord], *, batch_hit_rate: float = 1.0) -> dict[str, float]:
     """The floor split by call site (a premium counts at the call that carries it)."""
     caps = capabilities()
     batch_mult = caps.multipliers["batch"]
@@ -137,8 +164,14 @@ def floor_shares(records: Iterable[TraceRecord]) -> dict[str, float]:
     for record in sorted(records, key=lambda r: r.ts):
         info = caps.model(record.model)
         factor = batch_mult if tolerates_batch(record) else 1.0
-        micro = _call_floor(record, seen, info.prices, factor, info.min_cache_tokens)
-        micro += overhead * info.prices.input * factor  # the per-request overhead is never cached
+        floor = functools.partial(_call_floor, record, seen, info.prices, min_tokens=info.min_cache_tokens)
+        micro = floor(factor, commit=False) + overhead * info.prices.input * factor  # overhead: never cached
+        if factor != 1.0 and batch_hit_rate < 1.0:  # the cheaper of a batch that reads by chance and direct
+            batched = floor(factor, read_share=batch_hit_rate, commit=False)
+            direct = floor(1.0, commit=False)
+            plain = overhead * info.prices.input
+            micro = min(batched + plain * factor, direct + plain)
+        floor(factor)  # assigns the premiums this call carries
         shares[record.call_site] = shares.get(record.call_site, 0.0) + micro / 1e6
         for block in record.blocks:
             key = (record.tenant, block.hash)

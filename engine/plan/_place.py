@@ -108,7 +108,7 @@ def _batched(decision: Decision, record: TraceRecord) -> bool:
     if plan is None or decision.mode == "shadow" or not capabilities().transport(record.transport).batches:
         return False
     if plan.mode == "accumulate":
-        return record.latency != "interactive"
+        return record.latency != "interactive" and not (record.recorded or {}).get("sent_direct")
     return plan.mode == "explicit" and record.call in ("batch", "abatch")
 
 

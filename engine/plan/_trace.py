@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.providers.anthropic.blocks import iter_blocks, prefix_hashes
+from engine.providers.anthropic.caching._route import DIRECT_PAYS
 
 __all__ = [
     "SCHEMA_ID",
@@ -218,6 +219,8 @@ def _recorded(entry: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any] | 
         # a cost and no usage: answered without a request (a redelivery the journal answered)
         return {"usage": {}, "cost": cost, "billed": False} if cost is not None else None
     out: dict[str, Any] = {"usage": usage, "cost": entry.get("cost")}
+    if any(str(r).startswith(DIRECT_PAYS) for r in entry.get("reasons") or ()):
+        out["sent_direct"] = True  # poolable, but cheaper direct at the site's batch hit rate
     if entry.get("batch_id"):
         out["batch_id"] = entry["batch_id"]
         if entry.get("latency_ms") is not None:

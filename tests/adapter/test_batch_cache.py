@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from engine.adapter import PolicyEngine, wrap_factory
@@ -119,6 +120,59 @@ async def test_plan_on_the_decision_log_predicts_the_bill_and_report_matches_it(
     assert savings_report(log)["total"]["realized_usd"] == pytest.approx(bill, rel=0.01)
     predicted = plan_policy(read_trace(log), str(tmp_path / "policy.yaml")).predicted.cost_usd
     assert predicted == pytest.approx(bill, rel=0.02)
+
+
+@session_loop
+async def test_when_batches_rarely_read_a_shared_prefix_the_calls_go_direct_and_read_it(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any, tmp_path: Path
+) -> None:
+    """A batch item reads its ~1,300-token shared prompt one time in ten here; a direct call
+    reads it for certain at a tenth of the price, which beats half price on the whole prompt.
+    Once the site has shown that (its batches' reads, its answers' size, the prefix reused),
+    its calls go direct, each logged with why, and `plan` replays them as sent."""
+    from engine.adapter._route import MIN_OBSERVED
+    from engine.plan import plan_policy, read_trace
+
+    anthropic_env.state.config.update({"batch_cache_hit_rate": 0.1})
+    engine = make_engine(rules=RULES)
+    for n in range(MIN_OBSERVED):  # what earlier batches of this site reported: one read in ten
+        engine.batch_hits().observe(SITE, n % 10 == 0)
+    await _extract(engine, 8)  # the prefix is new to this engine: batched
+    assert [e["tier"] for e in received(anthropic_env)] == ["batch"] * 8
+    for round_ in range(1, 3):
+        await _extract(engine, 1, first=8 * round_)  # a first direct call writes the prefix
+        await _extract(engine, 7, first=8 * round_ + 1)
+    await engine.aclose()
+    later = received(anthropic_env)[8:]
+    assert [e["tier"] for e in later] == ["standard"] * 16
+    assert sum(e["usage"]["cache_read_input_tokens"] > 1024 for e in later) >= 14
+    logged = [r for r in decisions(tmp_path) if r.get("usage")]
+    direct = [
+        r for r in logged if any(str(x).startswith("batch: sent direct, it costs less") for x in r["reasons"])
+    ]
+    assert len(direct) == 16
+    bill = httpx.get(f"{anthropic_env.base_url}/_emulator/billing").json()["cost_usd"]
+    predicted = plan_policy(read_trace(tmp_path / "decisions.jsonl"), str(tmp_path / "policy.yaml"))
+    assert predicted.predicted.cost_usd == pytest.approx(bill, rel=0.02)
+
+
+@session_loop
+async def test_one_call_in_twenty_still_goes_through_a_batch_so_the_hit_rate_stays_measured(
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any
+) -> None:
+    from engine.adapter._route import MIN_OBSERVED
+    from engine.providers.anthropic.caching._hits import EXPLORE_EVERY
+
+    anthropic_env.state.config.update({"batch_cache_hit_rate": 0.1})
+    engine = make_engine(rules=RULES)
+    for n in range(MIN_OBSERVED):
+        engine.batch_hits().observe(SITE, n % 10 == 0)
+    await _extract(engine, 8)
+    for k in range(EXPLORE_EVERY):
+        await _extract(engine, 1, first=8 + k)
+    await engine.aclose()
+    tiers = [e["tier"] for e in received(anthropic_env)][8:]
+    assert tiers.count("batch") == 1 and len(tiers) == EXPLORE_EVERY
 
 
 @session_loop

@@ -13,6 +13,7 @@ from dataclasses import replace
 from itertools import combinations
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -205,3 +206,40 @@ def test_a_read_after_a_pause_over_5_minutes_carries_the_1h_premium_once() -> No
     # After 1,000 s the entry read must be a 1h one: its own block (the cheapest: the
     # last one) was written at 1h once; the third call reuses that entry.
     assert abs(extra - calls[0].blocks[-1].tokens * (6.0 - 3.75) / 1e6) < 1e-12
+
+
+def test_at_a_batch_hit_rate_the_floor_is_the_cheaper_of_an_uncertain_batch_read_and_a_sure_direct_one() -> (
+    None
+):
+    """Batch items read only by best effort: with a shared prefix that is most of the request,
+    a direct call's certain read can beat the batch discount, and the floor must allow for it."""
+    params = {"model": MODEL, "system": TEXTS[4], "messages": [{"role": "user", "content": "doc"}]}
+    first = record_from_payload(params, ts=0.0, call_site="s", output_tokens=10, latency="awaitable")
+    other = {**params, "messages": [{"role": "user", "content": "another doc"}]}
+    second = record_from_payload(other, ts=30.0, call_site="s", output_tokens=10, latency="awaitable")
+    p = capabilities().model(MODEL).prices
+    overhead = request_overhead()
+    shared = first.blocks[0].tokens
+    rest = second.input_tokens - shared
+    head = (first.input_tokens + overhead) * p.input * 0.5 + 10 * p.output * 0.5  # the first: plain, batched
+    premium = shared * (p.cache_write_5m - p.input) * 0.5  # the first write, charged at the reader
+    batched_plain = (second.input_tokens + overhead) * p.input * 0.5 + 10 * p.output * 0.5
+    direct_read = shared * p.cache_read + (rest + overhead) * p.input + 10 * p.output + premium
+    assert lower_bound([first, second], batch_hit_rate=0.0) * 1e6 == pytest.approx(
+        head + min(batched_plain, direct_read)
+    )
+    assert direct_read < batched_plain  # here the certain read wins
+    granted = (
+        head + shared * p.cache_read * 0.5 + (rest + overhead) * p.input * 0.5 + 10 * p.output * 0.5 + premium
+    )
+    assert lower_bound([first, second]) * 1e6 == pytest.approx(granted)
+    assert lower_bound([first, second], batch_hit_rate=1.0) == lower_bound([first, second])
+
+
+@settings(max_examples=60, deadline=None)
+@given(traffic(), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_a_lower_batch_hit_rate_never_lowers_the_floor(
+    records: list[TraceRecord], a: float, b: float
+) -> None:
+    low, high = sorted((a, b))
+    assert lower_bound(records, batch_hit_rate=low) >= lower_bound(records, batch_hit_rate=high) - 1e-12

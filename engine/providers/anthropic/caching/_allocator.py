@@ -162,6 +162,10 @@ class BreakpointAllocator:
         for candidate in candidates:
             self._place(candidate, ttls[candidate.index], view, ledger, editor, counter)
 
+    def seen_before(self, call_site: str, digest: bytes, now: float) -> bool:
+        """Whether this call site sent the prefix ``digest`` within the last hour (it is reused)."""
+        return self._tracker.lookup(call_site, [digest], now).seen[0] is not None
+
     def is_written(self, call_site: str, digest: bytes, now: float) -> bool:
         """Whether this call site wrote an entry at ``digest`` that is alive at ``now``."""
         return self._tracker.is_written(call_site, digest, now)

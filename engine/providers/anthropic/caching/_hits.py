@@ -8,6 +8,11 @@ whether its usage showed a read. The estimate per call site is a running share
 over the most recent items, starting from a prior of ``PRIOR_HITS`` in
 ``PRIOR_ITEMS`` (an even chance) so the first batches neither trust nor distrust
 caching blindly.
+
+It also keeps what deciding batch-or-direct needs besides the rate: each site's
+mean output tokens, and a turn counter that sends every ``EXPLORE_EVERY``-th
+call of a site that goes direct through a batch anyway, so the rate keeps being
+measured.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ PRIOR_HITS = 1.0
 PRIOR_ITEMS = 2.0
 WINDOW = 500
 MAX_SITES = 1024
+EXPLORE_EVERY = 20
 
 
 class BatchHitRates:
@@ -28,6 +34,8 @@ class BatchHitRates:
 
     def __init__(self, *, window: int = WINDOW) -> None:
         self._sites: OrderedDict[str, deque[float]] = OrderedDict()
+        self._outputs: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._turns: OrderedDict[str, int] = OrderedDict()
         self._window = window
         self._lock = threading.Lock()
 
@@ -52,3 +60,27 @@ class BatchHitRates:
         with self._lock:
             seen = self._sites.get(call_site)
             return len(seen) if seen else 0
+
+    def observe_output(self, call_site: str, tokens: int) -> None:
+        """One answered call's output tokens (an exponential mean over the recent ones)."""
+        with self._lock:
+            mean, n = self._outputs.pop(call_site, (0.0, 0))
+            weight = 1.0 / min(n + 1, self._window)
+            self._outputs[call_site] = (mean + (tokens - mean) * weight, n + 1)
+            while len(self._outputs) > MAX_SITES:
+                self._outputs.popitem(last=False)
+
+    def mean_output(self, call_site: str) -> float | None:
+        """The site's mean output tokens, None before any answer."""
+        with self._lock:
+            found = self._outputs.get(call_site)
+        return None if found is None else found[0]
+
+    def explore(self, call_site: str) -> bool:
+        """True once every ``EXPLORE_EVERY`` calls of the site: that one goes through a batch."""
+        with self._lock:
+            turn = self._turns.pop(call_site, 0) + 1
+            self._turns[call_site] = turn
+            while len(self._turns) > MAX_SITES:
+                self._turns.popitem(last=False)
+        return turn % EXPLORE_EVERY == 0
