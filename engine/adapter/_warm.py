@@ -18,6 +18,7 @@ from engine.ledger import DecisionRecord, MarkerRecord, PolicyRef, account, pref
 from engine.providers.anthropic.blocks import iter_blocks, prefix_hashes
 from engine.providers.anthropic.caching._warm import SharedPrefix, shared_prefix, warm_pays, warm_request
 from engine.providers.anthropic.capabilities import capabilities
+from engine.providers.anthropic.sdk_args import sdk_kwargs
 
 if TYPE_CHECKING:
     from engine.adapter.engine import PolicyEngine
@@ -61,7 +62,8 @@ async def _warm_group(engine: PolicyEngine, members: list[tuple[Item, SharedPref
     if payload is None:
         return
     headers = dict(item.headers)
-    message = await item.client.messages.create(**payload, extra_headers=headers or None)
+    create = item.client.messages.create
+    message = await create(**sdk_kwargs(create, payload, extra_headers=headers or None))
     allocator.mark_written(site, shared.digest, now, "1h")
     usage = message.usage.model_dump() if message.usage is not None else {}
     engine.log.emit(_record(engine, site, payload, shared, len(members), rate, usage, now), lambda: None)

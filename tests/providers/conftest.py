@@ -48,3 +48,9 @@ def paid_prompts(emulator: Any) -> dict[tuple[str, str], int]:
             text = entry["body"]["messages"][0]["content"]
             counts[(text, entry["tier"])] = counts.get((text, entry["tier"]), 0) + 1
     return counts
+
+
+def received_bodies(emulator: Any) -> list[dict[str, Any]]:
+    """The bodies of the requests the emulator answered, oldest first."""
+    log = httpx.get(f"{emulator.base_url}/_emulator/requests", params={"last": 1000}).json()["data"]
+    return [entry["body"] for entry in log if entry["status"] == 200]

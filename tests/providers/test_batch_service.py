@@ -11,7 +11,7 @@ import pytest
 from engine.decision import BatchPlan
 from engine.providers.anthropic.batches import BatchItemError, BatchService, open_journal
 
-from .conftest import billing, paid_prompts
+from .conftest import billing, paid_prompts, received_bodies
 
 MODEL = "claude-sonnet-4-6"
 POOLED = BatchPlan("accumulate", max_requests=100, max_wait="1s", retries=2)
@@ -98,6 +98,21 @@ async def test_failed_items_are_retried_then_sent_direct(
     assert service.batches_created == 2, "the first batch and one retry"
     bill = billing(fast_batches)
     assert (bill["requests_batch"], bill["requests_standard"]) == (0, 2), "errored items are not billed"
+
+
+async def test_items_sent_direct_keep_every_parameter_the_sdk_method_does_not_name(
+    fast_batches: Any, client: anthropic.AsyncAnthropic, service: BatchService
+) -> None:
+    """Newer SDKs drop sampling parameters from ``messages.create``'s signature; the body still
+    takes them. A failed item with ``temperature`` goes direct with it, and its caller is answered."""
+    fast_batches.state.config.update({"batch_error_rate": 1.0})
+    plan = BatchPlan("explicit", retries=0, on_failure="direct")
+    params = {**ask("warm"), "temperature": 0.2, "top_k": 5}
+    [message] = await service.submit_many([params], plan, client)
+    assert answer_of(message).split()[1] == "warm"  # type: ignore[arg-type]
+    assert message.usage.service_tier == "standard"  # type: ignore[union-attr]
+    body = received_bodies(fast_batches)[-1]
+    assert (body["temperature"], body["top_k"]) == (0.2, 5)
 
 
 async def test_failed_items_raise_a_clear_error_with_on_failure_error(

@@ -26,6 +26,7 @@ from engine.decision import BatchPlan
 from engine.journal import Journal, JournalEntry, Lease, Outcome
 from engine.providers.anthropic.batches.client import BatchClient
 from engine.providers.anthropic.batches.errors import PERMANENT_ERRORS, BatchItemError, sdk_error
+from engine.providers.anthropic.sdk_args import sdk_kwargs
 
 __all__ = ["Failure", "InFlight", "Item", "PoolKey", "Settled"]
 
@@ -285,8 +286,9 @@ class InFlight:
             await self._fail(item, failure, detail, attempts)
             return
         try:
-            message = await item.client.messages.create(
-                **item.params, extra_headers=dict(item.headers) or None
+            create = item.client.messages.create
+            message = await create(
+                **sdk_kwargs(create, item.params, extra_headers=dict(item.headers) or None)
             )
         except Exception as exc:
             await self._io_quiet(

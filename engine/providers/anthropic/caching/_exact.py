@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.providers.anthropic.blocks import Block
 from engine.providers.anthropic.capabilities import capabilities
+from engine.providers.anthropic.sdk_args import sdk_kwargs
 
 if TYPE_CHECKING:
     import anthropic
@@ -66,7 +67,8 @@ def sdk_counter(client: anthropic.Anthropic) -> Callable[[dict[str, Any]], int]:
     overhead = int(capabilities().limits.get("request_overhead_tokens", 0))
 
     def count(prefix: dict[str, Any]) -> int:
-        return max(0, int(client.messages.count_tokens(**prefix).input_tokens) - overhead)
+        count = client.messages.count_tokens
+        return max(0, int(count(**sdk_kwargs(count, prefix)).input_tokens) - overhead)
 
     return count
 
