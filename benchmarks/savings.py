@@ -121,7 +121,7 @@ def refloor(workload: str) -> dict[str, Any]:
     The floor is a function of the trace alone: a change to how it is computed needs
     no new run.
     """
-    from engine.bench.results import floors, goals, write_markdown
+    from engine.bench.results import floors, goals, write_chart, write_markdown
     from engine.plan import lower_bound, read_trace
 
     doc: dict[str, Any] = json.loads((RESULTS / f"{workload}.json").read_text(encoding="utf-8"))
@@ -133,6 +133,7 @@ def refloor(workload: str) -> dict[str, Any]:
     doc["goals"] = goals(workload, doc["arms"], by_rate if rates else doc["oracle_lower_bound_usd"])
     (RESULTS / f"{workload}.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     write_markdown(doc, RESULTS / f"{workload}.md")
+    write_chart(doc, RESULTS / f"{workload}.png")
     return doc
 
 
@@ -142,7 +143,9 @@ def main() -> int:
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--hit-rates", default="0.3,0.6,0.98")
     parser.add_argument(
-        "--refloor", action="store_true", help="recompute floors and goals from the saved results and traces"
+        "--refloor",
+        action="store_true",
+        help="floors, goals, tables and charts again, from the saved results and traces",
     )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)

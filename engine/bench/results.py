@@ -173,7 +173,8 @@ def write_markdown(doc: dict[str, Any], path: Path) -> Path:
 
 
 def write_chart(doc: dict[str, Any], path: Path) -> Path:
-    """A bar chart of cost per arm, with the lower bound as a line."""
+    """A bar chart of cost per arm, with the lower bound as a line (dotted over each arm run at a
+    batch hit rate: the floor at that rate)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,6 +186,13 @@ def write_chart(doc: dict[str, Any], path: Path) -> Path:
     palette = ["#888888", "#4c72b0", "#6f8fc7", "#55a868", "#8172b2", "#c44e52"]
     bars = ax.bar(names, costs, color=[palette[i % len(palette)] for i in range(len(names))])
     ax.axhline(doc["oracle_lower_bound_usd"], color="black", linestyle="--", label="lower bound")
+    by_rate = doc.get("lower_bound_by_hit_rate") or {}
+    label = "lower bound at the arm's batch hit rate"
+    for i, name in enumerate(names):
+        floor = by_rate.get(name.partition("@")[2])
+        if floor is not None:
+            ax.hlines(floor, i - 0.45, i + 0.45, colors="black", linestyles="dotted", label=label)
+            label = "_"
     ax.bar_label(bars, labels=[f"${c:.2f}" for c in costs])
     ax.set_ylabel("USD (emulator billing)")
     ax.tick_params(axis="x", labelrotation=60, labelsize=7)
