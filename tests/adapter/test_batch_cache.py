@@ -164,7 +164,7 @@ async def test_one_call_in_twenty_still_goes_through_a_batch_so_the_hit_rate_sta
     from engine.providers.anthropic.caching._hits import EXPLORE_EVERY
 
     anthropic_env.state.config.update({"batch_cache_hit_rate": 0.1})
-    engine = make_engine(rules=RULES)
+    engine = make_engine(rules=RULES.replace("maxWait: 30s", "maxWait: 1s"))  # the explored call waits alone
     for n in range(MIN_OBSERVED):
         engine.batch_hits().observe(SITE, n % 10 == 0)
     await _extract(engine, 8)

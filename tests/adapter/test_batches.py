@@ -286,8 +286,9 @@ async def test_abatch_of_identical_prompts_pays_and_answers_each(
 
 @session_loop
 async def test_a_redelivered_request_is_answered_once_and_logged_at_no_cost(
-    engine: PolicyEngine, anthropic_env: Any, tmp_path: Path
+    make_engine: Callable[..., PolicyEngine], anthropic_env: Any, tmp_path: Path
 ) -> None:
+    engine = make_engine(rules=RULES.replace("maxWait: 30s", "maxWait: 1s"))  # one item: flushed on wait
     _, llm = _models(engine)
     config = {"metadata": {**POOLED["metadata"], "llm_policy_idempotency_key": "kafka-offset-42"}}
     first = await asyncio.gather(*(llm.ainvoke("index doc 42", config=config) for _ in range(3)))
