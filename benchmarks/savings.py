@@ -23,21 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.bench.workloads import WORKLOADS as BENCH_WORKLOADS
 from engine.cli import main as cli
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-WORKLOADS = (
-    "pipeshub-indexing",
-    "pipeshub-agent",
-    "indexing",
-    "agent",
-    "agent-pauses-30m",
-    "agent-pauses-2h",
-    "retrieval",
-    "retrieval-long",
-)
+WORKLOADS = tuple(BENCH_WORKLOADS)
 
 
 def run(workload: str, scale: float, hit_rates: str) -> dict[str, object]:

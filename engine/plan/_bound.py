@@ -169,13 +169,14 @@ def floor_shares(records: Iterable[TraceRecord], *, batch_hit_rate: float = 1.0)
         info = caps.model(record.model)
         factor = batch_mult if tolerates_batch(record) else 1.0
         floor = functools.partial(_call_floor, record, seen, info.prices, min_tokens=info.min_cache_tokens)
-        micro = floor(factor, commit=False) + overhead * info.prices.input * factor  # overhead: never cached
-        if factor != 1.0 and batch_hit_rate < 1.0:  # the cheaper of a batch that reads by chance and direct
+        plain = overhead * info.prices.input  # the per-request overhead is never cached
+        cheaper: float | None = None
+        if factor != 1.0 and batch_hit_rate < 1.0:  # a batch that reads by chance, or direct
             batched = floor(factor, read_share=batch_hit_rate, commit=False)
-            direct = floor(1.0, commit=False)
-            plain = overhead * info.prices.input
-            micro = min(batched + plain * factor, direct + plain)
-        floor(factor)  # assigns the premiums this call carries
+            cheaper = min(batched + plain * factor, floor(1.0, commit=False) + plain)
+        micro = floor(factor) + plain * factor  # last: it assigns the premiums this call carries
+        if cheaper is not None:
+            micro = cheaper
         shares[record.call_site] = shares.get(record.call_site, 0.0) + micro / 1e6
         for block in record.blocks:
             key = (record.tenant, block.hash)
