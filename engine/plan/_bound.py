@@ -32,6 +32,11 @@ What the trace alone says about ``h`` (docs/savings.md has the proofs):
   certain). At ``q = 1`` this is the floor that grants every batch read. With a
   hit model that draws each read independently, it is a floor on the expected cost.
 
+- *runs*: an entry lives only while calls that send its prefix come less than
+  its TTL apart, so after a pause of more than 1h in a prefix's sightings any
+  entry there was written again: the premiums are owed once per *run* of
+  sightings (gaps up to 1h), not once per prefix.
+
 A one-time premium shared by many calls is charged to a single call fixed by
 the trace (the first call that could read the position, the first call that
 could use it as a long-gap hit), so each call's floor is a minimum over its own
@@ -178,11 +183,12 @@ def floor_shares(records: Iterable[TraceRecord], *, batch_hit_rate: float = 1.0)
         if cheaper is not None:
             micro = cheaper
         shares[record.call_site] = shares.get(record.call_site, 0.0) + micro / 1e6
+        window = _window()
         for block in record.blocks:
             key = (record.tenant, block.hash)
             prior = seen.get(key)
-            if prior is None:
-                seen[key] = _Seen(record.ts, factor)
+            if prior is None or record.ts - prior.last > window.long_s:
+                seen[key] = _Seen(record.ts, factor)  # a new run: no entry outlived the pause
             else:
                 prior.last = record.ts
                 prior.min_factor = min(prior.min_factor, factor)

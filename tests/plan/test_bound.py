@@ -66,7 +66,7 @@ def conversation(draw: st.DrawFn) -> list[TraceRecord]:
     out, now = [], 0.0
     for n in lengths:
         out.append(_record(system, turns[:n], now))
-        now += draw(st.sampled_from([10.0, 200.0, 301.0, 1000.0, 3000.0]))
+        now += draw(st.sampled_from([10.0, 200.0, 301.0, 1000.0, 3000.0, 4000.0]))
     return out
 
 
@@ -206,6 +206,16 @@ def test_a_read_after_a_pause_over_5_minutes_carries_the_1h_premium_once() -> No
     # After 1,000 s the entry read must be a 1h one: its own block (the cheapest: the
     # last one) was written at 1h once; the third call reuses that entry.
     assert abs(extra - calls[0].blocks[-1].tokens * (6.0 - 3.75) / 1e6) < 1e-12
+
+
+def test_after_a_pause_over_an_hour_the_write_premium_is_owed_again() -> None:
+    """No entry outlives an hour without its prefix being sent: what is read after such a
+    pause was written again after it, and the floor charges that write's premium (a run of
+    sightings owes its own), which the cheapest placement pays exactly."""
+    records = [_record([4], [2], t) for t in (0.0, 100.0, 4100.0, 4200.0)]
+    floor = lower_bound(records)
+    assert abs(_best(records) - floor) < 1e-12
+    assert abs(floor - 2 * lower_bound(records[:2])) < 1e-12  # two runs, each owing its premium
 
 
 def test_at_a_batch_hit_rate_the_floor_is_the_cheaper_of_an_uncertain_batch_read_and_a_sure_direct_one() -> (

@@ -428,3 +428,103 @@ def test_a_shared_head_does_not_make_every_repeat_look_like_it_goes_on() -> None
             again = request(prompt, "{bad", "again", system=None)
             retries.append(engine_marks(allocator.apply(again, AUTO, call_site="x", now=k * 100.0 + 30)))
     assert retries[-1] == [], "the shared head's long run says nothing about how often prompts repeat"
+
+
+# --- where a conversation's 1h checkpoint ends ------------------------------------------
+#
+# A conversation moves between call sites: a tool call at one, the streamed answer at
+# the other, seconds later. The 1h entry that keeps it through a pause costs
+# ``w1h - w5m`` on what it writes; the engine writes it where it is short, and only
+# after calls whose follow-up may come after a pause.
+
+CHECKPOINTED = CachePlan("explicit", "auto", ("tools", "system", "history", "last"))
+AGENT_TOOLS = [
+    {"name": "search", "description": "Search the index " * 40, "input_schema": {"type": "object"}}
+]
+
+
+def _agent(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 100,
+        "system": SYSTEM,
+        "tools": AGENT_TOOLS,
+        "messages": messages,
+    }
+
+
+def _ttl_at(result: CacheResult, path: str) -> str | None:
+    return next((ttl for p, ttl, action in engine_marks(result) if p == path and action != "dropped"), None)
+
+
+def _tool_turn(
+    allocator: BreakpointAllocator, messages: list[dict[str, Any]], turn: int, now: float
+) -> tuple[CacheResult, CacheResult]:
+    """One agent turn: a tool call at ``complete``, its result streamed at ``stream`` 2 s later."""
+    messages.append({"role": "user", "content": f"question {turn} " + "about the contract " * 60})
+    complete = allocator.apply(_agent(list(messages)), CHECKPOINTED, call_site="agent.complete", now=now)
+    use = {"type": "tool_use", "id": f"toolu_{turn}", "name": "search", "input": {"q": str(turn)}}
+    messages.append({"role": "assistant", "content": [use]})
+    result = {"type": "tool_result", "tool_use_id": f"toolu_{turn}", "content": f"found {turn} " * 400}
+    messages.append({"role": "user", "content": [result]})
+    stream = allocator.apply(_agent(list(messages)), CHECKPOINTED, call_site="agent.stream", now=now + 2.0)
+    messages.append({"role": "assistant", "content": f"answer {turn} " + "the contract says " * 50})
+    return complete, stream
+
+
+def test_a_tool_call_answered_within_seconds_makes_no_checkpoint_and_its_follow_up_makes_a_short_one() -> (
+    None
+):
+    allocator = BreakpointAllocator()
+    messages: list[dict[str, Any]] = []
+    gaps = [40.0, 900.0, 60.0, 1200.0, 30.0, 700.0, 50.0, 800.0]  # half the turns come after a pause
+    now = 0.0
+    for turn, gap in enumerate(gaps):
+        complete, stream = _tool_turn(allocator, messages, turn, now)
+        now += gap
+    # the last turn: the complete site's follow-ups all came 2 s later, so its history stays 5m
+    history = f"messages.{len(messages) - 5}.content.0"  # the previous answer
+    assert _ttl_at(complete, history) == "5m", engine_marks(complete)
+    assert any("no new checkpoint" in note for note in complete.notes), complete.notes
+    # the stream call reads the complete call's entry and checkpoints the tool_use block only
+    tool_use = f"messages.{len(messages) - 3}.content.0"
+    assert _ttl_at(stream, tool_use) == "1h", engine_marks(stream)
+    assert _ttl_at(stream, f"messages.{len(messages) - 2}.content.0") == "5m"
+    assert any("checkpoint at the history" in note for note in stream.notes), stream.notes
+
+
+def test_the_first_call_after_a_lapse_writes_5m_and_the_next_one_checkpoints_one_short_block() -> None:
+    allocator = BreakpointAllocator()
+    turns: list[str] = []
+    now = 0.0
+    for k, gap in enumerate([30.0, 30.0, 600.0] * 3):  # one follow-up in three after a pause
+        turns += [f"question {k} " + "tell me about the contract " * 50, f"ok {k}"]
+        allocator.apply(request(*turns[:-1]), CHECKPOINTED, call_site="chat", now=now)
+        now += gap
+    now += 4000.0  # everything lapsed: re-writing the conversation at 1h would cost 0.75 per token
+    turns.append("and now? " + "the contract again " * 50)
+    after = allocator.apply(request(*turns), CHECKPOINTED, call_site="chat", now=now)
+    assert {ttl for p, ttl, _ in engine_marks(after) if p.startswith("messages")} == {"5m"}, engine_marks(
+        after
+    )
+    assert any("no new checkpoint" in note for note in after.notes), after.notes
+    turns += ["short answer", "next " + "question about clauses " * 50]
+    nxt = allocator.apply(request(*turns), CHECKPOINTED, call_site="chat", now=now + 20.0)
+    answer = f"messages.{len(turns) - 2}.content.0"
+    assert _ttl_at(nxt, answer) == "1h", engine_marks(nxt)
+    assert _ttl_at(nxt, f"messages.{len(turns) - 1}.content.0") == "5m"
+
+
+def test_a_site_whose_follow_ups_mostly_come_after_a_pause_checkpoints_through_the_newest_turn() -> None:
+    allocator = BreakpointAllocator()
+    turns: list[str] = []
+    now = 0.0
+    for k in range(8):
+        turns += [f"question {k} " + "tell me about the contract " * 50, f"answer {k}"]
+        result = allocator.apply(request(*turns[:-1]), CHECKPOINTED, call_site="slow", now=now)
+        now += 900.0  # every follow-up after 15 minutes: 1h pays for the newest turn too
+    placed = [
+        ttl for p, ttl, action in engine_marks(result) if p.startswith("messages") and action == "placed"
+    ]
+    assert placed == ["1h", "1h"], engine_marks(result)
+    assert any("checkpoint at the newest turn" in note for note in result.notes), result.notes

@@ -87,3 +87,48 @@ def test_exact_mode_with_count_tokens(sdk: anthropic.Anthropic) -> None:
     assert placed.action == "placed"
     written = response.usage.cache_creation_input_tokens
     assert 0 <= placed.prefix_tokens - written <= 4, "count_tokens of the prefix plus a one-character turn"
+
+
+def test_an_agent_loop_checkpoints_only_the_tool_call_block_at_1h(sdk: anthropic.Anthropic) -> None:
+    """What the engine believes each request reads is what the emulator reads: once the two sites'
+    follow-ups are known, the tool call's request writes no 1h entry, and its follow-up's 1h write
+    is the tool_use block alone (the answer's is 5m; a 1h checkpoint there cost 0.75x on it)."""
+    allocator = BreakpointAllocator()
+    plan = CachePlan("explicit", "auto", ("tools", "system", "history", "last"))
+    tools = [{"name": "search", "description": "Search the index", "input_schema": {"type": "object"}}]
+    base = {"model": MODEL, "max_tokens": 8, "system": SYSTEM, "tools": tools}
+    messages: list[dict[str, Any]] = []
+    now = 0.0
+    one_hour = []
+    for turn in range(8):
+        messages.append({"role": "user", "content": f"question {turn} " + "about the contract " * 40})
+        done = allocator.apply(
+            {**base, "messages": list(messages)}, plan, call_site="agent.complete", now=now
+        )
+        complete = sdk.messages.create(**done.payload)
+        use = {"type": "tool_use", "id": f"toolu_{turn}", "name": "search", "input": {"q": str(turn)}}
+        messages += [
+            {"role": "assistant", "content": [use]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": f"toolu_{turn}", "content": "x " * 300}],
+            },
+        ]
+        streamed = allocator.apply(
+            {**base, "messages": list(messages)}, plan, call_site="agent.stream", now=now + 2
+        )
+        stream = sdk.messages.create(**streamed.payload)
+        tool_use = next(p for p in streamed.placements if p.path == f"messages.{len(messages) - 2}.content.0")
+        before = next(p for p in done.placements if p.path == f"messages.{len(messages) - 3}.content.0")
+        one_hour.append(
+            (
+                complete.usage.cache_creation.ephemeral_1h_input_tokens,
+                stream.usage.cache_creation.ephemeral_1h_input_tokens,
+                tool_use.prefix_tokens - before.prefix_tokens,
+            )
+        )
+        messages.append({"role": "assistant", "content": f"answer {turn} " + "it says " * 40})
+        now += [40.0, 900.0][turn % 2]
+    for complete_1h, stream_1h, block in one_hour[6:]:
+        assert complete_1h == 0
+        assert 0 < stream_1h <= block + 4, one_hour  # the emulator counts real tokens: about the estimate

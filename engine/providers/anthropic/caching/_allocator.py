@@ -19,6 +19,7 @@ from engine.providers.anthropic.caching._choose import (
     tiered_ttls,
 )
 from engine.providers.anthropic.caching._edit import PayloadEditor
+from engine.providers.anthropic.caching._entries import CacheBook
 from engine.providers.anthropic.caching._exact import ExactCounts, prefix_payload
 from engine.providers.anthropic.caching._request import RequestView
 from engine.providers.anthropic.caching._reuse import ReuseTracker
@@ -55,7 +56,9 @@ class BreakpointAllocator:
         self._caps = caps
         self.transport: Transport = transport
         self._exact = ExactCounts(exact_counter) if exact_counter is not None else None
-        self._tracker = ReuseTracker(horizon_s=float((caps or capabilities()).ttl_seconds("1h")))
+        one_hour = float((caps or capabilities()).ttl_seconds("1h"))
+        self._tracker = ReuseTracker(horizon_s=one_hour)
+        self._book = CacheBook(long_ttl_s=one_hour)
         self._lock = threading.Lock()
 
     def apply(
@@ -109,6 +112,7 @@ class BreakpointAllocator:
             if ledger.counted.get(i, view.prefix_tokens[i]) >= view.model.min_cache_tokens
         ]
         self._tracker.record(call_site, view.hashes, now, horizon_s=caps.ttl_seconds("1h"), written=writes)
+        self._book.record(call_site, view.hashes, now, markers=writes, lookback=view.lookback)
         return CacheResult(editor.root, tuple(ledger.placements), tuple(ledger.notes))
 
     def _place_engine_markers(
@@ -142,7 +146,8 @@ class BreakpointAllocator:
                 hit_rate=hit_rate,
             )
             candidates = auto_candidates(view, evidence, sorted(ledger.markers))
-        tiers = tiered_ttls(plan, view, candidates, sighting.gaps, batch)
+        standing = self._book.standing(call_site, view.hashes, now) if plan.mode == "explicit" else None
+        tiers = tiered_ttls(plan, view, candidates, sighting.gaps, batch, standing)
         if tiers is not None:
             ttls, why = tiers
         else:

@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.decision import CachePlan
+from engine.providers.anthropic.caching._entries import Standing
 from engine.providers.anthropic.caching._request import RequestView
 from engine.providers.anthropic.caching._types import TTL
 from engine.providers.anthropic.capabilities import Prices
@@ -196,21 +197,32 @@ def choose_ttl(plan: CachePlan, view: RequestView, gaps: tuple[float, ...], batc
     return ttl, why
 
 
+MIN_PAUSES = 5  #: follow gaps a site needs before a 1h checkpoint is weighed instead of always made
+
+
 def tiered_ttls(
-    plan: CachePlan, view: RequestView, candidates: list[Candidate], gaps: tuple[float, ...], batch: bool
+    plan: CachePlan,
+    view: RequestView,
+    candidates: list[Candidate],
+    gaps: tuple[float, ...],
+    batch: bool,
+    standing: Standing | None = None,
 ) -> tuple[dict[int, TTL], str] | None:
     """``ttl: auto``, explicit ``history`` and ``last`` anchors, a growing conversation: 1h, then 5m.
 
-    A pause of more than 5 minutes must not lose the conversation, so the history
-    marker (and every marker before it: a 1h may not follow a 5m) gets 1h. Its 1h
-    write covers only what is new since the previous request's entry (the last
-    assistant turn): the cheap part. The newest turn is the expensive part; 5m
-    costs it ``w1h - w5m`` less now and, when the next turn comes after more than
-    5 minutes (and within the hour), ``w1h - read`` more then (re-written under the
-    next 1h marker instead of read). So it gets 5m unless the observed share of
-    such pauses reaches ``(w1h - w5m) / (w1h - read)`` (about 39% at the documented
-    multipliers). None when the rule does not apply (a fixed TTL, ``auto``
-    placement, batch, no ``history`` or ``last`` anchor in the plan or the request).
+    A pause of more than 5 minutes must not lose the conversation, so a 1h entry
+    (a *checkpoint*) should reach as far into it as pays: 1h markers first (a 1h
+    may not follow a 5m), 5m after. Where the checkpoint ends is weighed once the
+    site has shown its pauses (its follow gaps, :mod:`._entries`) and the engine
+    knows what this conversation's cache holds (``standing``): see
+    :func:`_checkpoint`. Until then the history marker gets 1h (its write covers
+    only what is new since the previous request's entry: usually the last
+    assistant turn) and the newest turn 5m, unless pauses between 5 minutes and an
+    hour are common enough that 1h pays for it too, ``(w1h - w5m) / (w1h - read)``
+    of them (about 39% at the documented multipliers).
+
+    None when the rule does not apply (a fixed TTL, ``auto`` placement, batch, no
+    ``history`` or ``last`` anchor in the plan or the request).
     """
     last, history = view.anchors.last, view.anchors.history
     if plan.ttl != "auto" or plan.mode != "explicit" or batch or not view.allows_1h:
@@ -219,22 +231,76 @@ def tiered_ttls(
         return None
     if {history, last} - {c.index for c in candidates}:
         return None
+    follows = standing.follows if standing is not None else ()
+    if standing is not None and standing.known and len(follows) >= MIN_PAUSES:
+        head, tail, why = _checkpoint(view, history, last, standing)
+    else:
+        head, tail, why = _presumed(view, gaps)
+    stable = view.anchors.stable if view.anchors.stable is not None else -1
+    ttls = {c.index: "1h" if c.index <= stable else tail if c.index == last else head for c in candidates}
+    return ttls, f"ttl auto: growing conversation: {why}"
+
+
+def _presumed(view: RequestView, gaps: tuple[float, ...]) -> tuple[TTL, TTL, str]:
+    """History 1h; the newest turn 1h only when the site's reuse gaps say pauses are common."""
     prices = view.model.prices
     breakeven = (prices.cache_write_1h - prices.cache_write_5m) / (prices.cache_write_1h - prices.cache_read)
     share = sum(FIVE_MIN_S < g <= ONE_HOUR_S for g in gaps) / len(gaps) if gaps else 0.0
     tail: TTL = "1h" if share >= breakeven else "5m"
-    ttls: dict[int, TTL] = {c.index: "1h" for c in candidates}
-    ttls[last] = tail
     seen = (
         f"{share:.0%} of {len(gaps)} observed reuse gaps are between 5 minutes and an hour"
         if gaps
         else "no reuse gaps yet"
     )
-    why = (
-        f"ttl auto: growing conversation: history at 1h (survives a pause), newest turn at {tail} "
-        f"({seen}; 1h pays from {breakeven:.0%})"
+    return (
+        "1h",
+        tail,
+        f"history at 1h (survives a pause), newest turn at {tail} ({seen}; 1h pays from {breakeven:.0%})",
     )
-    return ttls, why
+
+
+def _checkpoint(view: RequestView, history: int, last: int, standing: Standing) -> tuple[TTL, TTL, str]:
+    """Where the 1h entry should end: nowhere new, at the history anchor, or at the newest turn.
+
+    A checkpoint at position ``B`` costs ``w1h - w5m`` per token it writes now (from
+    the entry this request reads, ``hit``, to ``B``). When the next call of the
+    conversation comes after a pause of 5 minutes to an hour (the share ``p`` of this
+    site's follow gaps), every token past the live 1h entry is lost and written
+    again instead of read: ``p * (w5m - read)`` per token. The cheapest of the three
+    wins. So a call whose follow-up comes within seconds (a tool call) makes no
+    checkpoint, and neither does one that would write a long span at 1h (the first
+    call after a lapse): the next call checkpoints one short block instead.
+    """
+    prices = view.model.prices
+    tokens = view.prefix_tokens
+    gaps = standing.follows
+    p = sum(FIVE_MIN_S < g <= ONE_HOUR_S for g in gaps) / len(gaps)
+
+    def at(i: int) -> int:
+        return tokens[i] if i >= 0 else 0
+
+    read_to, kept = at(standing.hit), at(standing.checkpoint)
+    premium, loss = (
+        prices.cache_write_1h - prices.cache_write_5m,
+        p * (prices.cache_write_5m - prices.cache_read),
+    )
+
+    def cost(end: int) -> float:  # micro-USD expected: the 1h premium now, the loss on a pause
+        reach = max(kept, at(end)) if end >= 0 else kept
+        return max(0, at(end) - read_to) * premium + (tokens[last] - reach) * loss
+
+    options: list[tuple[float, TTL, TTL, str]] = [
+        (cost(-1), "5m", "5m", "no new checkpoint"),
+        (cost(history), "1h", "5m", "checkpoint at the history"),
+        (cost(last), "1h", "1h", "checkpoint at the newest turn"),
+    ]
+    best = min(options, key=lambda o: o[0])
+    figures = ", ".join(f"{name} {c / 1e6:.6f}" for c, _, _, name in options)
+    why = (
+        f"{best[3]}: history at {best[1]}, newest turn at {best[2]} ({p:.0%} of {len(gaps)} follow-ups "
+        f"here came after 5 minutes to an hour; expected USD: {figures})"
+    )
+    return best[1], best[2], why
 
 
 def explicit_candidates(plan: CachePlan, view: RequestView, notes: list[str]) -> list[Candidate]:

@@ -1,0 +1,82 @@
+"""What not knowing when a conversation resumes costs: the policy, and the policy told each pause.
+
+    python benchmarks/pause_oracle.py [WORKLOAD ...]   # default: the four conversation workloads
+
+The floor (docs/savings.md) is clairvoyant: it puts a 1h write exactly where a
+pause of more than 5 minutes follows. The engine cannot: it weighs a checkpoint
+against the share of its call site's follow-ups that came after a pause. This
+replays each saved trace (``benchmarks/results/NAME.trace.jsonl``, written by
+``savings.py``) under the shipped policy twice with ``plan``'s replay (the
+emulator's billing): as the engine runs, and with every request told its own next
+follow gap (the share is then 100% or 0%). The distance between the two is the
+price of not knowing the future; the distance from the second to the floor is what
+the rule itself leaves.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from engine.compile import compile_policy
+from engine.plan import TraceRecord, lower_bound, policy_placer, read_trace, replay, summarize
+from engine.policy import load_policy
+from engine.providers.anthropic.caching import BreakpointAllocator
+from engine.providers.anthropic.caching._choose import MIN_PAUSES
+from engine.providers.anthropic.caching._entries import CacheBook, Standing
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = ROOT / "policies" / "examples" / "pipeshub-savings.yaml"
+CONVERSATIONS = ("pipeshub-agent", "agent", "agent-pauses-30m", "agent-pauses-2h")
+
+
+def next_gaps(records: list[TraceRecord]) -> dict[float, float]:
+    """Per request time: how long until the next request that carries its whole prompt on."""
+    ended: dict[str, float] = {}
+    out: dict[float, float] = {}
+    for record in sorted(records, key=lambda r: r.ts):
+        for block in reversed(record.blocks):
+            if block.hash in ended:
+                at = ended.pop(block.hash)
+                out[at] = record.ts - at
+                break
+        ended[record.blocks[-1].hash] = record.ts
+    return out
+
+
+class _Told(CacheBook):
+    """The engine's book, except that each request's follow gaps are its own next one."""
+
+    def __init__(self, gaps: dict[float, float]) -> None:
+        super().__init__()
+        self._gaps = gaps
+
+    def standing(self, call_site: str, digests: list[bytes], now: float) -> Standing:  # type: ignore[override]
+        known = super().standing(call_site, digests, now)
+        return replace(known, follows=(self._gaps.get(now, 0.0),) * MIN_PAUSES)
+
+
+def cost(records: list[TraceRecord], told: bool) -> float:
+    placer = policy_placer(compile_policy(load_policy(str(POLICY))))
+    if told:
+        allocator = BreakpointAllocator()
+        allocator._book = _Told(next_gaps(records))  # the one thing this replay changes
+        placer._allocators["direct"] = allocator  # type: ignore[attr-defined]
+    return summarize(replay(records, placer)).cost_usd
+
+
+def main(workloads: list[str]) -> None:
+    print("| workload | policy | policy told each pause | floor | policy / floor | told / floor |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name in workloads:
+        records = list(read_trace(ROOT / "benchmarks" / "results" / f"{name}.trace.jsonl"))
+        floor = lower_bound(records)
+        plain, told = cost(records, False), cost(records, True)
+        print(
+            f"| {name} | {plain:.4f} | {told:.4f} | {floor:.4f} | {plain / floor:.3f} | {told / floor:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or list(CONVERSATIONS))
