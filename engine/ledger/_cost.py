@@ -76,24 +76,29 @@ def split_writes(blocks: Sequence[Block], usage: dict[str, Any]) -> dict[str, in
     written total but not its TTLs. The API bills by the mixed-TTL rule: after the hit
     ``A`` (the read tokens end there), the 1h run goes to the last 1h marker ``B``, the
     5m run from there to the last marker. The same rule on the request's own markers
-    and token counts recovers the split; scaled to the billed total, so an estimate
-    that differs from the API's count still adds up.
+    and token counts recovers the split. The local estimate is first scaled to the
+    API's count (read + written is exactly the prefix up to the last marker): over a
+    long read prefix a few percent of drift exceeds a short block, and a 1h run of one
+    small block (a conversation's checkpoint) would otherwise fall before the hit.
     """
     written = int(usage.get("cache_creation_input_tokens") or 0)
     if written <= 0:
         return {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}
-    cum = list(accumulate(b.tokens for b in blocks))
     read = int(usage.get("cache_read_input_tokens") or 0)
     markers = [
         (i, "1h" if b.cache_control.get("ttl") == "1h" else "5m")
         for i, b in enumerate(blocks)
         if b.cache_control is not None
     ]
-    after = [(i, ttl) for i, ttl in markers if cum[i] > read]
+    estimated = list(accumulate(b.tokens for b in blocks))
+    last = estimated[markers[-1][0]] if markers else 0
+    scale = (read + written) / last if last > 0 else 1.0
+    cum = [c * scale for c in estimated]
+    after = [(i, ttl) for i, ttl in markers if cum[i] > read + 0.5]
     if not after:
         return {"ephemeral_5m_input_tokens": written, "ephemeral_1h_input_tokens": 0}
     one_hour = [i for i, ttl in after if ttl == "1h"]
     span = cum[after[-1][0]] - read
-    w1h = (cum[one_hour[-1]] - read) if one_hour else 0
-    w1h = written if span <= 0 or w1h >= span else round(written * w1h / span)
+    w1h_float = (cum[one_hour[-1]] - read) if one_hour else 0.0
+    w1h = written if span <= 0 or w1h_float >= span else round(written * w1h_float / span)
     return {"ephemeral_5m_input_tokens": written - w1h, "ephemeral_1h_input_tokens": w1h}

@@ -441,3 +441,105 @@ async def test_direct_agent_transport_takes_the_wrapped_model_and_bypasses_the_p
     assert len(sent) == 2 and all(body["system"][0]["cache_control"] for body in sent)  # its own markers
     records = decisions(tmp_path)
     assert [r["bypass"] for r in records] == ["direct-transport"]  # the calls never reached the engine
+
+
+def test_the_agent_loop_checkpoints_where_a_pause_can_follow_on_two_loops_under_faults(
+    anthropic_env: Any, tmp_path: Path
+) -> None:
+    """PipesHub's agent loop, no metadata, one engine shared by two event loops (one thread
+    each), two requests in five answered with a fault (429/529/500/drop; the SDK retries, and
+    the driver resends what still fails, as a user would). The engine's clock is the
+    emulator's, moved 40 s or 15 min between turns. Once it has seen the follow-ups, the tool
+    call's request writes nothing at 1h (its follow-up comes seconds later) and the streamed
+    answer's request writes only the short tool_use block at 1h: the bill says so."""
+    import importlib
+    import importlib.util
+    import threading
+
+    import anthropic
+    from langchain_core.messages import AIMessage, ToolMessage
+
+    from engine.ledger import DecisionLog, JsonLinesSink
+
+    # a stream's connection dropped mid-body surfaces as the HTTP client's own error (httpx, or
+    # httpx2 under newer SDKs), as without the engine
+    dropped = tuple(
+        importlib.import_module(name).TransportError
+        for name in ("httpx", "httpx2")
+        if importlib.util.find_spec(name) is not None
+    )
+    emulator = anthropic_env
+    emulator.state.config.update({"fault_rate": 0.4, "retry_after_s": 0.0})
+    clock = emulator.state.clock
+    path = tmp_path / "policy.yaml"
+    path.write_text(SHIPPED.read_text(encoding="utf-8"), encoding="utf-8")
+    engine = PolicyEngine.from_file(
+        path,
+        state=f"sqlite:///{tmp_path}/state.db",
+        decision_log=DecisionLog([JsonLinesSink(tmp_path / "decisions.jsonl", flush_interval=0)]),
+        clock=clock.now,
+    )
+    host = load_host(engine)
+    gaps = iter([40.0, 900.0] * 4)
+    turn_done = threading.Barrier(2, action=lambda: clock.advance(next(gaps)), timeout=120)
+    errors: list[BaseException] = []
+    resent: list[str] = []
+
+    async def resend(call: Callable[..., Awaitable[AIMessage]], history: list[Any]) -> AIMessage:
+        for _ in range(8):
+            try:
+                return await call(AGENT_SYSTEM, list(history), [search_knowledge_base])
+            except (anthropic.APIStatusError, anthropic.APIConnectionError, *dropped) as exc:
+                resent.append(type(exc).__name__)  # after the SDK's own retries
+        raise AssertionError("eight sends in a row failed")
+
+    async def conversation(who: int) -> None:
+        transport = _transport(await _llm(host), host)
+        history: list[Any] = []
+        for turn in range(8):
+            history.append(HumanMessage(f"Conversation {who}, question {turn}: " + "the travel policy " * 30))
+            await resend(transport.complete, history)
+            call = {
+                "name": "search_knowledge_base",
+                "args": {"query": f"q{turn}"},
+                "id": f"toolu_{who}_{turn}",
+            }
+            history += [
+                AIMessage("", tool_calls=[call]),
+                ToolMessage("result " * 300, tool_call_id=call["id"]),
+            ]
+            await resend(transport.stream, history)
+            history.append(AIMessage(f"Answer {turn}: " + "the policy says " * 40))
+            await asyncio.to_thread(turn_done.wait)
+
+    def run(who: int) -> None:
+        try:
+            asyncio.run(conversation(who))
+        except BaseException as exc:  # reported below: a thread's failure must fail the test
+            errors.append(exc)
+            turn_done.abort()
+
+    threads = [threading.Thread(target=run, args=(who,)) for who in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in threads), "a loop hung"
+    assert not errors, errors
+    engine.close_polling()
+    engine.log.close()
+    answered = [r for r in decisions(tmp_path) if r["error"] is None]
+    assert len(answered) == 2 * 8 * 2  # every call answered in the end
+    failed = [r for r in decisions(tmp_path) if r["error"] is not None]
+    assert len(failed) == len(resent)  # each failed send reached its caller, and the log says so
+
+    def last_turns(site: str) -> list[int]:  # the last three turns of both conversations, as billed
+        sent = [e for e in received(emulator, last=500) if e["body"].get("tools") and e["usage"]]
+        ours = [e for e in sent if bool(e["body"].get("stream")) == site.endswith(".stream")]
+        return [e["usage"]["cache_creation"]["ephemeral_1h_input_tokens"] for e in ours][-6:]
+
+    complete, stream = last_turns(f"{LCT}.complete"), last_turns(f"{LCT}.stream")
+    assert complete and stream
+    assert set(complete) == {0}, complete
+    # the tool_use block, not the answer (0 where a resend read what a dropped stream had written)
+    assert all(tokens < 40 for tokens in stream) and max(stream) > 0, stream
