@@ -170,6 +170,7 @@ def floor_shares(records: Iterable[TraceRecord], *, batch_hit_rate: float = 1.0)
     overhead = int(caps.limits.get("request_overhead_tokens", 0))
     seen: dict[tuple[str, str], _Seen] = {}
     shares: dict[str, float] = {}
+    window = _window()
     for record in sorted(records, key=lambda r: r.ts):
         info = caps.model(record.model)
         factor = batch_mult if tolerates_batch(record) else 1.0
@@ -183,7 +184,6 @@ def floor_shares(records: Iterable[TraceRecord], *, batch_hit_rate: float = 1.0)
         if cheaper is not None:
             micro = cheaper
         shares[record.call_site] = shares.get(record.call_site, 0.0) + micro / 1e6
-        window = _window()
         for block in record.blocks:
             key = (record.tenant, block.hash)
             prior = seen.get(key)

@@ -115,6 +115,11 @@ def write_pays(p_read: float, prices: Prices, ttl: TTL) -> bool:
     return p_read * (prices.input - prices.cache_read) >= write - prices.input
 
 
+def _pause_share(gaps: tuple[float, ...]) -> float:
+    """The share of ``gaps`` between 5 minutes and an hour: pauses a 1h entry outlives and a 5m one not."""
+    return sum(FIVE_MIN_S < g <= ONE_HOUR_S for g in gaps) / len(gaps) if gaps else 0.0
+
+
 def ttl_costs(gaps: tuple[float, ...], prices: Prices) -> tuple[float, float]:
     """Expected price per reuse (per token, standard tier) with 5m and with 1h entries.
 
@@ -245,7 +250,7 @@ def _presumed(view: RequestView, gaps: tuple[float, ...]) -> tuple[TTL, TTL, str
     """History 1h; the newest turn 1h only when the site's reuse gaps say pauses are common."""
     prices = view.model.prices
     breakeven = (prices.cache_write_1h - prices.cache_write_5m) / (prices.cache_write_1h - prices.cache_read)
-    share = sum(FIVE_MIN_S < g <= ONE_HOUR_S for g in gaps) / len(gaps) if gaps else 0.0
+    share = _pause_share(gaps)
     tail: TTL = "1h" if share >= breakeven else "5m"
     seen = (
         f"{share:.0%} of {len(gaps)} observed reuse gaps are between 5 minutes and an hour"
@@ -274,7 +279,7 @@ def _checkpoint(view: RequestView, history: int, last: int, standing: Standing) 
     prices = view.model.prices
     tokens = view.prefix_tokens
     gaps = standing.follows
-    p = sum(FIVE_MIN_S < g <= ONE_HOUR_S for g in gaps) / len(gaps)
+    p = _pause_share(gaps)
 
     def at(i: int) -> int:
         return tokens[i] if i >= 0 else 0
