@@ -174,6 +174,8 @@ def _text(doc: dict[str, Any]) -> str:
             f"batch {a['batch_share']:.0%}"
         )
     lines.append(f"  {'lower bound':22s} ${doc['oracle_lower_bound_usd']:>10.4f}")
+    if doc.get("online_lower_bound_usd"):
+        lines.append(f"  {'online lower bound':22s} ${doc['online_lower_bound_usd']:>10.4f}  (pauses unseen)")
     for name, figures in (doc.get("plan") or {}).items():
         lines.append(f"  planner/report {name}: {figures}")
     for goal, figures in doc["goals"].items():

@@ -8,6 +8,7 @@
 """
 
 from engine.plan._bound import floor_shares, lower_bound, tolerates_batch
+from engine.plan._online import Pauses, observed_pauses, online_lower_bound
 from engine.plan._place import caller_placer, fixed_placer, peer_placer, policy_placer, stand_in_payload
 from engine.plan._plan import PlanResult, plan_policy, plan_with
 from engine.plan._recommend import Choice, recommend
@@ -28,6 +29,7 @@ __all__ = [
     "SCHEMA_ID",
     "Choice",
     "LogError",
+    "Pauses",
     "Placement",
     "PlanResult",
     "SimulatedCall",
@@ -39,6 +41,8 @@ __all__ = [
     "fixed_placer",
     "floor_shares",
     "lower_bound",
+    "observed_pauses",
+    "online_lower_bound",
     "peer_placer",
     "plan_policy",
     "plan_with",

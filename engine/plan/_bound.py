@@ -116,6 +116,7 @@ def _call_floor(
     *,
     read_share: float = 1.0,
     commit: bool = True,
+    ttl_exempt: frozenset[tuple[str, str]] = frozenset(),
 ) -> float:
     """The least this call can cost (micro-USD), minimised over its hit, premiums it is charged included.
 
@@ -144,7 +145,8 @@ def _call_floor(
         if cum < min_tokens:
             continue
         hit = cost
-        if gap > window.short_s and not prior.ttl_premium_assigned:
+        exempt = (record.tenant, block.hash) in ttl_exempt
+        if gap > window.short_s and not prior.ttl_premium_assigned and not exempt:
             assigned.add(("ttl", block.hash))
             hit += block.tokens * (prices.cache_write_1h - prices.cache_write_5m) * prior.min_factor
         best = min(best, hit)
@@ -163,8 +165,17 @@ def lower_bound(records: Iterable[TraceRecord], *, batch_hit_rate: float = 1.0) 
     return sum(floor_shares(records, batch_hit_rate=batch_hit_rate).values())
 
 
-def floor_shares(records: Iterable[TraceRecord], *, batch_hit_rate: float = 1.0) -> dict[str, float]:
-    """The floor split by call site (a premium counts at the call that carries it)."""
+def floor_shares(
+    records: Iterable[TraceRecord],
+    *,
+    batch_hit_rate: float = 1.0,
+    ttl_exempt: frozenset[tuple[str, str]] = frozenset(),
+) -> dict[str, float]:
+    """The floor split by call site (a premium counts at the call that carries it).
+
+    ``ttl_exempt``: ``(tenant, prefix hash)`` positions charged no TTL premium here,
+    because :mod:`._online` charges their 1h writes another way.
+    """
     caps = capabilities()
     batch_mult = caps.multipliers["batch"]
     overhead = int(caps.limits.get("request_overhead_tokens", 0))
@@ -174,7 +185,9 @@ def floor_shares(records: Iterable[TraceRecord], *, batch_hit_rate: float = 1.0)
     for record in sorted(records, key=lambda r: r.ts):
         info = caps.model(record.model)
         factor = batch_mult if tolerates_batch(record) else 1.0
-        floor = functools.partial(_call_floor, record, seen, info.prices, min_tokens=info.min_cache_tokens)
+        floor = functools.partial(
+            _call_floor, record, seen, info.prices, min_tokens=info.min_cache_tokens, ttl_exempt=ttl_exempt
+        )
         plain = overhead * info.prices.input  # the per-request overhead is never cached
         cheaper: float | None = None
         if factor != 1.0 and batch_hit_rate < 1.0:  # a batch that reads by chance, or direct

@@ -82,6 +82,7 @@ def test_bench_arms_plan_and_floor(tmp_path: Path, capsys: Any, workload: str, s
     costs = {name: a["cost_usd"] for name, a in doc["arms"].items()}
     policy = costs["policy@q98" if batches else "policy"]
     assert all(c >= doc["oracle_lower_bound_usd"] - 1e-9 for c in costs.values())
+    assert doc["online_lower_bound_usd"] > 0 and "policy_within_5pct_of_online_lower_bound" in doc["goals"]
     assert policy <= costs["no-policy"]
     for figures in doc["plan"].values():
         assert abs(figures["log_error_pct"]) <= 2.0, "plan on the policy's own decision log"

@@ -105,39 +105,49 @@ def _marker_sets(n: int, most: int = 2) -> Iterator[tuple[TTL | None, ...]]:
                 yield tuple(markers)
 
 
+def _try(record: TraceRecord, markers: tuple[TTL | None, ...], store: dict[bytes, Entry]) -> tuple[Any, Any]:
+    """Bill one call with these markers against ``store``: its outcome, and the cache after it."""
+    caps = capabilities()
+    info = caps.model(record.model)
+    hashes = [bytes.fromhex(b.hash) for b in record.blocks]
+    outcome = account(
+        hashes,
+        [b.tokens for b in record.blocks],
+        markers,
+        min_tokens=info.min_cache_tokens,
+        lookback=int(caps.limits["cache_lookback_positions"]),
+        alive=lambda h: h in store and store[h].expires > record.ts,
+    )
+    after = dict(store)
+    commit(after, hashes, outcome, record.ts, {k: int(v) for k, v in caps.limits["ttl_seconds"].items()})
+    return outcome, after
+
+
+def _price(record: TraceRecord, outcome: Any, batch: bool = False) -> float:
+    caps = capabilities()
+    usage = Usage(
+        outcome.input_tokens,
+        outcome.cache_write_5m_tokens,
+        outcome.cache_write_1h_tokens,
+        outcome.cache_read_tokens,
+        record.output_tokens,
+        batch,
+    )
+    return caps.model(record.model).cost(usage, batch_multiplier=caps.multipliers["batch"])
+
+
 def _best(records: list[TraceRecord], store: dict[bytes, Entry] | None = None) -> float:
     """The cheapest of every combination of enumerated marker sets and batch choices, call by call."""
     if not records:
         return 0.0
-    caps = capabilities()
     store = store or {}
     record, rest = records[0], records[1:]
-    info = caps.model(record.model)
-    hashes = [bytes.fromhex(b.hash) for b in record.blocks]
-    ttl_s = {k: int(v) for k, v in caps.limits["ttl_seconds"].items()}
     best = float("inf")
     for markers in _marker_sets(len(record.blocks)):
-        outcome = account(
-            hashes,
-            [b.tokens for b in record.blocks],
-            markers,
-            min_tokens=info.min_cache_tokens,
-            lookback=int(caps.limits["cache_lookback_positions"]),
-            alive=lambda h: h in store and store[h].expires > record.ts,
-        )
-        after = dict(store)
-        commit(after, hashes, outcome, record.ts, ttl_s)
+        outcome, after = _try(record, markers, store)
         later = _best(rest, after)
         for batch in {False, tolerates_batch(record)}:
-            usage = Usage(
-                outcome.input_tokens,
-                outcome.cache_write_5m_tokens,
-                outcome.cache_write_1h_tokens,
-                outcome.cache_read_tokens,
-                record.output_tokens,
-                batch,
-            )
-            best = min(best, info.cost(usage, batch_multiplier=caps.multipliers["batch"]) + later)
+            best = min(best, _price(record, outcome, batch) + later)
     return best
 
 

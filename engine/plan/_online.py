@@ -1,0 +1,255 @@
+"""A floor for policies that cannot see when a conversation's next call will come.
+
+The floor of :mod:`._bound` is clairvoyant about pauses: it charges a 1h write
+only where a pause of more than 5 minutes follows. A real policy decides at each
+call, before the pause after it is known, how far a 1h entry (a *checkpoint*)
+should reach. This module computes the least *expected* cost of any placement
+whose choices at a call depend on nothing that happens after it, when the pause
+after each call is drawn independently from its call site's distribution of
+pauses (by default the one the trace itself shows). docs/savings.md, step 7,
+has the proof; in short:
+
+- a *chain* is a conversation as the trace shows it: each call carries its
+  predecessor's whole prompt on. Its *private* positions are the ones no call
+  outside the chain ever sent, so only the chain's own calls write or read them;
+- the clairvoyant floor, with no TTL premium charged on private positions, is
+  still a floor on everything else (:func:`._bound.floor_shares` ``ttl_exempt``);
+- on private positions, a placement pays on top of it at least: ``w1h - w5m``
+  per token its 1h writes reach past what the call could read, ``w1h - read -
+  (w5m - input)`` per token of a block it writes again at 1h, and, after a pause
+  of 5 minutes to an hour, ``(input - read) - (w5m - input)`` per token past its
+  furthest 1h entry (lost: no 5m entry outlives the pause);
+- a dynamic program over the furthest 1h entry finds the least expected sum of
+  those, call by call, choices made before the pause is drawn.
+
+Only chains whose calls all go direct (interactive) are covered; every other
+position keeps the clairvoyant floor's TTL premium. The result is a floor on the
+expected cost: one run's pauses can be luckier than their distribution.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from engine.plan._bound import _window, floor_shares, tolerates_batch
+from engine.plan._trace import TraceRecord
+from engine.providers.anthropic.capabilities import Prices, capabilities
+
+__all__ = ["Pauses", "observed_pauses", "online_lower_bound"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pauses:
+    """Shares of the pauses after a call site's calls: up to 5 minutes, 5 minutes to 1h, longer."""
+
+    short: float
+    medium: float
+    long: float
+
+
+_SHORT, _MEDIUM, _LONG = 0, 1, 2
+
+
+@dataclass(slots=True)
+class _Chain:
+    calls: list[int]
+    ok: bool = True
+
+
+def _links(records: list[TraceRecord]) -> dict[int, int]:
+    """Per call, the call it carries on (whose whole prompt its own prompt starts with)."""
+    ended: dict[tuple[str, str], int] = {}
+    prev: dict[int, int] = {}
+    for i, record in enumerate(records):
+        for block in reversed(record.blocks):
+            j = ended.pop((record.tenant, block.hash), None)
+            if j is not None:
+                prev[i] = j
+                break
+        if record.blocks:
+            ended[(record.tenant, record.blocks[-1].hash)] = i
+    return prev
+
+
+def _chains(records: list[TraceRecord], prev: dict[int, int]) -> list[_Chain]:
+    nxt = {j: i for i, j in prev.items()}
+    chains = []
+    for i in range(len(records)):
+        if i in prev:
+            continue
+        calls = [i]
+        while calls[-1] in nxt:
+            calls.append(nxt[calls[-1]])
+        chains.append(_Chain(calls))
+    return chains
+
+
+def _classify(gap: float, short_s: float, long_s: float) -> int:
+    return _SHORT if gap <= short_s else _MEDIUM if gap <= long_s else _LONG
+
+
+def observed_pauses(records: Iterable[TraceRecord]) -> dict[str, Pauses]:
+    """Per call site, the shares of the pauses after its calls (until the call carrying it on)."""
+    ordered = sorted(records, key=lambda r: r.ts)
+    window = _window()
+    counts: dict[str, Counter[int]] = defaultdict(Counter)
+    for i, j in _links(ordered).items():
+        gap = ordered[i].ts - ordered[j].ts
+        counts[ordered[j].call_site][_classify(gap, window.short_s, window.long_s)] += 1
+    out = {}
+    for site, c in counts.items():
+        n = sum(c.values())
+        out[site] = Pauses(c[_SHORT] / n, c[_MEDIUM] / n, c[_LONG] / n)
+    return out
+
+
+def _private(records: list[TraceRecord], chains: list[_Chain]) -> dict[tuple[str, str], int]:
+    """Positions sent by the calls of one chain only, with that chain's index."""
+    owner: dict[tuple[str, str], int] = {}
+    shared: set[tuple[str, str]] = set()
+    for c, chain in enumerate(chains):
+        for i in chain.calls:
+            for block in records[i].blocks:
+                key = (records[i].tenant, block.hash)
+                if owner.setdefault(key, c) != c:
+                    shared.add(key)
+    return {key: c for key, c in owner.items() if key not in shared}
+
+
+def _tail(
+    record: TraceRecord, private: Mapping[tuple[str, str], int], c: int, min_tokens: int
+) -> list[tuple[str, int]] | None:
+    """The call's private positions that can be cached (hash, tokens), or None when they are not its tail."""
+    keys = [(record.tenant, b.hash) for b in record.blocks]
+    first = len(keys)
+    while first > 0 and private.get(keys[first - 1]) == c:
+        first -= 1
+    if any(private.get(k) == c for k in keys[:first]):
+        return None
+    out, cum = [], 0
+    for i, block in enumerate(record.blocks):
+        cum += block.tokens
+        if i >= first and cum >= min_tokens:
+            out.append((block.hash, block.tokens))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One call of a chain in private-token coordinates."""
+
+    count: int  # how many private positions the call sends
+    prices: Prices
+    pauses: Pauses  # the pause after it (unused for the chain's last call)
+
+
+def _chain_steps(
+    records: list[TraceRecord],
+    chain: _Chain,
+    c: int,
+    private: Mapping[tuple[str, str], int],
+    pauses: Mapping[str, Pauses],
+) -> tuple[list[int], list[_Step]] | None:
+    """The chain's private positions (cumulative token ends) and its calls, or None if not covered."""
+    caps = capabilities()
+    sizes: list[tuple[str, int]] = []
+    steps: list[_Step] = []
+    for i in chain.calls:
+        record = records[i]
+        if tolerates_batch(record):
+            return None
+        info = caps.model(record.model)
+        tail = _tail(record, private, c, info.min_cache_tokens)
+        if tail is None or tail[: len(sizes)] != sizes or len(tail) < len(sizes):
+            return None
+        sizes = tail
+        steps.append(_Step(len(tail), info.prices, pauses.get(record.call_site, Pauses(1.0, 0.0, 0.0))))
+    ends = [0]
+    for _, tokens in sizes:
+        ends.append(ends[-1] + tokens)
+    return ends, steps
+
+
+def _expected_extra(ends: list[int], steps: list[_Step]) -> float:
+    """The least expected micro-USD a chain's 1h writes and lost positions cost (see the module docstring).
+
+    ``W[f][cls]`` is the least expected cost from a call on, when the furthest 1h
+    entry ends at private position ``f`` and the pause before the call was of
+    class ``cls`` (which says how far the call can read: the previous call's end,
+    the 1h entry, or nothing).
+    """
+    n = len(steps)
+    inf = float("inf")
+    # after the chain's last call nothing follows: no cost, wherever its 1h entry ends
+    later: list[list[float]] = [[0.0] * 3 for _ in range(steps[-1].count + 1)]
+    for m in range(n - 2, -1, -1):
+        step, count = steps[m], steps[m].count
+        before = steps[m - 1].count if m > 0 else 0
+        prices = step.prices
+        premium = prices.cache_write_1h - prices.cache_write_5m
+        rewrite = (prices.cache_write_1h - prices.cache_read) - (prices.cache_write_5m - prices.input)
+        loss = (steps[m + 1].prices.input - steps[m + 1].prices.cache_read) - (
+            steps[m + 1].prices.cache_write_5m - steps[m + 1].prices.input
+        )
+        p = step.pauses
+        # expected cost of what follows, when this call leaves its furthest 1h entry at x
+        ahead = [
+            p.short * later[x][_SHORT]
+            + p.medium * (loss * (ends[count] - ends[x]) + later[x][_MEDIUM])
+            + p.long * later[0][_LONG]
+            for x in range(count + 1)
+        ]
+        now: list[list[float]] = [[inf] * 3 for _ in range(before + 1)]
+        for f in range(before + 1):
+            for cls in (_SHORT, _MEDIUM, _LONG):
+                if cls == _LONG and f != 0:
+                    continue
+                reach = before if cls == _SHORT else f if cls == _MEDIUM else 0
+                best = ahead[f]
+                for x in range(f + 1, count + 1):
+                    if x > reach:
+                        write = premium * (ends[x] - ends[reach])
+                    else:
+                        write = rewrite * (ends[x] - ends[x - 1])
+                    best = min(best, write + ahead[x])
+                now[f][cls] = best
+        later = now
+    return later[0][_LONG]
+
+
+def online_lower_bound(
+    records: Iterable[TraceRecord],
+    *,
+    pauses: Mapping[str, Pauses] | None = None,
+    batch_hit_rate: float = 1.0,
+) -> float:
+    """A floor in USD on the expected cost of any placement that cannot see the next pause.
+
+    ``pauses``: per call site, the distribution each pause after its calls is drawn
+    from (default: the shares the trace shows, :func:`observed_pauses`).
+    ``batch_hit_rate`` as for :func:`._bound.lower_bound` (the chains covered here
+    send no batches; everything else is floored as there).
+    """
+    ordered = sorted(records, key=lambda r: r.ts)
+    pauses = observed_pauses(ordered) if pauses is None else pauses
+    prev = _links(ordered)
+    chains = _chains(ordered, prev)
+    private = _private(ordered, chains)
+    exempt: set[tuple[str, str]] = set()
+    extra = 0.0
+    for c, chain in enumerate(chains):
+        shaped = _chain_steps(ordered, chain, c, private, pauses)
+        if shaped is None:
+            continue
+        ends, steps = shaped
+        exempt.update(
+            (ordered[i].tenant, b.hash)
+            for i in chain.calls
+            for b in ordered[i].blocks
+            if private.get((ordered[i].tenant, b.hash)) == c
+        )
+        extra += _expected_extra(ends, steps)
+    base = sum(floor_shares(ordered, batch_hit_rate=batch_hit_rate, ttl_exempt=frozenset(exempt)).values())
+    return base + extra / 1e6

@@ -1,0 +1,171 @@
+"""The floor for policies that cannot see the next pause is a floor on their expected cost.
+
+A conversation's calls are fixed; only the pause after each call is drawn, from its
+call site's distribution (up to 5 minutes, 5 minutes to 1h, longer). The best any
+such policy can do is an expectimin: at each call, the cheapest marker set given
+everything so far, in expectation over the pause that follows. On tiny
+conversations that is enumerated exactly (every marker set with up to two markers,
+every TTL order) and billed by the cache rules; it never falls below the expected
+online floor, and the floor is reached where the pauses are certain.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.plan import TraceRecord, lower_bound, record_from_payload
+from engine.plan._online import Pauses, observed_pauses, online_lower_bound
+from tests.plan.test_bound import _marker_sets, _price, _try
+
+MODEL = "claude-sonnet-4-5"
+TEXTS = [f"w{i} " * n for i, n in enumerate((300, 900, 1500, 40, 2500, 700, 5, 150))]
+GAP = (60.0, 1000.0, 4000.0)  # one pause of each class: up to 5 minutes, up to 1h, longer
+
+
+def _call(system: list[int], turns: Sequence[int], site: str) -> TraceRecord:
+    params: dict[str, Any] = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": TEXTS[i]} for i in turns]}],
+    }
+    if system:
+        params["system"] = [{"type": "text", "text": TEXTS[i]} for i in system]
+    return record_from_payload(params, ts=0.0, call_site=site, output_tokens=20)  # type: ignore[arg-type]
+
+
+def _shares(p: Pauses) -> tuple[float, float, float]:
+    return (p.short, p.medium, p.long)
+
+
+def _expected_best(
+    calls: list[TraceRecord], pauses: dict[str, Pauses], i: int = 0, now: float = 0.0, store: Any = None
+) -> float:
+    """The least expected cost from call ``i`` on, choosing markers before the next pause is drawn."""
+    record = replace(calls[i], ts=now)
+    best = math.inf
+    for markers in _marker_sets(len(record.blocks)):
+        outcome, after = _try(record, markers, store or {})
+        cost = _price(record, outcome)
+        if i + 1 < len(calls):
+            shares = _shares(pauses[record.call_site])
+            cost += sum(
+                share * _expected_best(calls, pauses, i + 1, now + GAP[c], after)
+                for c, share in enumerate(shares)
+                if share
+            )
+        best = min(best, cost)
+    return best
+
+
+def _expected_floor(calls: list[TraceRecord], pauses: dict[str, Pauses]) -> float:
+    """The online floor averaged over every sequence of pause classes, weighted by its chance."""
+    total = 0.0
+    for classes in itertools.product(range(3), repeat=len(calls) - 1):
+        chance, now, trace = 1.0, 0.0, [replace(calls[0], ts=0.0)]
+        for call, before, c in zip(calls[1:], calls[:-1], classes, strict=True):
+            chance *= _shares(pauses[before.call_site])[c]
+            now += GAP[c]
+            trace.append(replace(call, ts=now))
+        if chance:
+            total += chance * online_lower_bound(trace, pauses=pauses)
+    return total
+
+
+PAUSES = st.sampled_from(
+    [
+        Pauses(1.0, 0.0, 0.0),
+        Pauses(0.0, 1.0, 0.0),
+        Pauses(0.7, 0.3, 0.0),
+        Pauses(0.5, 0.5, 0.0),
+        Pauses(0.3, 0.7, 0.0),
+        Pauses(0.6, 0.2, 0.2),
+        Pauses(0.2, 0.5, 0.3),
+    ]
+)
+
+
+@st.composite
+def conversation(draw: st.DrawFn) -> tuple[list[TraceRecord], dict[str, Pauses]]:
+    """A conversation of 2-3 calls, each carrying the previous one's prompt on, over two call sites."""
+    system = draw(st.lists(st.sampled_from([0, 2, 4]), max_size=1))
+    blocks = 3 - len(system)
+    turns = draw(st.lists(st.sampled_from(range(len(TEXTS))), min_size=2, max_size=blocks + 1))
+    lengths = sorted(set(draw(st.lists(st.integers(1, len(turns)), min_size=2, max_size=3))))
+    if len(lengths) < 2:
+        lengths = [1, len(turns)] if len(turns) > 1 else [1, 1]
+    lengths = [min(n, blocks) for n in lengths]
+    sites = ["ask", "answer"]
+    calls = [_call(system, turns[:n], sites[k % 2]) for k, n in enumerate(lengths)]
+    return calls, {"ask": draw(PAUSES), "answer": draw(PAUSES)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(conversation())
+def test_no_policy_that_cannot_see_the_next_pause_expects_to_pay_less_than_the_online_floor(
+    case: tuple[list[TraceRecord], dict[str, Pauses]],
+) -> None:
+    calls, pauses = case
+    assert _expected_best(calls, pauses) >= _expected_floor(calls, pauses) - 1e-12
+
+
+def _growing(shares: Pauses) -> tuple[list[TraceRecord], dict[str, Pauses]]:
+    """A system prompt, then three calls that each add a turn."""
+    calls = [_call([4], [1, 7, 5][:n], "s") for n in (1, 2, 3)]
+    return calls, {"s": shares}
+
+
+def test_where_every_pause_is_certain_the_online_floor_is_the_expected_best() -> None:
+    for shares in (Pauses(0.0, 1.0, 0.0), Pauses(1.0, 0.0, 0.0)):
+        calls, pauses = _growing(shares)
+        assert abs(_expected_best(calls, pauses) - _expected_floor(calls, pauses)) < 1e-12
+
+
+def test_not_knowing_which_pause_is_long_costs_more_than_the_clairvoyant_floor_says() -> None:
+    """Half the pauses outlast 5 minutes: the clairvoyant floor (averaged over the draws)
+    is below what any policy that cannot see them expects to pay, and the online floor
+    closes part of that distance without passing it."""
+    calls, pauses = _growing(Pauses(0.5, 0.5, 0.0))
+    clairvoyant = 0.0
+    for classes in itertools.product(range(2), repeat=2):
+        trace, now = [replace(calls[0], ts=0.0)], 0.0
+        for call, c in zip(calls[1:], classes, strict=True):
+            now += GAP[c]
+            trace.append(replace(call, ts=now))
+        clairvoyant += 0.25 * lower_bound(trace)
+    online, best = _expected_floor(calls, pauses), _expected_best(calls, pauses)
+    assert clairvoyant < online <= best + 1e-12
+
+
+def test_the_pause_shares_are_read_from_the_trace_per_call_site() -> None:
+    sites = ("a", "b", "a", "b")
+    calls = [_call([4], [1, 7, 5, 3][:n], site) for n, site in zip((1, 2, 3, 4), sites, strict=True)]
+    trace = [replace(c, ts=t) for c, t in zip(calls, (0.0, 10.0, 1010.0, 5000.0), strict=True)]
+    shares = observed_pauses(trace)
+    assert shares == {"a": Pauses(0.5, 0.0, 0.5), "b": Pauses(0.0, 1.0, 0.0)}
+
+
+def test_a_conversation_that_could_go_through_batches_keeps_the_clairvoyant_floor() -> None:
+    """The online floor covers direct conversations only; a batch-tolerant one is floored as before."""
+    calls = [replace(c, latency="awaitable") for c in _growing(Pauses(0.0, 1.0, 0.0))[0]]
+    trace = [replace(c, ts=t) for c, t in zip(calls, (0.0, 1000.0, 2000.0), strict=True)]
+    assert online_lower_bound(trace) == lower_bound(trace)
+    direct = [replace(c, latency="interactive") for c in trace]
+    # every pause here is certain, and still the 1h write before it covers all that was new at that call
+    assert online_lower_bound(direct) > lower_bound(direct)
+
+
+def test_a_checkpoint_after_a_short_pause_is_charged_only_on_what_is_new() -> None:
+    """The first pause is short, the second one long: the cheapest policy writes the first
+    turn at 5m and, at the second call, only its new turn at 1h (the whole prefix then
+    lives an hour). The online floor charges exactly that, not the first turn again."""
+    calls = [
+        _call([4], [1, 7, 5][:n], site) for n, site in zip((1, 2, 3), ("ask", "answer", "ask"), strict=True)
+    ]
+    pauses = {"ask": Pauses(1.0, 0.0, 0.0), "answer": Pauses(0.0, 1.0, 0.0)}
+    assert abs(_expected_best(calls, pauses) - _expected_floor(calls, pauses)) < 1e-12
