@@ -2,10 +2,11 @@
 
 ``--format json`` prints ``{"workload", "calls", "arms": {ARM: {"cost_usd",
 "input_tokens", "cache_write_tokens", "cache_read_tokens", "output_tokens",
-"batch_share", "wall_s"}}, "oracle_lower_bound_usd", "plan", "goals"}``. With
-``--results DIR`` a run also writes a markdown table and a PNG chart there (nothing
-is written into the current directory unless asked). Exit 0 when every goal holds,
-1 when one does not or the policy is invalid (its findings on stderr), 2 on a usage error.
+"batch_share", "wall_s"}}, "oracle_lower_bound_usd", "online_lower_bound_usd",
+"plan", "goals"}``. With ``--results DIR`` a run also writes a markdown table and a
+PNG chart there (nothing is written into the current directory unless asked). Exit
+0 when every goal holds, 1 when one does not or the policy is invalid (its findings
+on stderr), 2 on a usage error.
 """
 
 from __future__ import annotations
