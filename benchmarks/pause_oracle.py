@@ -8,10 +8,11 @@ against the share of its call site's follow-ups that came after a pause. This
 replays each saved trace (``benchmarks/results/NAME.trace.jsonl``, written by
 ``savings.py``) under the shipped policy twice with ``plan``'s replay (the
 emulator's billing): as the engine runs, and with every request told its own next
-follow gap (the share is then 100% or 0%). The distance between the two is the
-price of not knowing the future; the distance from the second to the floor is what
-the rule itself leaves. The online floor (docs/savings.md, step 7) is the least any
-policy that cannot see the next pause expects to pay.
+follow gap (its weighed share of pauses is then 99.9% or 0.1%). The distance
+between the two is the price of not knowing the future; the distance from the
+second to the floor is what the rule itself leaves. The online floor
+(docs/savings.md, step 7) is the least any policy that cannot see the next pause
+expects to pay.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def next_gaps(records: list[TraceRecord]) -> dict[float, float]:
     return out
 
 
+TOLD = 1000  #: copies of the next gap a told request sees: its weighed share of pauses is then 0.1% or 99.9%
+
+
 class _Told(CacheBook):
     """The engine's book, except that each request's follow gaps are its own next one."""
 
@@ -63,7 +67,7 @@ class _Told(CacheBook):
 
     def standing(self, call_site: str, digests: list[bytes], now: float) -> Standing:  # type: ignore[override]
         known = super().standing(call_site, digests, now)
-        return replace(known, follows=(self._gaps.get(now, 0.0),) * MIN_PAUSES)
+        return replace(known, follows=(self._gaps.get(now, 0.0),) * max(TOLD, MIN_PAUSES))
 
 
 def cost(records: list[TraceRecord], told: bool) -> float:

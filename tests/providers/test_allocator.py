@@ -528,3 +528,20 @@ def test_a_site_whose_follow_ups_mostly_come_after_a_pause_checkpoints_through_t
     ]
     assert placed == ["1h", "1h"], engine_marks(result)
     assert any("checkpoint at the newest turn" in note for note in result.notes), result.notes
+
+
+def test_a_site_that_has_not_paused_yet_still_checkpoints_one_short_block() -> None:
+    """Six turns, every follow-up within a minute: no pause seen yet is no proof there will
+    be none. One pause would lose the whole conversation, while the checkpoint costs the
+    premium on a 20-token block, so the stream call still makes it (the share of pauses
+    is estimated with one pause and one quick follow-up assumed up front)."""
+    allocator = BreakpointAllocator()
+    messages: list[dict[str, Any]] = []
+    now = 0.0
+    for turn in range(6):
+        complete, stream = _tool_turn(allocator, messages, turn, now)
+        now += 40.0
+    tool_use = f"messages.{len(messages) - 3}.content.0"
+    assert _ttl_at(stream, tool_use) == "1h", engine_marks(stream)
+    assert any("checkpoint at the history" in note for note in stream.notes), stream.notes
+    assert _ttl_at(complete, f"messages.{len(messages) - 5}.content.0") == "5m", engine_marks(complete)

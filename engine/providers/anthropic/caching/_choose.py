@@ -269,17 +269,23 @@ def _checkpoint(view: RequestView, history: int, last: int, standing: Standing) 
 
     A checkpoint at position ``B`` costs ``w1h - w5m`` per token it writes now (from
     the entry this request reads, ``hit``, to ``B``). When the next call of the
-    conversation comes after a pause of 5 minutes to an hour (the share ``p`` of this
-    site's follow gaps), every token past the live 1h entry is lost and written
-    again instead of read: ``p * (w5m - read)`` per token. The cheapest of the three
-    wins. So a call whose follow-up comes within seconds (a tool call) makes no
-    checkpoint, and neither does one that would write a long span at 1h (the first
-    call after a lapse): the next call checkpoints one short block instead.
+    conversation comes after a pause of 5 minutes to an hour (with chance ``p``),
+    every token past the live 1h entry is lost and written again instead of read:
+    ``p * (w5m - read)`` per token. The cheapest of the three wins. So a call whose
+    follow-up comes within seconds (a tool call) makes no checkpoint, and neither
+    does one that would write a long span at 1h (the first call after a lapse): the
+    next call checkpoints one short block instead.
+
+    ``p`` is the share of this site's follow gaps in that range, counted with one
+    such pause and one quick follow-up assumed up front (Laplace's rule). A site
+    that has not paused yet is no proof that it never will: an estimate of zero
+    would stake the whole conversation against the premium on a 20-token block.
     """
     prices = view.model.prices
     tokens = view.prefix_tokens
     gaps = standing.follows
-    p = _pause_share(gaps)
+    share = _pause_share(gaps)
+    p = (share * len(gaps) + 1) / (len(gaps) + 2)
 
     def at(i: int) -> int:
         return tokens[i] if i >= 0 else 0
@@ -302,8 +308,9 @@ def _checkpoint(view: RequestView, history: int, last: int, standing: Standing) 
     best = min(options, key=lambda o: o[0])
     figures = ", ".join(f"{name} {c / 1e6:.6f}" for c, _, _, name in options)
     why = (
-        f"{best[3]}: history at {best[1]}, newest turn at {best[2]} ({p:.0%} of {len(gaps)} follow-ups "
-        f"here came after 5 minutes to an hour; expected USD: {figures})"
+        f"{best[3]}: history at {best[1]}, newest turn at {best[2]} ({share:.0%} of "
+        f"{len(gaps)} follow-ups here came after 5 minutes to an hour, weighed as {p:.0%}; "
+        f"expected USD: {figures})"
     )
     return best[1], best[2], why
 
