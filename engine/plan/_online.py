@@ -162,10 +162,11 @@ def _chain_steps(
             return None
         info = caps.model(record.model)
         tail = _tail(record, private, c, info.min_cache_tokens)
-        if tail is None or tail[: len(sizes)] != sizes or len(tail) < len(sizes):
+        if tail is None or tail[: len(sizes)] != sizes:  # each call carries the last one's on
             return None
         sizes = tail
-        steps.append(_Step(len(tail), info.prices, pauses.get(record.call_site, Pauses(1.0, 0.0, 0.0))))
+        quick = Pauses(1.0, 0.0, 0.0)  # a site with no follow-up in the trace: only last calls, never read
+        steps.append(_Step(len(tail), info.prices, pauses.get(record.call_site, quick)))
     ends = [0]
     for _, tokens in sizes:
         ends.append(ends[-1] + tokens)
@@ -175,10 +176,10 @@ def _chain_steps(
 def _expected_extra(ends: list[int], steps: list[_Step]) -> float:
     """The least expected micro-USD a chain's 1h writes and lost positions cost (see the module docstring).
 
-    ``W[f][cls]`` is the least expected cost from a call on, when the furthest 1h
-    entry ends at private position ``f`` and the pause before the call was of
-    class ``cls`` (which says how far the call can read: the previous call's end,
-    the 1h entry, or nothing).
+    ``later[f][cls]`` (then ``now``, one call earlier) is the least expected cost
+    from a call on, when the furthest 1h entry ends at private position ``f`` and
+    the pause before the call was of class ``cls``, which says how far the call can
+    read: the previous call's end, the 1h entry, or nothing.
     """
     n = len(steps)
     inf = float("inf")
