@@ -182,6 +182,7 @@ class CallRun:
     """Decision, payload edits and the record of one call."""
 
     __slots__ = (
+        "_applied_at",
         "_payload",
         "_started",
         "_usage",
@@ -209,6 +210,7 @@ class CallRun:
         self._started = started
         self._payload: dict[str, Any] | None = None
         self._usage: dict[str, Any] | None = None
+        self._applied_at: float | None = None  # when the allocator recorded this request
         self.in_rollout = True
         #: The payload LangChain built before the call was routed (a pool that declined
         #: it): the direct path sends it instead of building it again.
@@ -268,6 +270,17 @@ class CallRun:
         self.record.evaluation_ms += (time.perf_counter() - started) * 1000.0
         return out
 
+    def _take_back(self) -> None:
+        """Forget this request's assumed cache writes (fail open: a failure here is logged once)."""
+        if self._applied_at is None or self._payload is None:
+            return
+        try:
+            self.engine.allocator(self.binding.transport).failed(self._payload, now=self._applied_at)
+        except Exception as exc:
+            self.engine.once.warn(
+                f"forget:{type(exc).__name__}", "forgetting a failed request's cache writes failed: %r", exc
+            )
+
     def _apply(
         self, payload: dict[str, Any], *, batch: bool, counter: Callable[[dict[str, Any]], int] | None
     ) -> dict[str, Any]:
@@ -283,11 +296,12 @@ class CallRun:
         plan = self.cache_plan
         if plan is None:
             return payload
+        self._applied_at = now = self.engine.clock()
         result = self.engine.allocator(self.binding.transport).apply(
             payload,
             plan,
             call_site=record.call_site,
-            now=self.engine.clock(),
+            now=now,
             batch=batch,
             counter=counter,
             sent=self.decision.mode != "shadow",
@@ -312,13 +326,21 @@ class CallRun:
         *,
         error: BaseException | None = None,
         batch_id: str | None = None,
+        answered: bool = False,
     ) -> None:
-        """Complete the record with what came back and emit it."""
+        """Complete the record with what came back and emit it.
+
+        ``answered``: part of the answer came back before ``error`` (a stream cut
+        mid-way), so the request was processed and wrote what it wrote. An error with
+        no answer at all takes back what the allocator assumed the request wrote.
+        """
         record = self.record
         record.latency_ms = (time.perf_counter() - self._started) * 1000.0
         record.batch_id = batch_id
         if error is not None:
             record.error = type(error).__name__
+            if not usage and not answered:
+                self._take_back()
         self._usage = dict(usage) if usage else None
         if usage and usage.get("output_tokens") is not None:
             self.engine.batch_hits().observe_output(record.call_site, int(usage["output_tokens"]))

@@ -252,15 +252,17 @@ class PolicyHooks:
             return
         run.pool_plan()
         total: UsageMetadata | None = None
+        answered = False
         try:
             with active(run, finish_on_error=False):  # the payload is built before the first chunk
                 chunk = next(chunks, None)
             while chunk is not None:
+                answered = True
                 total = _add(total, chunk)
                 yield chunk
                 chunk = next(chunks, None)
         except BaseException as error:
-            run.finish(None, error=error)
+            run.finish(None, error=error, answered=answered)
             raise
         run.finish(_stream_usage(total))
 
@@ -279,15 +281,17 @@ class PolicyHooks:
             return
         run.pool_plan()
         total: UsageMetadata | None = None
+        answered = False
         try:
             with active(run, finish_on_error=False):  # the payload is built before the first chunk
                 chunk = await anext(chunks, None)
             while chunk is not None:
+                answered = True
                 total = _add(total, chunk)
                 yield chunk
                 chunk = await anext(chunks, None)
         except BaseException as error:
-            run.finish(None, error=error)
+            run.finish(None, error=error, answered=answered)
             raise
         run.finish(_stream_usage(total))
 

@@ -545,3 +545,27 @@ def test_a_site_that_has_not_paused_yet_still_checkpoints_one_short_block() -> N
     assert _ttl_at(stream, tool_use) == "1h", engine_marks(stream)
     assert any("checkpoint at the history" in note for note in stream.notes), stream.notes
     assert _ttl_at(complete, f"messages.{len(messages) - 5}.content.0") == "5m", engine_marks(complete)
+
+
+def test_a_request_that_failed_is_not_counted_as_having_written_its_checkpoint() -> None:
+    """The streamed answer's request fails before the API processed it (a 429, a refused
+    connection). Its resend must weigh the checkpoint against the cache as it is: read up to
+    the tool call's request, write the short tool_use block at 1h. Believing the failed send
+    wrote everything, the resend would take a 1h write of the whole tool result for free."""
+    allocator = BreakpointAllocator()
+    messages: list[dict[str, Any]] = []
+    now = 0.0
+    for turn, gap in enumerate([40.0, 900.0] * 3):
+        _tool_turn(allocator, messages, turn, now)
+        now += gap
+    messages.append({"role": "user", "content": "question 6 " + "about the contract " * 60})
+    allocator.apply(_agent(list(messages)), CHECKPOINTED, call_site="agent.complete", now=now)
+    use = {"type": "tool_use", "id": "toolu_6", "name": "search", "input": {"q": "6"}}
+    result = {"type": "tool_result", "tool_use_id": "toolu_6", "content": "found 6 " * 400}
+    messages += [{"role": "assistant", "content": [use]}, {"role": "user", "content": [result]}]
+    sent = allocator.apply(_agent(list(messages)), CHECKPOINTED, call_site="agent.stream", now=now + 2.0)
+    allocator.failed(sent.payload, now=now + 2.0)
+    again = allocator.apply(_agent(list(messages)), CHECKPOINTED, call_site="agent.stream", now=now + 3.0)
+    assert _ttl_at(again, f"messages.{len(messages) - 2}.content.0") == "1h", engine_marks(again)
+    assert _ttl_at(again, f"messages.{len(messages) - 1}.content.0") == "5m", engine_marks(again)
+    assert any("checkpoint at the history" in note for note in again.notes), again.notes

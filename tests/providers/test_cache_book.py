@@ -106,3 +106,29 @@ def test_the_book_reads_where_the_emulators_accounting_reads(
         )
         commit(store, digests, outcome, now, {"5m": 300, "1h": 3600})
         book.record("s", digests, now, markers=[(i, seconds[ttl]) for i, ttl in markers], lookback=20)
+
+
+def test_a_request_taken_back_leaves_the_book_as_it_was_before_it() -> None:
+    """A send that failed with no answer wrote, refreshed and ended nothing: ``forget`` puts back
+    the entries it touched and drops the follow gap it measured."""
+    book = CacheBook(long_ttl_s=ONE_H)
+    book.record("complete", D[:3], 0.0, markers=[(2, FIVE_M)])
+    before = book.standing("stream", D[:6], 3.0)
+    book.record("stream", D[:5], 2.0, markers=[(3, ONE_H), (4, FIVE_M)])
+    assert book.standing("stream", D[:6], 3.0).hit == 4
+    book.forget(D[:5], 2.0)
+    after = book.standing("stream", D[:6], 3.0)
+    assert (after.hit, after.checkpoint) == (before.hit, before.checkpoint) == (2, -1)
+    assert book.standing("complete", D[:6], 3.0).follows == (), "the failed send followed nothing"
+    assert book.standing("complete", D[:6], 299.0).hit == 2, "the read it assumed refreshed nothing"
+    book.forget(D[:5], 2.0)  # twice, or for a request never recorded: nothing happens
+    book.forget(D[:4], 7.0)
+    assert book.standing("stream", D[:6], 3.0).hit == 2
+
+
+def test_taking_a_request_back_keeps_what_a_later_request_wrote_over_it() -> None:
+    book = CacheBook(long_ttl_s=ONE_H)
+    book.record("s", D[:4], 0.0, markers=[(3, FIVE_M)])
+    book.record("s", D[:4], 100.0, markers=[(3, FIVE_M)])  # a later request read and refreshed it
+    book.forget(D[:4], 0.0)  # the first send's failure is reported late: the entry is not its own now
+    assert book.standing("s", D[:6], 350.0).hit == 3

@@ -168,6 +168,16 @@ class BreakpointAllocator:
         for candidate in candidates:
             self._place(candidate, ttls[candidate.index], view, ledger, editor, counter)
 
+    def failed(self, payload: dict[str, Any], *, now: float) -> None:
+        """``payload`` (as :meth:`apply` returned it, at ``now``) came back with an error and no answer.
+
+        Nothing it would have written is counted on for what the next request of its
+        conversation reads (:meth:`CacheBook.forget`): its resend weighs its
+        checkpoint against the cache as it was before.
+        """
+        view = RequestView.build(payload, self._caps or capabilities(), self.transport)
+        self._book.forget(view.hashes, now)
+
     def seen_before(self, call_site: str, digest: bytes, now: float) -> bool:
         """Whether this call site sent the prefix ``digest`` within the last hour (it is reused)."""
         return self._tracker.lookup(call_site, [digest], now).seen[0] is not None

@@ -21,6 +21,11 @@ the conversation readable.
 Like ``_reuse``, what happened at the very instant of a request is no evidence for
 it (an entry is readable only once the response that wrote it has started), and
 memory is bounded (prefixes and sites least recently used are evicted).
+
+A request is recorded when it goes out; one that comes back with an error and no
+answer is :meth:`CacheBook.forget`-ten: a 429 or a connection refused wrote
+nothing, and believing otherwise makes its resend weigh a checkpoint against a
+cache that is not there (a 1h write of the whole newest turn, taken for free).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ __all__ = ["CacheBook", "Standing"]
 MAX_PREFIXES = 65536
 MAX_SITES = 1024
 MAX_FOLLOWS_PER_SITE = 64
+MAX_PENDING = 4096  #: requests whose record can still be taken back (the newest ones)
 _NEVER = float("-inf")
 
 
@@ -67,6 +73,18 @@ class Standing:
     follows: tuple[float, ...] = ()
 
 
+@dataclass(slots=True)
+class _Undo:
+    """What one :meth:`CacheBook.record` changed: each entry before and after, the gap it added."""
+
+    entries: list[tuple[bytes, _Prefix | None, _Prefix]]
+    gap: tuple[str, tuple[float, float]] | None = None
+
+
+def _copy(entry: _Prefix) -> _Prefix:
+    return _Prefix(entry.ended_at, entry.ended_site, entry.written_at, entry.until, entry.ttl_s)
+
+
 class CacheBook:
     """Thread-safe, bounded: entries by prefix hash and follow gaps by call site."""
 
@@ -78,6 +96,7 @@ class CacheBook:
         self._follows: OrderedDict[str, deque[tuple[float, float]]] = OrderedDict()
         self._max_prefixes = max_prefixes
         self._max_sites = max_sites
+        self._pending: OrderedDict[tuple[bytes, float], _Undo] = OrderedDict()
         self._lock = threading.Lock()
 
     def standing(self, call_site: str, digests: Sequence[bytes], now: float) -> Standing:
@@ -114,7 +133,7 @@ class CacheBook:
         if not digests:
             return
         with self._lock:
-            self._follow_gap(digests, now)
+            gap = self._follow_gap(digests, now)
             alive = [self._alive(d, now) for d in digests]
             hit = -1
             for position, _ in markers:
@@ -122,6 +141,10 @@ class CacheBook:
                     if alive[back]:
                         hit = max(hit, back)
                         break
+            touched = (
+                {digests[p] for p, _ in markers} | {digests[-1]} | ({digests[hit]} if hit >= 0 else set())
+            )
+            before = {d: self._snapshot(d) for d in touched}
             for position, ttl_s in markers:
                 entry = self._entry(digests[position])
                 if position > hit:
@@ -135,23 +158,60 @@ class CacheBook:
             last.ended_at, last.ended_site = now, call_site
             while len(self._prefixes) > self._max_prefixes:
                 self._prefixes.popitem(last=False)
+            changed = [(d, old, _copy(self._prefixes[d])) for d, old in before.items() if d in self._prefixes]
+            self._pending[(digests[-1], now)] = _Undo(changed, gap)
+            while len(self._pending) > MAX_PENDING:
+                self._pending.popitem(last=False)
 
-    def _follow_gap(self, digests: Sequence[bytes], now: float) -> None:
+    def forget(self, digests: Sequence[bytes], now: float) -> None:
+        """Take back the record of the request with these prefix hashes sent at ``now``.
+
+        For a request that came back with an error and no answer: what it would have
+        written, refreshed and ended is put back as it was, and the pause it ended is
+        no follow gap. An entry another request has changed since is left as it is.
+        """
+        if not digests:
+            return
+        with self._lock:
+            undo = self._pending.pop((digests[-1], now), None)
+            if undo is None:
+                return
+            for digest, old, new in undo.entries:
+                current = self._prefixes.get(digest)
+                if current is None or current != new:
+                    continue
+                if old is None:
+                    del self._prefixes[digest]
+                else:
+                    self._prefixes[digest] = old
+            if undo.gap is not None:
+                site, item = undo.gap
+                gaps = self._follows.get(site)
+                if gaps is not None and item in gaps:
+                    gaps.remove(item)
+
+    def _follow_gap(self, digests: Sequence[bytes], now: float) -> tuple[str, tuple[float, float]] | None:
         """The pause since the request whose whole prompt this one carries on, for that request's site."""
         own = self._prefixes.get(digests[-1])
         if own is not None and own.ended_at == now:
-            return  # this very request, recorded again
+            return None  # this very request, recorded again
         for digest in reversed(digests):
             entry = self._prefixes.get(digest)
             if entry is None or entry.ended_at is None or entry.ended_at >= now or entry.ended_site is None:
                 continue
             site = entry.ended_site
             gaps = self._follows.pop(site, None) or deque(maxlen=MAX_FOLLOWS_PER_SITE)
-            gaps.append((now, now - entry.ended_at))
+            item = (now, now - entry.ended_at)
+            gaps.append(item)
             self._follows[site] = gaps
             while len(self._follows) > self._max_sites:
                 self._follows.popitem(last=False)
-            return
+            return site, item
+        return None
+
+    def _snapshot(self, digest: bytes) -> _Prefix | None:
+        entry = self._prefixes.get(digest)
+        return _copy(entry) if entry is not None else None
 
     def _alive(self, digest: bytes, now: float) -> bool:
         entry = self._prefixes.get(digest)
