@@ -31,6 +31,7 @@ from engine.plan import (
     replay,
     summarize,
 )
+from engine.plan._online import follow_ups
 from engine.policy import load_policy
 from engine.providers.anthropic.caching import BreakpointAllocator
 from engine.providers.anthropic.caching._choose import MIN_PAUSES
@@ -43,16 +44,8 @@ CONVERSATIONS = ("pipeshub-agent", "agent", "agent-pauses-30m", "agent-pauses-2h
 
 def next_gaps(records: list[TraceRecord]) -> dict[float, float]:
     """Per request time: how long until the next request that carries its whole prompt on."""
-    ended: dict[str, float] = {}
-    out: dict[float, float] = {}
-    for record in sorted(records, key=lambda r: r.ts):
-        for block in reversed(record.blocks):
-            if block.hash in ended:
-                at = ended.pop(block.hash)
-                out[at] = record.ts - at
-                break
-        ended[record.blocks[-1].hash] = record.ts
-    return out
+    ordered = sorted(records, key=lambda r: r.ts)
+    return {ordered[j].ts: ordered[i].ts - ordered[j].ts for i, j in follow_ups(ordered).items()}
 
 
 TOLD = 1000  #: copies of the next gap a told request sees: its weighed share of pauses is then 0.1% or 99.9%

@@ -136,11 +136,11 @@ def bench_document(
 ) -> dict[str, Any]:
     """The JSON the ``bench`` command prints: arms, floor, planner/report errors, goals."""
     arms = {name: r.as_dict() for name, r in results.items()}
-    floor = lower_bound(trace) if trace else 0.0
-    online = online_lower_bound(trace) if trace else 0.0
     rates = list(_policy_runs({n: 0.0 for n in results}))
     by_rate = floors(trace, rates) if trace else {}
     online_by_rate = floors(trace, rates, online=True) if trace else {}
+    floor = by_rate[None] if None in by_rate else lower_bound(trace) if trace else 0.0
+    online = online_by_rate[None] if None in online_by_rate else online_lower_bound(trace) if trace else 0.0
     doc: dict[str, Any] = {
         "workload": workload,
         "calls": len(trace) if trace else max((r.calls for r in results.values()), default=0),

@@ -37,7 +37,7 @@ from engine.plan._bound import _window, floor_shares, tolerates_batch
 from engine.plan._trace import TraceRecord
 from engine.providers.anthropic.capabilities import Prices, capabilities
 
-__all__ = ["Pauses", "observed_pauses", "online_lower_bound"]
+__all__ = ["Pauses", "follow_ups", "observed_pauses", "online_lower_bound"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +58,8 @@ class _Chain:
     ok: bool = True
 
 
-def _links(records: list[TraceRecord]) -> dict[int, int]:
-    """Per call, the call it carries on (whose whole prompt its own prompt starts with)."""
+def follow_ups(records: list[TraceRecord]) -> dict[int, int]:
+    """Per call (index in time-ordered ``records``), the call whose whole prompt its own starts with."""
     ended: dict[tuple[str, str], int] = {}
     prev: dict[int, int] = {}
     for i, record in enumerate(records):
@@ -95,7 +95,7 @@ def observed_pauses(records: Iterable[TraceRecord]) -> dict[str, Pauses]:
     ordered = sorted(records, key=lambda r: r.ts)
     window = _window()
     counts: dict[str, Counter[int]] = defaultdict(Counter)
-    for i, j in _links(ordered).items():
+    for i, j in follow_ups(ordered).items():
         gap = ordered[i].ts - ordered[j].ts
         counts[ordered[j].call_site][_classify(gap, window.short_s, window.long_s)] += 1
     out = {}
@@ -235,7 +235,7 @@ def online_lower_bound(
     """
     ordered = sorted(records, key=lambda r: r.ts)
     pauses = observed_pauses(ordered) if pauses is None else pauses
-    prev = _links(ordered)
+    prev = follow_ups(ordered)
     chains = _chains(ordered, prev)
     private = _private(ordered, chains)
     exempt: set[tuple[str, str]] = set()
