@@ -146,9 +146,14 @@ class BreakpointAllocator:
                 hit_rate=hit_rate,
             )
             candidates = auto_candidates(view, evidence, sorted(ledger.markers))
-        weighed = plan.mode == "explicit" and plan.ttl == "auto" and view.anchors.growing and not batch
-        standing = self._book.standing(call_site, view.hashes, now) if weighed else None  # tiered_ttls only
-        tiers = tiered_ttls(plan, view, candidates, sighting.gaps, batch, standing)
+        tiers = tiered_ttls(
+            plan,
+            view,
+            candidates,
+            sighting.gaps,
+            batch,
+            lambda: self._book.standing(call_site, view.hashes, now),
+        )
         if tiers is not None:
             ttls, why = tiers
         else:

@@ -31,6 +31,7 @@ read, a longer one a fresh write).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.decision import CachePlan
@@ -211,7 +212,7 @@ def tiered_ttls(
     candidates: list[Candidate],
     gaps: tuple[float, ...],
     batch: bool,
-    standing: Standing | None = None,
+    standing: Callable[[], Standing] | None = None,
 ) -> tuple[dict[int, TTL], str] | None:
     """``ttl: auto``, explicit ``history`` and ``last`` anchors, a growing conversation: 1h, then 5m.
 
@@ -219,7 +220,8 @@ def tiered_ttls(
     (a *checkpoint*) should reach as far into it as pays: 1h markers first (a 1h
     may not follow a 5m), 5m after. Where the checkpoint ends is weighed once the
     site has shown its pauses (its follow gaps, :mod:`._entries`) and the engine
-    knows what this conversation's cache holds (``standing``): see
+    knows what this conversation's cache holds (``standing()``, asked only when
+    the rule applies): see
     :func:`_checkpoint`. Until then the history marker gets 1h (its write covers
     only what is new since the previous request's entry: usually the last
     assistant turn) and the newest turn 5m, unless pauses between 5 minutes and an
@@ -236,9 +238,9 @@ def tiered_ttls(
         return None
     if {history, last} - {c.index for c in candidates}:
         return None
-    follows = standing.follows if standing is not None else ()
-    if standing is not None and standing.known and len(follows) >= MIN_PAUSES:
-        head, tail, why = _checkpoint(view, history, last, standing)
+    held = standing() if standing is not None else Standing()
+    if held.known and len(held.follows) >= MIN_PAUSES:
+        head, tail, why = _checkpoint(view, history, last, held)
     else:
         head, tail, why = _presumed(view, gaps)
     stable = view.anchors.stable if view.anchors.stable is not None else -1
