@@ -363,9 +363,17 @@ def test_ttl_auto_writes_the_newest_turn_1h_when_long_pauses_are_common() -> Non
     assert any("100% of 2 observed reuse gaps" in note for note in result.notes)
 
 
-def test_ttl_auto_without_a_history_anchor_or_growth_uses_one_ttl() -> None:
-    first_turn = BreakpointAllocator().apply(request("q " * 10), TIERED, call_site="t", now=1.0)
-    assert {ttl for _, ttl, _ in engine_marks(first_turn)} == {"5m"}
+def test_ttl_auto_opens_a_conversation_with_the_shared_head_at_1h_and_one_ttl_after_it() -> None:
+    first_turn = BreakpointAllocator().apply(request("q " * 10, tools=TOOLS), TIERED, call_site="t", now=1.0)
+    assert [(path, ttl) for path, ttl, _ in engine_marks(first_turn)] == [
+        ("tools.0", "1h"),
+        ("system.0", "1h"),
+        ("messages.0.content.0", "5m"),
+    ]
+    assert any("shared head at 1h" in note for note in first_turn.notes)
+
+
+def test_ttl_auto_without_a_history_anchor_uses_one_ttl() -> None:
     plan = CachePlan("explicit", "auto", ("system", "last"))
     no_history = BreakpointAllocator().apply(request("q", "a", "next"), plan, call_site="t", now=1.0)
     assert {ttl for _, ttl, _ in engine_marks(no_history)} == {"5m"}

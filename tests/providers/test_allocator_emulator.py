@@ -132,3 +132,44 @@ def test_an_agent_loop_checkpoints_only_the_tool_call_block_at_1h(sdk: anthropic
     for complete_1h, stream_1h, block in one_hour[6:]:
         assert complete_1h == 0
         assert 0 < stream_1h <= block + 4, one_hour  # the emulator counts real tokens: about the estimate
+
+
+def test_the_shared_head_outlives_a_lull_that_other_conversations_read_past(
+    sdk: anthropic.Anthropic, emulator: Any
+) -> None:
+    """A conversation that resumes after more than an hour still reads the tools and system prompt.
+
+    The head's entry is written once, by the first conversation's opening request, and its
+    TTL is kept by every refresh. Later requests read past it (their own history), so after
+    a lull of more than 5 minutes a 5m head is gone for good: nothing writes it again until
+    a request that cannot read further comes, and that one pays the whole head again."""
+    allocator = BreakpointAllocator()
+    plan = CachePlan("explicit", "auto", ("tools", "system", "history", "last"))
+    tools = [{"name": "search", "description": "Search the index", "input_schema": {"type": "object"}}]
+    base = {"model": MODEL, "max_tokens": 8, "system": SYSTEM, "tools": tools}
+    clock = emulator.state.clock
+    start = clock.now()
+
+    def at(t: float) -> None:
+        clock.advance(max(0.0, start + t - clock.now()))
+
+    def turn(messages: list[dict[str, Any]], t: float, site: str) -> Any:
+        at(t)
+        result = allocator.apply({**base, "messages": list(messages)}, plan, call_site=site, now=t)
+        response = sdk.messages.create(**result.payload)
+        messages.append({"role": "assistant", "content": f"answer at {t:.0f} " + "it says " * 40})
+        messages.append({"role": "user", "content": f"and then {t:.0f} " + "about the contract " * 40})
+        return result, response
+
+    a: list[dict[str, Any]] = [{"role": "user", "content": "question a " + "about the contract " * 40}]
+    b: list[dict[str, Any]] = [{"role": "user", "content": "question b " + "about the contract " * 40}]
+    opened, _ = turn(a, 0.0, "agent.stream")
+    head = next(p for p in opened.placements if p.path == "system.0").prefix_tokens
+    turn(a, 2.0, "agent.stream")
+    turn(b, 10.0, "agent.stream")
+    turn(b, 12.0, "agent.stream")
+    for t in range(412, 3800, 200):  # a lull of 400 s, then b goes on every 200 s, reading its own history
+        _, response = turn(b, float(t), "agent.stream")
+        assert response.usage.cache_read_input_tokens > head
+    _, resumed = turn(a, 3800.0, "agent.stream")  # a's own entries are more than an hour old
+    assert resumed.usage.cache_read_input_tokens >= head, resumed.usage

@@ -153,6 +153,7 @@ class BreakpointAllocator:
             sighting.gaps,
             batch,
             lambda: self._book.standing(call_site, view.hashes, now),
+            opening=(ttl, why),
         )
         if tiers is not None:
             ttls, why = tiers
