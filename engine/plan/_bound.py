@@ -17,9 +17,11 @@ What the trace alone says about ``h`` (docs/savings.md has the proofs):
   the 5m premium (0.25x) once per position;
 - *TTL premium*: when the hit's previous sighting is more than 5 minutes old, no
   5m entry can still be alive there (an entry is only ever touched by a call
-  that sends its prefix), so the hit's own entry was written at 1h, and its own
-  block was billed at the 1h price: at least 0.75x more than the 5m premium,
-  once per position.
+  that sends its prefix), so the hit's own entry was written at 1h by a call
+  that sent the prefix earlier in its run, billing at the 1h price everything
+  past what that call read: at least what lies past the most any such call could
+  read (the hit's own block always among it), 0.75x more than the 5m premium,
+  once per position per run.
 
 - *batch hit rate*: a batch item reads an entry that is there only with the
   chance ``q`` the API grants batches (best effort, 30%-98% in the docs). A read
@@ -64,10 +66,16 @@ def tolerates_batch(record: TraceRecord) -> bool:
 
 @dataclass(slots=True)
 class _Seen:
-    """One prefix position of a tenant: last sighting, cheapest factor so far, premiums assigned."""
+    """One prefix position of a tenant in its current run of sightings.
+
+    ``reach``: the most tokens of this prefix any of the run's sightings so far
+    could have read, capped at the tokens before the position's own block (a call
+    that writes an entry here read at most that much of it, so it wrote the rest).
+    """
 
     last: float
     min_factor: float
+    reach: int = 0
     write_premium_assigned: bool = False
     ttl_premium_assigned: bool = False
 
@@ -145,10 +153,11 @@ def _call_floor(
         if cum < min_tokens:
             continue
         hit = cost
-        exempt = (record.tenant, block.hash) in ttl_exempt
-        if gap > window.short_s and not prior.ttl_premium_assigned and not exempt:
-            assigned.add(("ttl", block.hash))
-            hit += block.tokens * (prices.cache_write_1h - prices.cache_write_5m) * prior.min_factor
+        if gap > window.short_s:
+            span = _creation_run(record, i, cum - prior.reach, seen, ttl_exempt)
+            assigned.update(("ttl", digest) for digest, _tokens in span)
+            premium = prices.cache_write_1h - prices.cache_write_5m
+            hit += sum(tokens for _digest, tokens in span) * premium * prior.min_factor
         best = min(best, hit)
     if commit:
         for kind, digest in assigned:
@@ -158,6 +167,31 @@ def _call_floor(
             else:
                 prior.ttl_premium_assigned = True
     return best + record.output_tokens * prices.output * factor
+
+
+def _creation_run(
+    record: TraceRecord,
+    hit: int,
+    length: int,
+    seen: dict[tuple[str, str], _Seen],
+    ttl_exempt: frozenset[tuple[str, str]],
+) -> list[tuple[str, int]]:
+    """The positions a 1h entry at ``hit`` was surely written over that no TTL premium paid for yet.
+
+    The call that wrote it sent the same prefix earlier in the run and read at most
+    its ``reach``, so it billed at least the last ``length`` tokens up to the hit at
+    the 1h price (the hit's own block always among them). Returns their prefix hashes
+    and tokens, exempt ones and those already charged in this run left out.
+    """
+    out: list[tuple[str, int]] = []
+    for block in reversed(record.blocks[: hit + 1]):
+        if length <= 0:
+            break
+        length -= block.tokens
+        prior = seen[(record.tenant, block.hash)]
+        if not prior.ttl_premium_assigned and (record.tenant, block.hash) not in ttl_exempt:
+            out.append((block.hash, block.tokens))
+    return out
 
 
 def lower_bound(records: Iterable[TraceRecord], *, batch_hit_rate: float = 1.0) -> float:
@@ -197,12 +231,18 @@ def floor_shares(
         if cheaper is not None:
             micro = cheaper
         shares[record.call_site] = shares.get(record.call_site, 0.0) + micro / 1e6
+        reads = len(_readable(record, _gaps(record, seen, window), info.min_cache_tokens))
+        readable = sum(b.tokens for b in record.blocks[:reads])
+        before = 0
         for block in record.blocks:
             key = (record.tenant, block.hash)
             prior = seen.get(key)
+            reach = min(readable, before)  # what this call could read of the prefix, its own block excluded
             if prior is None or record.ts - prior.last > window.long_s:
-                seen[key] = _Seen(record.ts, factor)  # a new run: no entry outlived the pause
+                seen[key] = _Seen(record.ts, factor, reach)  # a new run: no entry outlived the pause
             else:
                 prior.last = record.ts
                 prior.min_factor = min(prior.min_factor, factor)
+                prior.reach = max(prior.reach, reach)
+            before += block.tokens
     return shares

@@ -183,6 +183,26 @@ def test_a_long_pause_costs_a_1h_write_but_only_of_the_cheapest_carrier() -> Non
     assert floor + head * (p.cache_write_1h - p.cache_write_5m) / 1e6 > paid
 
 
+def test_a_conversation_resumed_after_an_hour_then_paused_owes_1h_on_all_it_wrote_again() -> None:
+    """The resumed call can read nothing (every entry is gone), so the 1h entry the call after
+    the next pause reads was written at 1h from the start of the prompt, not only on its last
+    block. The cheapest placement pays exactly the floor."""
+    records = [_record([4], [2], 0.0), _record([4], [2, 3], 4000.0), _record([4], [2, 3, 6], 5000.0)]
+    assert abs(_best(records) - lower_bound(records)) < 1e-12
+
+
+def test_a_1h_entry_is_charged_from_what_its_likeliest_writer_could_read() -> None:
+    """After a pause of more than 5 minutes the entry read is a 1h one, and whoever wrote it
+    wrote at 1h everything past what it could read. The floor may not assume the writer was
+    the sighting that could read the least: here the second call reads the first one's 5m
+    entry and writes only the 4-token block after it at 1h, which the third call reads."""
+    records = [_record([4], [2, 6], t) for t in (0.0, 10.0, 1010.0)]
+    floor, best = lower_bound(records), _best(records)
+    p = capabilities().model(MODEL).prices
+    assert records[0].blocks[-1].tokens == 4
+    assert floor <= best <= floor + 4 * (p.input - p.cache_read) / 1e6 + 1e-12
+
+
 def test_the_floor_counts_reuse_at_the_read_price_and_batches_where_tolerated() -> None:
     params = {
         "model": MODEL,
@@ -213,9 +233,14 @@ def test_a_read_after_a_pause_over_5_minutes_carries_the_1h_premium_once() -> No
     calls = [record_from_payload(params, ts=t, call_site="s", output_tokens=0) for t in (0.0, 1000.0, 2000.0)]
     short = [replace(c, ts=c.ts / 10) for c in calls]  # 100 s apart: 5m entries would do
     extra = lower_bound(calls) - lower_bound(short)
-    # After 1,000 s the entry read must be a 1h one: its own block (the cheapest: the
-    # last one) was written at 1h once; the third call reuses that entry.
-    assert abs(extra - calls[0].blocks[-1].tokens * (6.0 - 3.75) / 1e6) < 1e-12
+    # After 1,000 s the entry read must be a 1h one, written by the first call, which
+    # could read none of it: every token up to the hit was written at 1h, not only the
+    # hit's own block. Reading then costs the second call more than plain input (a
+    # read 0.3, the write premium 0.75, the 1h premium 2.25, against 3), so the floor
+    # charges it plain input; the third call reuses the entry.
+    tokens = calls[0].input_tokens
+    assert abs(extra - tokens * (3.0 - 0.3 - 0.75) / 1e6) < 1e-12
+    assert lower_bound(calls) <= _best(calls)
 
 
 def test_after_a_pause_over_an_hour_the_write_premium_is_owed_again() -> None:
