@@ -373,6 +373,29 @@ def test_ttl_auto_opens_a_conversation_with_the_shared_head_at_1h_and_one_ttl_af
     assert any("shared head at 1h" in note for note in first_turn.notes)
 
 
+@pytest.mark.parametrize(("follow_gap", "first_turn"), [(2.0, "5m"), (1200.0, "1h")])
+def test_an_opening_request_weighs_its_first_turn_by_how_soon_conversations_here_go_on(
+    follow_gap: float, first_turn: str
+) -> None:
+    """Conversations 10 minutes apart make the site's reuse gaps look like pauses; what a 1h
+    write of the first turn buys depends on how soon *this conversation* goes on."""
+    allocator = BreakpointAllocator()
+    now = 0.0
+    for k in range(4):
+        turns = [f"question {k} " * 40]
+        for j in range(3):
+            allocator.apply(request(*turns, tools=TOOLS), TIERED, call_site="t", now=now)
+            turns += [f"answer {k}.{j} " * 40, f"next {k}.{j} " * 40]
+            now += follow_gap
+        now += 600.0
+    opened = allocator.apply(request("fresh question " * 40, tools=TOOLS), TIERED, call_site="t", now=now)
+    assert [(path, ttl) for path, ttl, _ in engine_marks(opened)] == [
+        ("tools.0", "1h"),
+        ("system.0", "1h"),
+        ("messages.0.content.0", first_turn),
+    ]
+
+
 def test_ttl_auto_without_a_history_anchor_uses_one_ttl() -> None:
     plan = CachePlan("explicit", "auto", ("system", "last"))
     no_history = BreakpointAllocator().apply(request("q", "a", "next"), plan, call_site="t", now=1.0)

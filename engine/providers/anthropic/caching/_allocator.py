@@ -153,7 +153,6 @@ class BreakpointAllocator:
             sighting.gaps,
             batch,
             lambda: self._book.standing(call_site, view.hashes, now),
-            opening=(ttl, why),
         )
         if tiers is not None:
             ttls, why = tiers

@@ -213,9 +213,8 @@ def tiered_ttls(
     gaps: tuple[float, ...],
     batch: bool,
     standing: Callable[[], Standing] | None = None,
-    opening: tuple[TTL, str] = ("5m", "ttl auto"),
 ) -> tuple[dict[int, TTL], str] | None:
-    """``ttl: auto``, explicit ``history`` and ``last`` anchors, a growing conversation: 1h, then 5m.
+    """``ttl: auto``, explicit ``history`` and ``last`` anchors, a conversation: 1h, then 5m.
 
     A pause of more than 5 minutes must not lose the conversation, so a 1h entry
     (a *checkpoint*) should reach as far into it as pays: 1h markers first (a 1h
@@ -229,8 +228,8 @@ def tiered_ttls(
     hour are common enough that 1h pays for it too, ``(w1h - w5m) / (w1h - read)``
     of them (about 39% at the documented multipliers).
 
-    A conversation's opening request (nothing to checkpoint yet) takes ``opening``,
-    the TTL :func:`choose_ttl` gave, except on the shared head: see :func:`_opening`.
+    A conversation's opening request (no assistant turn yet) is weighed the same
+    way, with the shared head (tools/system) as its history: see :func:`_opening`.
 
     None when the rule does not apply (a fixed TTL, ``auto`` placement, batch, no
     ``history`` or ``last`` anchor in the plan or the request).
@@ -239,7 +238,7 @@ def tiered_ttls(
     if plan.ttl != "auto" or plan.mode != "explicit" or batch or not view.allows_1h:
         return None
     if not view.anchors.growing or last is None or history is None or history >= last:
-        return _opening(plan, view, candidates, opening)
+        return _opening(plan, view, candidates, gaps, standing)
     if {history, last} - {c.index for c in candidates}:
         return None
     held = standing() if standing is not None else Standing()
@@ -253,9 +252,13 @@ def tiered_ttls(
 
 
 def _opening(
-    plan: CachePlan, view: RequestView, candidates: list[Candidate], opening: tuple[TTL, str]
+    plan: CachePlan,
+    view: RequestView,
+    candidates: list[Candidate],
+    gaps: tuple[float, ...],
+    standing: Callable[[], Standing] | None,
 ) -> tuple[dict[int, TTL], str] | None:
-    """A conversation's opening request: the shared head (tools/system) at 1h, the rest at ``opening``.
+    """A conversation's opening request: the shared head (tools/system) at 1h, the first turn weighed.
 
     The head's entry is written by an opening request and then only refreshed: every
     later request of every conversation reads past it, into its own history, and a
@@ -266,16 +269,27 @@ def _opening(
     more than an hour) writes the whole head at 1.25x-2x instead of reading it at
     0.1x. The 1h head costs ``w1h - w5m`` on the head once per lifetime of the entry,
     which one such resume pays back.
+
+    The first turn is this conversation's own: it is weighed like a growing
+    conversation's newest turn, with the head as the history (:func:`_checkpoint`
+    once the site has shown its follow gaps, :func:`_presumed` before).
     """
-    ttl, why = opening
-    stable = view.anchors.stable
+    stable, last = view.anchors.stable, view.anchors.last
     conversation = {"history", "last"} <= set(plan.breakpoints)
-    if not conversation or stable is None or ttl == "1h" or all(c.index > stable for c in candidates):
+    if not conversation or stable is None or last is None or all(c.index > stable for c in candidates):
         return None
-    ttls: dict[int, TTL] = {c.index: "1h" if c.index <= stable else ttl for c in candidates}
+    tail: TTL = "1h"
+    why = "nothing after it"
+    if last > stable:
+        held = standing() if standing is not None else Standing()
+        if len(held.follows) >= MIN_PAUSES:
+            _, tail, why = _checkpoint(view, stable, last, held)
+        else:
+            _, tail, why = _presumed(view, gaps)
+    ttls: dict[int, TTL] = {c.index: "1h" if c.index <= stable else tail for c in candidates}
     return ttls, (
-        f"{why}; the conversation's shared head at 1h: it is written once and every later request "
-        "reads past it, so it keeps the TTL written now through any lull in this site's traffic"
+        "ttl auto: a conversation's opening request: its shared head at 1h (written once, every later "
+        f"request reads past it, so it keeps the TTL written now through any lull); first turn: {why}"
     )
 
 
