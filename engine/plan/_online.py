@@ -19,6 +19,11 @@ has the proof; in short:
   (w5m - input)`` per token of a block it writes again at 1h, and, after a pause
   of 5 minutes to an hour, ``(input - read) - (w5m - input)`` per token past its
   furthest 1h entry (lost: no 5m entry outlives the pause);
+- a position a call must write for the next call to read, and does not write at
+  1h, costs the cheaper of ``w5m - input`` (a 5m write, wasted) times the chance
+  that a pause of more than 5 minutes follows and ``(input - read) - (w5m -
+  input)`` (no write, so a quick next call cannot read it) times the chance that
+  it does not;
 - a dynamic program over the furthest 1h entry finds the least expected sum of
   those, call by call, choices made before the pause is drawn.
 
@@ -195,6 +200,9 @@ def _expected_extra(ends: list[int], steps: list[_Step]) -> float:
             steps[m + 1].prices.cache_write_5m - steps[m + 1].prices.input
         )
         p = step.pauses
+        # a position this call must write for the next one to read, and not at 1h: written at
+        # 5m it is wasted when a pause outlives it; left unwritten, a quick next call loses it
+        unsure = min((p.medium + p.long) * (prices.cache_write_5m - prices.input), p.short * loss)
         # expected cost of what follows, when this call leaves its furthest 1h entry at x
         ahead = [
             p.short * later[x][_SHORT]
@@ -208,13 +216,13 @@ def _expected_extra(ends: list[int], steps: list[_Step]) -> float:
                 if cls == _LONG and f != 0:
                     continue
                 reach = before if cls == _SHORT else f if cls == _MEDIUM else 0
-                best = ahead[f]
+                best = ahead[f] + unsure * (ends[count] - ends[max(f, reach)])
                 for x in range(f + 1, count + 1):
                     if x > reach:
                         write = premium * (ends[x] - ends[reach])
                     else:
                         write = rewrite * (ends[x] - ends[x - 1])
-                    best = min(best, write + ahead[x])
+                    best = min(best, write + ahead[x] + unsure * (ends[count] - ends[max(x, reach)]))
                 now[f][cls] = best
         later = now
     return later[0][_LONG]

@@ -125,6 +125,18 @@ def test_where_every_pause_is_certain_the_online_floor_is_the_expected_best() ->
         assert abs(_expected_best(calls, pauses) - _expected_floor(calls, pauses)) < 1e-12
 
 
+def test_with_one_uncertain_pause_the_online_floor_is_the_expected_best() -> None:
+    """Two calls, the pause between them drawn: the first call's new turn is written at 5m
+    (wasted if the pause outlives it), at 1h (the premium, whatever comes), or not at all
+    (a quick second call cannot read it). The floor charges the cheapest of the three in
+    expectation, which is exactly what the best policy expects to pay."""
+    draws = (Pauses(0.7, 0.3, 0.0), Pauses(0.5, 0.5, 0.0), Pauses(0.9, 0.1, 0.0), Pauses(0.6, 0.2, 0.2))
+    for shares in draws:
+        calls, pauses = _growing(shares)
+        best, floor = _expected_best(calls[:2], pauses), _expected_floor(calls[:2], pauses)
+        assert abs(best - floor) < 1e-12, shares
+
+
 def test_not_knowing_which_pause_is_long_costs_more_than_the_clairvoyant_floor_says() -> None:
     """Half the pauses outlast 5 minutes: the clairvoyant floor (averaged over the draws)
     is below what any policy that cannot see them expects to pay, and the online floor
