@@ -238,7 +238,7 @@ def tiered_ttls(
     if plan.ttl != "auto" or plan.mode != "explicit" or batch or not view.allows_1h:
         return None
     if not view.anchors.growing or last is None or history is None or history >= last:
-        return _opening(plan, view, candidates, gaps, standing)
+        return _opening(plan, view, candidates, standing)
     if {history, last} - {c.index for c in candidates}:
         return None
     held = standing() if standing is not None else Standing()
@@ -255,7 +255,6 @@ def _opening(
     plan: CachePlan,
     view: RequestView,
     candidates: list[Candidate],
-    gaps: tuple[float, ...],
     standing: Callable[[], Standing] | None,
 ) -> tuple[dict[int, TTL], str] | None:
     """A conversation's opening request: the shared head (tools/system) at 1h, the first turn weighed.
@@ -270,27 +269,46 @@ def _opening(
     0.1x. The 1h head costs ``w1h - w5m`` on the head once per lifetime of the entry,
     which one such resume pays back.
 
-    The first turn is this conversation's own: it is weighed like a growing
-    conversation's newest turn, with the head as the history (:func:`_checkpoint`
-    once the site has shown its follow gaps, :func:`_presumed` before).
+    The first turn is this conversation's own, weighed like a growing conversation's
+    newest turn (:func:`_checkpoint`) with the head as its live 1h entry: at 1h it
+    costs ``w1h - w5m`` now; at 5m it is lost to a pause with the weighed chance
+    ``p`` of the site's follow gaps (Laplace's rule, so from the first request on),
+    ``p * (w5m - read)``. The site's reuse gaps would mislead here: conversations
+    that start minutes apart look like pauses, though each goes on within seconds.
     """
     stable, last = view.anchors.stable, view.anchors.last
     conversation = {"history", "last"} <= set(plan.breakpoints)
     if not conversation or stable is None or last is None or all(c.index > stable for c in candidates):
         return None
-    tail: TTL = "1h"
-    why = "nothing after it"
-    if last > stable:
-        held = standing() if standing is not None else Standing()
-        if len(held.follows) >= MIN_PAUSES:
-            _, tail, why = _checkpoint(view, stable, last, held)
-        else:
-            _, tail, why = _presumed(view, gaps)
+    head = (
+        "ttl auto: a conversation's opening request: its shared head at 1h (written once, every later "
+        "request reads past it, so it keeps the TTL written now through any lull)"
+    )
+    if last <= stable:
+        return {c.index: "1h" for c in candidates}, head
+    held = standing() if standing is not None else Standing()
+    share, p = _weighed_pauses(held.follows)
+    prices, tokens = view.model.prices, view.prefix_tokens
+    read_to = max(tokens[stable], tokens[held.hit] if held.hit >= 0 else 0)
+    now = max(0, tokens[last] - read_to) * (prices.cache_write_1h - prices.cache_write_5m)
+    later = (tokens[last] - tokens[stable]) * p * (prices.cache_write_5m - prices.cache_read)
+    tail: TTL = "1h" if now < later else "5m"
     ttls: dict[int, TTL] = {c.index: "1h" if c.index <= stable else tail for c in candidates}
     return ttls, (
-        "ttl auto: a conversation's opening request: its shared head at 1h (written once, every later "
-        f"request reads past it, so it keeps the TTL written now through any lull); first turn: {why}"
+        f"{head}; first turn at {tail} ({share:.0%} of {len(held.follows)} follow-ups here came after "
+        f"5 minutes to an hour, weighed as {p:.0%}; expected USD: at 1h {now / 1e6:.6f}, "
+        f"at 5m {later / 1e6:.6f})"
     )
+
+
+def _weighed_pauses(gaps: tuple[float, ...]) -> tuple[float, float]:
+    """The share of ``gaps`` between 5 minutes and an hour, and the chance ``p`` weighed from it.
+
+    One such pause and one quick follow-up are assumed up front (Laplace's rule): a
+    site that has not paused yet is no proof that it never will.
+    """
+    share = _pause_share(gaps)
+    return share, (share * len(gaps) + 1) / (len(gaps) + 2)
 
 
 def _presumed(view: RequestView, gaps: tuple[float, ...]) -> tuple[TTL, TTL, str]:
@@ -331,8 +349,7 @@ def _checkpoint(view: RequestView, history: int, last: int, standing: Standing) 
     prices = view.model.prices
     tokens = view.prefix_tokens
     gaps = standing.follows
-    share = _pause_share(gaps)
-    p = (share * len(gaps) + 1) / (len(gaps) + 2)
+    share, p = _weighed_pauses(gaps)
 
     def at(i: int) -> int:
         return tokens[i] if i >= 0 else 0
