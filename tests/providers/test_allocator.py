@@ -578,6 +578,25 @@ def test_a_site_that_has_not_paused_yet_still_checkpoints_one_short_block() -> N
     assert _ttl_at(complete, f"messages.{len(messages) - 5}.content.0") == "5m", engine_marks(complete)
 
 
+def test_a_request_that_failed_leaves_no_sighting_and_no_entry_at_its_call_site() -> None:
+    """The site's own memory is taken back too: a send that failed wrote nothing and was not a
+    use of its prompt. Its resend is the same second use again (a write that pays), not a
+    third one that reads back an entry the failed send never made."""
+    allocator = BreakpointAllocator()
+    for k in range(4):  # prompts that come three times: learned from the site's runs
+        doc = f"doc {k} " + "d " * 3000
+        for j in range(3):
+            allocator.apply(request(doc, system=None), AUTO, call_site="s", now=k * 1000.0 + j * 60)
+    fresh = "fresh " + "d " * 3000
+    allocator.apply(request(fresh, system=None), AUTO, call_site="s", now=9000.0)
+    second = allocator.apply(request(fresh, system=None), AUTO, call_site="s", now=9060.0)
+    assert "sent 2 times in a row" in second.placements[0].reason
+    allocator.failed(second.payload, now=9060.0)
+    resend = allocator.apply(request(fresh, system=None), AUTO, call_site="s", now=9061.0)
+    assert engine_marks(resend) == [("messages.0.content.0", "5m", "placed")]
+    assert "sent 2 times in a row" in resend.placements[0].reason, resend.placements[0].reason
+
+
 def test_a_request_that_failed_is_not_counted_as_having_written_its_checkpoint() -> None:
     """The streamed answer's request fails before the API processed it (a 429, a refused
     connection). Its resend must weigh the checkpoint against the cache as it is: read up to

@@ -178,10 +178,12 @@ class BreakpointAllocator:
 
         Nothing it would have written is counted on for what the next request of its
         conversation reads (:meth:`CacheBook.forget`): its resend weighs its
-        checkpoint against the cache as it was before.
+        checkpoint against the cache as it was before. Its call site's memory forgets
+        it too (:meth:`ReuseTracker.forget`): the resend is no repeat of its prompt.
         """
         view = RequestView.build(payload, self._caps or capabilities(), self.transport)
         self._book.forget(view.hashes, now)
+        self._tracker.forget(view.hashes, now)
 
     def seen_before(self, call_site: str, digest: bytes, now: float) -> bool:
         """Whether this call site sent the prefix ``digest`` within the last hour (it is reused)."""

@@ -24,6 +24,11 @@ output at the same ``now`` sees the same evidence.
 
 Memory is bounded: a fixed number of call sites (least recently used evicted),
 and per call site a fixed number of prefix hashes and gap samples.
+
+A request that comes back with an error and no answer (a 429, a refused
+connection) is :meth:`ReuseTracker.forget`-ten: it wrote nothing and was no use of
+its prompt, and its resend would otherwise count as a repeat that reads back an
+entry that was never made.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ MAX_SITES = 1024
 MAX_HASHES_PER_SITE = 8192
 MAX_GAPS_PER_SITE = 64
 MAX_RUN = 64
+MAX_PENDING_POSITIONS = 32768  #: positions of the newest requests whose record can still be taken back
 
 
 @dataclass(slots=True)
@@ -133,6 +139,27 @@ class SiteMemory:
         return tuple(self.reached.get(k, 0) for k in range(top + 1))
 
 
+_Fields = tuple[float | None, float, int, float | None, bool]
+
+
+def _fields(entry: _Seen | None) -> _Fields | None:
+    """An entry's state, cheap to keep for every position of every recent request."""
+    if entry is None:
+        return None
+    return (entry.previous, entry.last, entry.run, entry.written_until, entry.ended)
+
+
+@dataclass(slots=True)
+class _Undo:
+    """What one :meth:`ReuseTracker.record` changed at its call site, to put back."""
+
+    site: str
+    requests: tuple[float | None, float | None]
+    entries: list[tuple[bytes, _Fields | None, float | None]]  #: each prefix before, its entry's end after
+    reached: list[int]
+    gap: tuple[float, float] | None
+
+
 class ReuseTracker:
     """Thread-safe, bounded memory of prefixes per call site."""
 
@@ -147,6 +174,8 @@ class ReuseTracker:
         self._max_sites = max_sites
         self._max_hashes = max_hashes
         self.horizon_s = horizon_s
+        self._pending: OrderedDict[tuple[bytes, float], _Undo] = OrderedDict()
+        self._pending_positions = 0
         self._lock = threading.Lock()
 
     def lookup(self, call_site: str, digests: list[bytes], now: float) -> Sighting:
@@ -184,6 +213,8 @@ class ReuseTracker:
         horizon = self.horizon_s if horizon_s is None else horizon_s
         with self._lock:
             site = self._site(call_site)
+            requests = site.requests
+            before = {d: _fields(site.seen.get(d)) for d in digests}
             if site.requests[1] is None or site.requests[1] < now:
                 site.requests = (site.requests[1], now)
             longest: float | None = None
@@ -210,12 +241,67 @@ class ReuseTracker:
                     entry.written_until = max(entry.written_until or 0.0, now + ttl_s)
             while len(site.seen) > self._max_hashes:
                 site.seen.popitem(last=False)
+            reached: list[int] = []
             if new_last:
                 site.reached[1] += 1
+                reached.append(1)
+            sample: tuple[float, float] | None = None
             if longest is not None:
-                site.gaps.append((now, longest))
+                sample = (now, longest)
+                site.gaps.append(sample)
             if prompt_run is not None and prompt_run > 1:
                 site.reached[prompt_run] += 1
+                reached.append(prompt_run)
+            if digests:
+                kept = site.seen
+                changed = [(d, old, kept[d].written_until) for d, old in before.items() if d in kept]
+                self._remember(digests[-1], now, _Undo(call_site, requests, changed, reached, sample))
+
+    def _remember(self, last: bytes, now: float, undo: _Undo) -> None:
+        """Keep ``undo`` for :meth:`forget`; the same request recorded again keeps its first ``before``."""
+        old = self._pending.pop((last, now), None)
+        if old is not None:
+            self._pending_positions -= len(old.entries)
+            first = {d: before for d, before, _ in old.entries}
+            entries = [(d, first.get(d, before), end) for d, before, end in undo.entries]
+            undo = _Undo(old.site, old.requests, entries, old.reached + undo.reached, old.gap or undo.gap)
+        self._pending[(last, now)] = undo
+        self._pending_positions += len(undo.entries)
+        while self._pending_positions > MAX_PENDING_POSITIONS and len(self._pending) > 1:
+            _, evicted = self._pending.popitem(last=False)
+            self._pending_positions -= len(evicted.entries)
+
+    def forget(self, digests: list[bytes], now: float) -> None:
+        """Take back the record of the request with these prefix hashes sent at ``now``.
+
+        For a request that came back with an error and no answer: its sightings, the
+        entries it would have written, the gap and the run it counted are put back as
+        they were. A prefix another request has touched since is left as it is.
+        """
+        if not digests:
+            return
+        with self._lock:
+            undo = self._pending.pop((digests[-1], now), None)
+            if undo is None:
+                return
+            self._pending_positions -= len(undo.entries)
+            site = self._sites.get(undo.site)
+            if site is None:
+                return
+            for digest, old, written_until in undo.entries:
+                current = site.seen.get(digest)
+                if current is None or current.last != now or current.written_until != written_until:
+                    continue  # another request or a pre-warm has touched it since
+                if old is None:
+                    del site.seen[digest]
+                else:
+                    site.seen[digest] = _Seen(*old)
+            site.reached.subtract(undo.reached)
+            site.reached += Counter()  # drops what fell to zero, as if never counted
+            if undo.gap is not None and undo.gap in site.gaps:
+                site.gaps.remove(undo.gap)
+            if site.requests[1] == now:
+                site.requests = undo.requests
 
     def is_written(self, call_site: str, digest: bytes, now: float) -> bool:
         """Whether an entry this site wrote at ``digest`` is alive at ``now``."""
