@@ -64,12 +64,18 @@ def test_a_prompt_sent_twice_is_not_written_on_its_second_use() -> None:
         assert "read it back" not in str(again.placements)
 
 
-def test_repeats_that_go_on_are_written_on_the_second_use_and_read_on_the_third() -> None:
+def _site_whose_prompts_come_three_times() -> BreakpointAllocator:
+    """An allocator whose call site "s" has learned from its runs that a prompt sent twice comes again."""
     allocator = BreakpointAllocator()
-    for k in range(4):  # prompts that come three times: learned from the site's runs
+    for k in range(4):
         doc = f"doc {k} " + "d " * 3000
         for j in range(3):
             allocator.apply(request(doc, system=None), AUTO, call_site="s", now=k * 1000.0 + j * 60)
+    return allocator
+
+
+def test_repeats_that_go_on_are_written_on_the_second_use_and_read_on_the_third() -> None:
+    allocator = _site_whose_prompts_come_three_times()
     fresh = "fresh " + "d " * 3000
     allocator.apply(request(fresh, system=None), AUTO, call_site="s", now=9000.0)
     again = allocator.apply(request(fresh, system=None), AUTO, call_site="s", now=9060.0)
@@ -582,11 +588,7 @@ def test_a_request_that_failed_leaves_no_sighting_and_no_entry_at_its_call_site(
     """The site's own memory is taken back too: a send that failed wrote nothing and was not a
     use of its prompt. Its resend is the same second use again (a write that pays), not a
     third one that reads back an entry the failed send never made."""
-    allocator = BreakpointAllocator()
-    for k in range(4):  # prompts that come three times: learned from the site's runs
-        doc = f"doc {k} " + "d " * 3000
-        for j in range(3):
-            allocator.apply(request(doc, system=None), AUTO, call_site="s", now=k * 1000.0 + j * 60)
+    allocator = _site_whose_prompts_come_three_times()
     fresh = "fresh " + "d " * 3000
     allocator.apply(request(fresh, system=None), AUTO, call_site="s", now=9000.0)
     second = allocator.apply(request(fresh, system=None), AUTO, call_site="s", now=9060.0)
