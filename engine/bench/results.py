@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.bench.harness import ArmResult
-from engine.plan._bound import lower_bound
+from engine.plan._floor import lower_bound
 from engine.plan._online import online_lower_bound
 from engine.plan._plan import plan_policy
 from engine.plan._trace import TraceRecord

@@ -7,8 +7,9 @@
     result.predicted.cost_usd, result.lower_bound_usd
 """
 
-from engine.plan._bound import floor_shares, lower_bound, tolerates_batch
-from engine.plan._online import Pauses, observed_pauses, online_lower_bound
+from engine.plan._bound import floor_shares, tolerates_batch
+from engine.plan._floor import lower_bound
+from engine.plan._online import Pauses, hindsight_lower_bound, observed_pauses, online_lower_bound
 from engine.plan._place import caller_placer, fixed_placer, peer_placer, policy_placer, stand_in_payload
 from engine.plan._plan import PlanResult, plan_policy, plan_with
 from engine.plan._recommend import Choice, recommend
@@ -40,6 +41,7 @@ __all__ = [
     "caller_placer",
     "fixed_placer",
     "floor_shares",
+    "hindsight_lower_bound",
     "lower_bound",
     "observed_pauses",
     "online_lower_bound",

@@ -153,8 +153,9 @@ def _call_floor(
         if cum < min_tokens:
             continue
         hit = cost
-        if gap > window.short_s:
-            span = _creation_run(record, i, cum - prior.reach, seen, ttl_exempt)
+        # a hit among the positions the online program follows owes its 1h write there, not here
+        if gap > window.short_s and (record.tenant, block.hash) not in ttl_exempt:
+            span = _creation_run(record, i, cum - prior.reach, seen)
             assigned.update(("ttl", digest) for digest, _tokens in span)
             premium = prices.cache_write_1h - prices.cache_write_5m
             hit += sum(tokens for _digest, tokens in span) * premium * prior.min_factor
@@ -174,14 +175,13 @@ def _creation_run(
     hit: int,
     length: int,
     seen: dict[tuple[str, str], _Seen],
-    ttl_exempt: frozenset[tuple[str, str]],
 ) -> list[tuple[str, int]]:
     """The positions a 1h entry at ``hit`` was surely written over that no TTL premium paid for yet.
 
     The call that wrote it sent the same prefix earlier in the run and read at most
     its ``reach``, so it billed at least the last ``length`` tokens up to the hit at
     the 1h price (the hit's own block always among them). Returns their prefix hashes
-    and tokens, exempt ones and those already charged in this run left out.
+    and tokens, those already charged in this run left out.
     """
     out: list[tuple[str, int]] = []
     for block in reversed(record.blocks[: hit + 1]):
@@ -189,7 +189,7 @@ def _creation_run(
             break
         length -= block.tokens
         prior = seen[(record.tenant, block.hash)]
-        if not prior.ttl_premium_assigned and (record.tenant, block.hash) not in ttl_exempt:
+        if not prior.ttl_premium_assigned:
             out.append((block.hash, block.tokens))
     return out
 
@@ -207,8 +207,9 @@ def floor_shares(
 ) -> dict[str, float]:
     """The floor split by call site (a premium counts at the call that carries it).
 
-    ``ttl_exempt``: ``(tenant, prefix hash)`` positions charged no TTL premium here,
-    because :mod:`._online` charges their 1h writes another way.
+    ``ttl_exempt``: ``(tenant, prefix hash)`` positions whose reads carry no TTL
+    premium here, over their whole creation run, because :mod:`._online` charges
+    the 1h writes they need another way.
     """
     caps = capabilities()
     batch_mult = caps.multipliers["batch"]

@@ -12,20 +12,29 @@ has the proof; in short:
 - a *chain* is a conversation as the trace shows it: each call carries its
   predecessor's whole prompt on. Its *private* positions are the ones no call
   outside the chain ever sent, so only the chain's own calls write or read them;
-- the clairvoyant floor, with no TTL premium charged on private positions, is
-  still a floor on everything else (:func:`._bound.floor_shares` ``ttl_exempt``);
+- the per-call floor, with no TTL premium charged on reads of private positions
+  (over their whole creation run, shared positions before them included: whether
+  that 1h write happens is what the program decides), is still a floor on
+  everything else (:func:`._bound.floor_shares` ``ttl_exempt``);
 - on private positions, a placement pays on top of it at least: ``w1h - w5m``
-  per token its 1h writes reach past what the call could read, ``w1h - read -
-  (w5m - input)`` per token of a block it writes again at 1h, and, after a pause
-  of 5 minutes to an hour, ``(input - read) - (w5m - input)`` per token past its
-  furthest 1h entry (lost: no 5m entry outlives the pause);
-- a position a call must write for the next call to read, and does not write at
-  1h, costs the cheaper of ``w5m - input`` (a 5m write, wasted) times the chance
-  that a pause of more than 5 minutes follows and ``(input - read) - (w5m -
-  input)`` (no write, so a quick next call cannot read it) times the chance that
-  it does not;
+  per token its 1h writes reach past what the call could read, ``w1h - input``
+  per token of a block it writes again at 1h, and, after a pause of 5 minutes to
+  an hour, per token past its furthest 1h entry (lost: no 5m entry outlives the
+  pause) ``input - read``, less ``w5m - input`` on a position the previous call
+  sent first (its write premium may be charged to this very call);
+- a lost position written again costs ``w5m - input`` whatever follows (its run's
+  premium was charged before); left unwritten, a quick next call cannot read it;
+- a position a call sends first and must write for the next call to read, and
+  does not write at 1h, costs the cheaper of ``w5m - input`` (a 5m write, wasted)
+  times the chance that a pause of more than 5 minutes follows and ``(input -
+  read) - (w5m - input)`` (no write, so a quick next call cannot read it) times
+  the chance that it does not;
 - a dynamic program over the furthest 1h entry finds the least expected sum of
   those, call by call, choices made before the pause is drawn.
+
+With the pause after each call certain, the class the trace shows, the same
+program is a floor on what any placement pays, clairvoyant or not
+(:func:`hindsight_lower_bound`, docs/savings.md step 8).
 
 Only chains whose calls all go direct (interactive) are covered; every other
 position keeps the clairvoyant floor's TTL premium. The result is a floor on the
@@ -35,14 +44,14 @@ expected cost: one run's pauses can be luckier than their distribution.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from engine.plan._bound import _window, floor_shares, tolerates_batch
 from engine.plan._trace import TraceRecord
 from engine.providers.anthropic.capabilities import Prices, capabilities
 
-__all__ = ["Pauses", "follow_ups", "observed_pauses", "online_lower_bound"]
+__all__ = ["Pauses", "follow_ups", "hindsight_lower_bound", "observed_pauses", "online_lower_bound"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +164,12 @@ def _chain_steps(
     chain: _Chain,
     c: int,
     private: Mapping[tuple[str, str], int],
-    pauses: Mapping[str, Pauses],
+    pause_after: Callable[[int], Pauses],
 ) -> tuple[list[int], list[_Step]] | None:
-    """The chain's private positions (cumulative token ends) and its calls, or None if not covered."""
+    """The chain's private positions (cumulative token ends) and its calls, or None if not covered.
+
+    ``pause_after(i)``: the distribution of the pause after call ``i`` (its index in ``records``).
+    """
     caps = capabilities()
     sizes: list[tuple[str, int]] = []
     steps: list[_Step] = []
@@ -170,12 +182,42 @@ def _chain_steps(
         if tail is None or tail[: len(sizes)] != sizes:  # each call carries the last one's on
             return None
         sizes = tail
-        quick = Pauses(1.0, 0.0, 0.0)  # a site with no follow-up in the trace: only last calls, never read
-        steps.append(_Step(len(tail), info.prices, pauses.get(record.call_site, quick)))
+        steps.append(_Step(len(tail), info.prices, pause_after(i)))
     ends = [0]
     for _, tokens in sizes:
         ends.append(ends[-1] + tokens)
     return ends, steps
+
+
+@dataclass(frozen=True, slots=True)
+class _Terms:
+    """One call's charges per private token (micro-USD), with the chances of the pause after it."""
+
+    pauses: Pauses
+    premium: float  # a 1h write where 5m would do
+    rewrite: float  # a readable block written again at 1h
+    again: float  # a lost position written again, at either TTL
+    old_loss: float  # the next call cannot read a position whose premium was charged before
+    fresh_loss: float  # ... one whose premium step 2 may charge to that very call
+    unsure: float  # a fresh position not written at 1h: 5m and maybe wasted, or lost to a quick call
+    relost: float  # a lost position not written at 1h: 5m again, or lost to a quick call
+
+    @classmethod
+    def of(cls, step: _Step, following: Prices) -> _Terms:
+        prices, p = step.prices, step.pauses
+        old_loss = following.input - following.cache_read
+        fresh_loss = old_loss - (following.cache_write_5m - following.input)
+        again = prices.cache_write_5m - prices.input
+        return cls(
+            pauses=p,
+            premium=prices.cache_write_1h - prices.cache_write_5m,
+            rewrite=prices.cache_write_1h - prices.input,
+            again=again,
+            old_loss=old_loss,
+            fresh_loss=fresh_loss,
+            unsure=min((p.medium + p.long) * again, p.short * fresh_loss),
+            relost=min(again, p.short * old_loss),
+        )
 
 
 def _expected_extra(ends: list[int], steps: list[_Step]) -> float:
@@ -185,47 +227,67 @@ def _expected_extra(ends: list[int], steps: list[_Step]) -> float:
     from a call on, when the furthest 1h entry ends at private position ``f`` and
     the pause before the call was of class ``cls``, which says how far the call can
     read: the previous call's end, the 1h entry, or nothing.
+
+    A position is *fresh* at a call when that call is the first to send it in its
+    run (after a long pause, every position is): the next call may be the one step 2
+    charges its write premium to. Any other position had that premium charged
+    before, so losing it costs the whole ``input - read``, and writing it again
+    costs ``w5m - input`` whatever follows.
     """
-    n = len(steps)
-    inf = float("inf")
     # after the chain's last call nothing follows: no cost, wherever its 1h entry ends
     later: list[list[float]] = [[0.0] * 3 for _ in range(steps[-1].count + 1)]
-    for m in range(n - 2, -1, -1):
-        step, count = steps[m], steps[m].count
+    for m in range(len(steps) - 2, -1, -1):
+        count = steps[m].count
         before = steps[m - 1].count if m > 0 else 0
-        prices = step.prices
-        premium = prices.cache_write_1h - prices.cache_write_5m
-        rewrite = (prices.cache_write_1h - prices.cache_read) - (prices.cache_write_5m - prices.input)
-        loss = (steps[m + 1].prices.input - steps[m + 1].prices.cache_read) - (
-            steps[m + 1].prices.cache_write_5m - steps[m + 1].prices.input
-        )
-        p = step.pauses
-        # a position this call must write for the next one to read, and not at 1h: written at
-        # 5m it is wasted when a pause outlives it; left unwritten, a quick next call loses it
-        unsure = min((p.medium + p.long) * (prices.cache_write_5m - prices.input), p.short * loss)
-        # expected cost of what follows, when this call leaves its furthest 1h entry at x
-        ahead = [
-            p.short * later[x][_SHORT]
-            + p.medium * (loss * (ends[count] - ends[x]) + later[x][_MEDIUM])
-            + p.long * later[0][_LONG]
-            for x in range(count + 1)
-        ]
-        now: list[list[float]] = [[inf] * 3 for _ in range(before + 1)]
+        terms = _Terms.of(steps[m], steps[m + 1].prices)
+        ahead = {
+            fresh: [_ahead(ends, count, x, fresh, terms, later) for x in range(count + 1)]
+            for fresh in {0, before}
+        }
+        now: list[list[float]] = [[float("inf")] * 3 for _ in range(before + 1)]
         for f in range(before + 1):
             for cls in (_SHORT, _MEDIUM, _LONG):
                 if cls == _LONG and f != 0:
                     continue
-                reach = before if cls == _SHORT else f if cls == _MEDIUM else 0
-                best = ahead[f] + unsure * (ends[count] - ends[max(f, reach)])
-                for x in range(f + 1, count + 1):
-                    if x > reach:
-                        write = premium * (ends[x] - ends[reach])
-                    else:
-                        write = rewrite * (ends[x] - ends[x - 1])
-                    best = min(best, write + ahead[x] + unsure * (ends[count] - ends[max(x, reach)]))
-                now[f][cls] = best
+                fresh = 0 if cls == _LONG else before
+                now[f][cls] = _cheapest(ends, count, before, f, cls, terms, ahead[fresh])
         later = now
     return later[0][_LONG]
+
+
+def _ahead(ends: list[int], count: int, x: int, fresh: int, terms: _Terms, later: list[list[float]]) -> float:
+    """The expected cost of what follows a call that leaves its furthest 1h entry at ``x``.
+
+    ``fresh``: where the positions new in the run at this call start. A pause of 5
+    minutes to an hour loses every position past ``x``.
+    """
+    p = terms.pauses
+    lost = terms.fresh_loss * (ends[count] - ends[max(x, fresh)]) + terms.old_loss * max(
+        0, ends[fresh] - ends[x]
+    )
+    return p.short * later[x][_SHORT] + p.medium * (lost + later[x][_MEDIUM]) + p.long * later[0][_LONG]
+
+
+def _cheapest(
+    ends: list[int], count: int, before: int, f: int, cls: int, terms: _Terms, ahead: list[float]
+) -> float:
+    """The least expected cost from a call on, over where its furthest 1h entry ends (``x >= f``)."""
+    reach = before if cls == _SHORT else f if cls == _MEDIUM else 0  # how far the call can read
+    fresh = 0 if cls == _LONG else before
+    lost = before if cls == _MEDIUM else f  # (f, lost]: sent before, unreadable now
+
+    def rest(x: int) -> float:  # past x: the fresh positions uncertain, the lost ones written again or not
+        fresh_left = ends[count] - ends[max(x, reach, fresh)]
+        return ahead[x] + terms.unsure * fresh_left + terms.relost * max(0, ends[lost] - ends[max(x, f)])
+
+    best = rest(f)
+    for x in range(f + 1, count + 1):
+        if x > reach:
+            write = terms.premium * (ends[x] - ends[reach]) + terms.again * (ends[min(x, lost)] - ends[f])
+        else:
+            write = terms.rewrite * (ends[x] - ends[x - 1])
+        best = min(best, write + rest(x))
+    return best
 
 
 def online_lower_bound(
@@ -242,14 +304,43 @@ def online_lower_bound(
     send no batches; everything else is floored as there).
     """
     ordered = sorted(records, key=lambda r: r.ts)
-    pauses = observed_pauses(ordered) if pauses is None else pauses
-    prev = follow_ups(ordered)
-    chains = _chains(ordered, prev)
+    shares = observed_pauses(ordered) if pauses is None else pauses
+    quick = Pauses(1.0, 0.0, 0.0)  # a site with no follow-up in the trace: only last calls, never read
+    return _floor(ordered, lambda i: shares.get(ordered[i].call_site, quick), batch_hit_rate)
+
+
+def hindsight_lower_bound(records: Iterable[TraceRecord], *, batch_hit_rate: float = 1.0) -> float:
+    """A floor in USD on what any placement pays, clairvoyant or not: each pause as the trace has it.
+
+    The same dynamic program as :func:`online_lower_bound`, with the pause after
+    each call certain: it is the class the trace shows. A placement that knows
+    every pause is then no better informed than the program, so the floor holds
+    for it too (docs/savings.md, step 8). It charges what the per-call floor of
+    :mod:`._bound` cannot see call by call: a 1h write reaches from what its call
+    could read, and a turn that is written and never read costs its premium.
+    """
+    ordered = sorted(records, key=lambda r: r.ts)
+    window = _window()
+    following = {j: i for i, j in follow_ups(ordered).items()}
+    certain = [Pauses(1.0, 0.0, 0.0), Pauses(0.0, 1.0, 0.0), Pauses(0.0, 0.0, 1.0)]
+
+    def pause_after(i: int) -> Pauses:
+        j = following.get(i)
+        if j is None:
+            return certain[_SHORT]  # the chain's last call: its pause is never used
+        return certain[_classify(ordered[j].ts - ordered[i].ts, window.short_s, window.long_s)]
+
+    return _floor(ordered, pause_after, batch_hit_rate)
+
+
+def _floor(ordered: list[TraceRecord], pause_after: Callable[[int], Pauses], batch_hit_rate: float) -> float:
+    """The per-call floor without TTL premiums on covered chains' private positions, plus their program."""
+    chains = _chains(ordered, follow_ups(ordered))
     private = _private(ordered, chains)
     exempt: set[tuple[str, str]] = set()
     extra = 0.0
     for c, chain in enumerate(chains):
-        shaped = _chain_steps(ordered, chain, c, private, pauses)
+        shaped = _chain_steps(ordered, chain, c, private, pause_after)
         if shaped is None:
             continue
         ends, steps = shaped

@@ -26,6 +26,7 @@ from engine.plan import (
     summarize,
     tolerates_batch,
 )
+from engine.plan._bound import lower_bound as per_call_floor
 from engine.providers.anthropic.cache_accounting import TTL, Entry, account, commit, request_overhead
 from engine.providers.anthropic.capabilities import Usage, capabilities
 
@@ -232,15 +233,31 @@ def test_a_read_after_a_pause_over_5_minutes_carries_the_1h_premium_once() -> No
     params = {"model": MODEL, "system": TEXTS[2], "messages": [{"role": "user", "content": "hi"}]}
     calls = [record_from_payload(params, ts=t, call_site="s", output_tokens=0) for t in (0.0, 1000.0, 2000.0)]
     short = [replace(c, ts=c.ts / 10) for c in calls]  # 100 s apart: 5m entries would do
-    extra = lower_bound(calls) - lower_bound(short)
+    extra = per_call_floor(calls) - per_call_floor(short)
     # After 1,000 s the entry read must be a 1h one, written by the first call, which
     # could read none of it: every token up to the hit was written at 1h, not only the
     # hit's own block. Reading then costs the second call more than plain input (a
-    # read 0.3, the write premium 0.75, the 1h premium 2.25, against 3), so the floor
-    # charges it plain input; the third call reuses the entry.
+    # read 0.3, the write premium 0.75, the 1h premium 2.25, against 3), so the per-call
+    # floor charges it plain input; the third call reuses the entry.
     tokens = calls[0].input_tokens
     assert abs(extra - tokens * (3.0 - 0.3 - 0.75) / 1e6) < 1e-12
-    assert lower_bound(calls) <= _best(calls)
+    # Followed call by call, the conversation shows what no single call can: the 1h
+    # write the second call reads is one the first call paid. The hindsight floor
+    # charges it, and the cheapest placement (1h on the first call) pays exactly that.
+    assert per_call_floor(calls) < lower_bound(calls)
+    assert abs(lower_bound(calls) - _best(calls)) < 1e-12
+    assert lower_bound(short) == per_call_floor(short)
+
+
+def test_a_conversation_whose_shared_head_is_below_the_minimum_is_floored_below_its_best() -> None:
+    """Two calls at once share a system prompt too short to cache alone; the second goes on
+    after 301 s. Reading it back then takes a 1h entry at the conversation's own turn,
+    whose creation run covers the shared system prompt too. The hindsight floor follows
+    that turn call by call and may find losing it cheaper than its 1h write; charging the
+    system prompt's share of the 1h premium as well would claim a write that never
+    happens (it put the floor above the cheapest placement: 11,965.5 against 11,763 µUSD)."""
+    records = [_record([1], [0], 0.0), _record([1], [1], 0.0), _record([1], [1], 301.0)]
+    assert lower_bound(records) <= _best(records) + 1e-12
 
 
 def test_after_a_pause_over_an_hour_the_write_premium_is_owed_again() -> None:

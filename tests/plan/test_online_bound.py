@@ -21,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.plan import TraceRecord, lower_bound, record_from_payload
-from engine.plan._online import Pauses, observed_pauses, online_lower_bound
+from engine.plan._bound import lower_bound as per_call_floor
+from engine.plan._online import Pauses, hindsight_lower_bound, observed_pauses, online_lower_bound
 from tests.plan.test_bound import _marker_sets, _price, _try
 
 MODEL = "claude-sonnet-4-5"
@@ -137,6 +138,38 @@ def test_with_one_uncertain_pause_the_online_floor_is_the_expected_best() -> Non
         assert abs(best - floor) < 1e-12, shares
 
 
+def test_on_three_calls_a_turn_lost_after_it_was_read_costs_the_whole_read() -> None:
+    """Three calls, two drawn pauses. A turn the second call read and a pause then lost
+    had its write premium charged already (to the call that first read it), so the third
+    call loses all of ``input - read`` on it, and writing it again costs the 5m premium
+    whatever follows. Charged that way, the floor is the expected best exactly where no
+    pause outlives the hour, and within 0.1% where some do (a long pause ends the run)."""
+    for shares in (
+        Pauses(0.7, 0.3, 0.0),
+        Pauses(0.5, 0.5, 0.0),
+        Pauses(0.9, 0.1, 0.0),
+        Pauses(0.3, 0.7, 0.0),
+    ):
+        calls, pauses = _growing(shares)
+        best, floor = _expected_best(calls, pauses), _expected_floor(calls, pauses)
+        assert abs(best - floor) < 1e-12, shares
+    calls, pauses = _growing(Pauses(0.6, 0.2, 0.2))
+    best, floor = _expected_best(calls, pauses), _expected_floor(calls, pauses)
+    assert best * 0.999 <= floor <= best + 1e-12
+
+
+def test_a_block_written_at_1h_after_it_was_left_unwritten_is_charged_from_plain_input() -> None:
+    """The same prompt three times; the first pause is drawn, the second certain to outlast
+    5 minutes. The best policy leaves the message unwritten at the first call and, after a
+    short pause, writes it at 1h at the second: ``w1h - input`` over what step 5 charges.
+    The floor's charge for that block may not also assume it was written before (``w1h -
+    read`` less the write premium): the first call's uncertain-turn term already counted
+    the chance it was not, and both together claimed more than the best pays."""
+    calls = [_call([2], [0], site) for site in ("ask", "answer", "ask")]
+    pauses = {"ask": Pauses(0.7, 0.3, 0.0), "answer": Pauses(0.0, 1.0, 0.0)}
+    assert _expected_best(calls, pauses) >= _expected_floor(calls, pauses) - 1e-12
+
+
 def test_not_knowing_which_pause_is_long_costs_more_than_the_clairvoyant_floor_says() -> None:
     """Half the pauses outlast 5 minutes: the clairvoyant floor (averaged over the draws)
     is below what any policy that cannot see them expects to pay, and the online floor
@@ -167,8 +200,10 @@ def test_a_conversation_that_could_go_through_batches_keeps_the_clairvoyant_floo
     trace = [replace(c, ts=t) for c, t in zip(calls, (0.0, 1000.0, 2000.0), strict=True)]
     assert online_lower_bound(trace) == lower_bound(trace)
     direct = [replace(c, latency="interactive") for c in trace]
-    # every pause here is certain, and still the 1h write before it covers all that was new at that call
-    assert online_lower_bound(direct) > lower_bound(direct)
+    # every pause here is certain, and still the 1h write before it covers all that was new at
+    # that call: more than the per-call floor says, and exactly the hindsight floor
+    assert online_lower_bound(direct) > per_call_floor(direct)
+    assert online_lower_bound(direct) == hindsight_lower_bound(direct) == lower_bound(direct)
 
 
 def test_a_checkpoint_after_a_short_pause_is_charged_only_on_what_is_new() -> None:
