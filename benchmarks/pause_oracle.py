@@ -1,6 +1,7 @@
 """What not knowing when a conversation resumes costs: the policy, and the policy told each pause.
 
     python benchmarks/pause_oracle.py [WORKLOAD ...]   # default: the four conversation workloads
+    python benchmarks/pause_oracle.py --seeds 101,102,103 [WORKLOAD ...]   # other draws of the same workloads
 
 The floor (docs/savings.md) is clairvoyant: it puts a 1h write exactly where a
 pause of more than 5 minutes follows. The engine cannot: it weighs a checkpoint
@@ -13,14 +14,24 @@ between the two is the price of not knowing the future; the distance from the
 second to the floor is what the rule itself leaves. The online floor
 (docs/savings.md, step 7) is the least any policy that cannot see the next pause
 expects to pay.
+
+``--seeds`` records each workload again under other seeds (the no-policy arm
+through the emulator, about 15 s a trace, into a temporary directory) and
+replays those traces the same way: how far one run's figures move with the draw
+of pauses and conversation lengths.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import contextlib
+import io
+import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from engine.cli import main as cli
 from engine.compile import compile_policy
 from engine.plan import (
     TraceRecord,
@@ -72,14 +83,29 @@ def cost(records: list[TraceRecord], told: bool) -> float:
     return summarize(replay(records, placer)).cost_usd
 
 
-def main(workloads: list[str]) -> None:
+def traces(workloads: list[str], seeds: list[int]) -> Iterator[tuple[str, list[TraceRecord]]]:
+    """The saved trace of each workload, or with ``seeds``, each workload recorded again per seed."""
+    if not seeds:
+        for name in workloads:
+            yield name, list(read_trace(ROOT / "benchmarks" / "results" / f"{name}.trace.jsonl"))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in workloads:
+            for seed in seeds:
+                path = Path(tmp) / f"{name}-{seed}.trace.jsonl"
+                args = ["bench", "--workload", name, "--seed", str(seed), "--arms", "no-policy"]
+                with contextlib.redirect_stdout(io.StringIO()):
+                    cli([*args, "--trace-out", str(path)])
+                yield f"{name} (seed {seed})", list(read_trace(path))
+
+
+def main(workloads: list[str], seeds: list[int]) -> None:
     print(
         "| workload | policy | policy told each pause | floor | online floor | policy / floor "
         "| told / floor | policy / online floor |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name in workloads:
-        records = list(read_trace(ROOT / "benchmarks" / "results" / f"{name}.trace.jsonl"))
+    for name, records in traces(workloads, seeds):
         floor, online = lower_bound(records), online_lower_bound(records)
         plain, told = cost(records, False), cost(records, True)
         print(
@@ -89,4 +115,10 @@ def main(workloads: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(CONVERSATIONS))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("workloads", nargs="*", default=list(CONVERSATIONS))
+    parser.add_argument("--seeds", default="", help="comma-separated workload seeds to record and replay")
+    opts = parser.parse_args()
+    main(opts.workloads, [int(s) for s in opts.seeds.split(",") if s])
