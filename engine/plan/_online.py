@@ -316,8 +316,10 @@ def hindsight_lower_bound(records: Iterable[TraceRecord], *, batch_hit_rate: flo
     each call certain: it is the class the trace shows. A placement that knows
     every pause is then no better informed than the program, so the floor holds
     for it too (docs/savings.md, step 8). It charges what the per-call floor of
-    :mod:`._bound` cannot see call by call: a 1h write reaches from what its call
-    could read, and a turn that is written and never read costs its premium.
+    :mod:`._bound` cannot see one call at a time: a call after a pause may skip
+    reading a turn (cheaper for that call than the 1h write the read needed), but
+    then the calls after it can read that turn only if it is written again, or pay
+    for it in full each time.
     """
     ordered = sorted(records, key=lambda r: r.ts)
     window = _window()

@@ -241,9 +241,10 @@ def test_a_read_after_a_pause_over_5_minutes_carries_the_1h_premium_once() -> No
     # floor charges it plain input; the third call reuses the entry.
     tokens = calls[0].input_tokens
     assert abs(extra - tokens * (3.0 - 0.3 - 0.75) / 1e6) < 1e-12
-    # Followed call by call, the conversation shows what no single call can: the 1h
-    # write the second call reads is one the first call paid. The hindsight floor
-    # charges it, and the cheapest placement (1h on the first call) pays exactly that.
+    # Followed call by call, the conversation shows what no single call can: if the
+    # second call skips the read, the third can read the prompt only if it was written
+    # again. The hindsight floor charges that, and the cheapest placement (1h on the
+    # first call, read twice) pays exactly what it says.
     assert per_call_floor(calls) < lower_bound(calls)
     assert abs(lower_bound(calls) - _best(calls)) < 1e-12
     assert lower_bound(short) == per_call_floor(short)
