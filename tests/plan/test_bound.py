@@ -11,28 +11,33 @@ import random
 from collections.abc import Iterator
 from dataclasses import replace
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.compile import compile_policy
 from engine.plan import (
     Placement,
     TraceRecord,
     lower_bound,
+    policy_placer,
     record_from_payload,
     replay,
     summarize,
     tolerates_batch,
 )
 from engine.plan._bound import lower_bound as per_call_floor
+from engine.policy import load_policy
 from engine.providers.anthropic.cache_accounting import TTL, Entry, account, commit, request_overhead
 from engine.providers.anthropic.capabilities import Usage, capabilities
 
 TEXTS = [f"w{i} " * n for i, n in enumerate((300, 900, 1500, 40, 2500, 700, 5))]
 GAPS = [0.0, 10.0, 200.0, 299.0, 300.0, 301.0, 600.0, 3000.0, 3600.0, 4000.0]
 MODEL = "claude-sonnet-4-5"
+POLICY = Path(__file__).resolve().parents[2] / "policies" / "examples" / "pipeshub-savings.yaml"
 
 
 def _record(system: list[int], turns: list[int], ts: float, latency: str = "interactive") -> TraceRecord:
@@ -92,6 +97,47 @@ def _random_placer(seed: int) -> Any:
 def test_no_placement_pays_less_than_the_floor(records: list[TraceRecord], seed: int) -> None:
     floor = lower_bound(records)
     assert summarize(replay(records, _random_placer(seed))).cost_usd >= floor - 1e-12
+
+
+@st.composite
+def conversations(draw: st.DrawFn) -> list[TraceRecord]:
+    """One or two conversations over a shared system prompt, 3-7 calls each, growing or
+    repeating, with pauses on both sides of 5 minutes and of an hour."""
+    system = draw(st.lists(st.sampled_from([0, 1, 2, 4]), max_size=1))
+    out = []
+    for _ in range(draw(st.integers(1, 2))):
+        turns = draw(st.lists(st.sampled_from(range(len(TEXTS))), min_size=3, max_size=7))
+        lengths = sorted(draw(st.lists(st.integers(1, len(turns)), min_size=3, max_size=7)))
+        now = draw(st.sampled_from([0.0, 50.0, 400.0]))
+        for n in lengths:
+            out.append(replace(_record(system, turns[:n], now), call_site="chat.agent.stream"))
+            now += draw(st.sampled_from([5.0, 200.0, 299.0, 301.0, 1000.0, 3599.0, 3601.0, 5000.0]))
+    return out
+
+
+def _last_marked(*ttls: TTL) -> Any:
+    """The last blocks marked with ``ttls`` (the last block gets the last TTL)."""
+
+    def place(record: TraceRecord) -> Placement:
+        markers: list[TTL | None] = [None] * len(record.blocks)
+        for back, ttl in enumerate(reversed(ttls[-len(markers) :]), start=1):
+            markers[-back] = ttl
+        return Placement(tuple(markers), batch=False)
+
+    return place
+
+
+@settings(max_examples=60, deadline=None)
+@given(conversations())
+def test_no_sensible_placement_pays_less_than_the_floor_on_longer_conversations(
+    records: list[TraceRecord],
+) -> None:
+    """Random placements are weak attackers; the shipped policy and the placements a careful
+    user writes by hand (the newest turn at 5m or 1h, the history at 1h) are strong ones."""
+    floor = lower_bound(records)
+    policy = policy_placer(compile_policy(load_policy(str(POLICY))))
+    for placer in (_last_marked("5m"), _last_marked("1h"), _last_marked("1h", "5m"), policy):
+        assert summarize(replay(records, placer)).cost_usd >= floor - 1e-12
 
 
 def _marker_sets(n: int, most: int = 2) -> Iterator[tuple[TTL | None, ...]]:
