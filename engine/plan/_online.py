@@ -306,7 +306,11 @@ def online_lower_bound(
     ordered = sorted(records, key=lambda r: r.ts)
     shares = observed_pauses(ordered) if pauses is None else pauses
     quick = Pauses(1.0, 0.0, 0.0)  # a site with no follow-up in the trace: only last calls, never read
-    return _floor(ordered, lambda i: shares.get(ordered[i].call_site, quick), batch_hit_rate)
+
+    def pause_after(i: int) -> Pauses:
+        return shares.get(ordered[i].call_site, quick)
+
+    return _floor(ordered, follow_ups(ordered), pause_after, batch_hit_rate)
 
 
 def hindsight_lower_bound(records: Iterable[TraceRecord], *, batch_hit_rate: float = 1.0) -> float:
@@ -323,7 +327,8 @@ def hindsight_lower_bound(records: Iterable[TraceRecord], *, batch_hit_rate: flo
     """
     ordered = sorted(records, key=lambda r: r.ts)
     window = _window()
-    following = {j: i for i, j in follow_ups(ordered).items()}
+    prev = follow_ups(ordered)
+    following = {j: i for i, j in prev.items()}
     certain = [Pauses(1.0, 0.0, 0.0), Pauses(0.0, 1.0, 0.0), Pauses(0.0, 0.0, 1.0)]
 
     def pause_after(i: int) -> Pauses:
@@ -332,12 +337,20 @@ def hindsight_lower_bound(records: Iterable[TraceRecord], *, batch_hit_rate: flo
             return certain[_SHORT]  # the chain's last call: its pause is never used
         return certain[_classify(ordered[j].ts - ordered[i].ts, window.short_s, window.long_s)]
 
-    return _floor(ordered, pause_after, batch_hit_rate)
+    return _floor(ordered, prev, pause_after, batch_hit_rate)
 
 
-def _floor(ordered: list[TraceRecord], pause_after: Callable[[int], Pauses], batch_hit_rate: float) -> float:
-    """The per-call floor without TTL premiums on covered chains' private positions, plus their program."""
-    chains = _chains(ordered, follow_ups(ordered))
+def _floor(
+    ordered: list[TraceRecord],
+    prev: dict[int, int],
+    pause_after: Callable[[int], Pauses],
+    batch_hit_rate: float,
+) -> float:
+    """The per-call floor without TTL premiums on covered chains' private positions, plus their program.
+
+    ``prev``: :func:`follow_ups` of ``ordered``.
+    """
+    chains = _chains(ordered, prev)
     private = _private(ordered, chains)
     exempt: set[tuple[str, str]] = set()
     extra = 0.0
